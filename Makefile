@@ -1,0 +1,40 @@
+# Entry points for people and CI. The real build is CMake; this file only
+# installs what is missing, configures the two build trees and runs things.
+#   make run    install deps, build (release), start `sitrep serve` on defaults
+#   make test   install deps, build with ASan+UBSan, run every test (ctest)
+#   make bench  release build + benchmarks against the peers (writes bench/out)
+JOBS   ?= $(shell nproc)
+ARGS   ?=
+
+.PHONY: all deps test-deps build build-asan run test bench format clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+test-deps:
+	@scripts/deps.sh test
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build -j $(JOBS)
+
+build-asan: test-deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSITREP_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+
+run: build
+	./build/sitrep serve $(ARGS)
+
+test: build-asan
+	cd build-asan && ctest --output-on-failure -j $(JOBS)
+
+bench: build test-deps
+	bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan

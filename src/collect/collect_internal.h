@@ -1,0 +1,83 @@
+/*
+ * collect_internal.h: what a collection source sees. Each source is one file
+ * (stat.c, meminfo.c, ...) exporting a struct collect_source; collector.c
+ * lists them in one table, runs them every tick and handles their failures:
+ * a source whose files are missing is logged once and disabled, a source
+ * that fails to parse is counted and logged once per failure streak.
+ */
+#ifndef SITREP_COLLECT_INTERNAL_H
+#define SITREP_COLLECT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collect/collect.h"
+#include "metric/metric.h"
+
+/* Return values of a source's collect function. */
+#define COLLECT_OK      0
+#define COLLECT_MISSING -1 /* the source does not exist here: disable it */
+#define COLLECT_FAILED  -2 /* unreadable or garbled this tick: count, go on */
+
+/* Hard cap on one /proc or /sys file: a bigger one is an error, not a hog. */
+#define COLLECT_MAX_FILE (16u << 20)
+
+struct collect_ctx {
+    int proc_fd; /* directory fd of proc_root */
+    int sys_fd;  /* directory fd of sys_root, or -1 */
+    const struct collect_opts *opts;
+    struct metric_buf *out; /* the batch being built */
+    int64_t ts_ms;          /* this tick's timestamp */
+    char *buf;              /* shared read buffer, see collect__read() */
+    size_t buf_cap;
+    char err[512]; /* a failing source says what and where here */
+};
+
+struct collect_source {
+    const char *name;
+    size_t state_size; /* bytes of zeroed private state the framework allocates */
+    /* One tick. Emits into ctx->out. Returns COLLECT_OK, _MISSING or _FAILED. */
+    int (*collect)(void *state, struct collect_ctx *ctx);
+    /* Frees what the state points to (optional). */
+    void (*release)(void *state);
+};
+
+/*
+ * Read dirfd/path whole into ctx->buf, NUL-terminated. Returns the length,
+ * or -errno (and fills ctx->err). The buffer stays valid until the next call.
+ */
+long collect__read(struct collect_ctx *ctx, int dirfd, const char *path);
+/* Like collect__read into a caller buffer of size cap (truncates silently). */
+long collect__read_small(int dirfd, const char *path, char *buf, size_t cap);
+
+/* Record why the source failed ("file:line: message"); returns COLLECT_FAILED. */
+int collect__fail(struct collect_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Map a collect__read error: ENOENT/EACCES -> COLLECT_MISSING, else _FAILED. */
+int collect__read_error(long err);
+
+/* Cut the next line off *cursor (in place); NULL at the end. */
+char *collect__line(char **cursor);
+/* Split s in place on blanks into at most max fields; returns the count. */
+int collect__fields(char *s, char **fields, int max);
+/* Parse a whole unsigned/signed decimal or a double; 0 on success, -1 if not. */
+int collect__u64(const char *s, uint64_t *out);
+int collect__i64(const char *s, int64_t *out);
+int collect__f64(const char *s, double *out);
+
+extern const struct collect_source collect__src_stat;
+extern const struct collect_source collect__src_loadavg;
+extern const struct collect_source collect__src_meminfo;
+extern const struct collect_source collect__src_vmstat;
+extern const struct collect_source collect__src_pressure;
+extern const struct collect_source collect__src_vfs;
+extern const struct collect_source collect__src_netdev;
+extern const struct collect_source collect__src_netclass;
+extern const struct collect_source collect__src_diskstats;
+extern const struct collect_source collect__src_filesystem;
+extern const struct collect_source collect__src_netstat;
+extern const struct collect_source collect__src_sockstat;
+extern const struct collect_source collect__src_processes;
+extern const struct collect_source collect__src_self;
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * collect_util.c: reading and tokenising /proc and /sys files for the
+ * sources. Everything here parses in place in a reused buffer so a tick
+ * allocates nothing once the buffer has grown to the largest file.
+ */
+#include "collect/collect_internal.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+long collect__read(struct collect_ctx *ctx, int dirfd, const char *path)
+{
+    int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(ctx->err, sizeof(ctx->err), "%s: %s", path, strerror(e));
+        return -e;
+    }
+    size_t len = 0;
+    for (;;) {
+        if (ctx->buf_cap - len < 4096) {
+            if (ctx->buf_cap >= COLLECT_MAX_FILE) {
+                close(fd);
+                snprintf(ctx->err, sizeof(ctx->err), "%s: larger than %u bytes", path,
+                         COLLECT_MAX_FILE);
+                return -EFBIG;
+            }
+            void *p = ctx->buf;
+            util_grow(&p, &ctx->buf_cap, len + 8192, 1);
+            ctx->buf = p;
+        }
+        ssize_t n = read(fd, ctx->buf + len, ctx->buf_cap - len - 1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            close(fd);
+            snprintf(ctx->err, sizeof(ctx->err), "%s: read: %s", path, strerror(e));
+            return -e;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    ctx->buf[len] = '\0';
+    return (long)len;
+}
+
+long collect__read_small(int dirfd, const char *path, char *buf, size_t cap)
+{
+    int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, cap - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return -e;
+    buf[n] = '\0';
+    return (long)n;
+}
+
+int collect__fail(struct collect_ctx *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->err, sizeof(ctx->err), fmt, ap);
+    va_end(ap);
+    return COLLECT_FAILED;
+}
+
+int collect__read_error(long err)
+{
+    return (err == -ENOENT || err == -EACCES || err == -ENOTDIR) ? COLLECT_MISSING : COLLECT_FAILED;
+}
+
+char *collect__line(char **cursor)
+{
+    char *s = *cursor;
+    if (!s || !*s)
+        return NULL;
+    char *nl = strchr(s, '\n');
+    if (nl) {
+        *nl = '\0';
+        *cursor = nl + 1;
+    } else {
+        *cursor = s + strlen(s);
+    }
+    return s;
+}
+
+int collect__fields(char *s, char **fields, int max)
+{
+    int n = 0;
+    while (*s && n < max) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (!*s)
+            break;
+        fields[n++] = s;
+        while (*s && *s != ' ' && *s != '\t')
+            s++;
+        if (*s)
+            *s++ = '\0';
+    }
+    return n;
+}
+
+int collect__u64(const char *s, uint64_t *out)
+{
+    if (*s < '0' || *s > '9')
+        return -1;
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (*s)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int collect__i64(const char *s, int64_t *out)
+{
+    int neg = *s == '-';
+    uint64_t v;
+    if (collect__u64(s + neg, &v) < 0 || v > (uint64_t)INT64_MAX)
+        return -1;
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    return 0;
+}
+
+int collect__f64(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno == ERANGE || isnan(v))
+        return -1;
+    *out = v;
+    return 0;
+}

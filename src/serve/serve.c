@@ -1,0 +1,370 @@
+/*
+ * serve.c: the daemon's lifecycle. The main thread parses flags, loads the
+ * config, starts the collector and HTTP threads, then waits in sigwait():
+ * SIGHUP reloads the config (keeping the old one if the new one is bad),
+ * SIGTERM/SIGINT stop everything and exit. All signals are blocked in every
+ * other thread so exactly one place handles them.
+ */
+#include "serve/serve.h"
+#include "collect/collect.h"
+#include "config/config.h"
+#include "http/http.h"
+#include "metric/metric.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef SITREP_REVISION
+#define SITREP_REVISION "unknown"
+#endif
+
+struct daemon {
+    struct config cfg;
+    const char *flag_listen, *flag_data, *flag_config, *flag_log_level;
+    struct collect *collect;
+    struct http_server *http;
+    int lock_fd;
+    int64_t start_ms;
+
+    pthread_mutex_t lock; /* guards collect (swapped on reload) and the reload fields */
+    pthread_cond_t reloaded;
+    unsigned reload_gen;
+    int reload_ok;
+    int64_t reload_ms;
+    char reload_err[1024];
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: sitrep serve [options]\n"
+            "\n"
+            "Watch this host every second and serve what it sees over HTTP.\n"
+            "Runs on built-in defaults; a config file and flags override them.\n"
+            "\n"
+            "Options:\n"
+            "  -l, --listen ADDR:PORT   HTTP listen address (default %s)\n"
+            "  -d, --data DIR           data directory (default %s)\n"
+            "  -c, --config FILE        YAML config file (every key optional)\n"
+            "      --log-level LEVEL    debug, info, warn or error (default info)\n"
+            "  -h, --help               show this help\n"
+            "\n"
+            "Signals: SIGHUP reloads the config file; SIGTERM or SIGINT stop cleanly.\n"
+            "\n"
+            "Examples:\n"
+            "  sitrep serve\n"
+            "  sitrep serve --listen 127.0.0.1:9797 --data /var/lib/sitrep\n"
+            "  sitrep serve --config /etc/sitrep/sitrep.yml\n",
+            CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_DATA);
+}
+
+void serve_print_version(void)
+{
+    printf("sitrep %s (revision %s, built %s with %s)\n", SITREP_VERSION, SITREP_REVISION, __DATE__,
+           __VERSION__);
+}
+
+static void set_str(char **dst, const char *v)
+{
+    if (v) {
+        free(*dst);
+        *dst = xstrdup(v);
+    }
+}
+
+/* Defaults, then the file, then the flags. Returns 0, or -1 with errors filled. */
+static int load_config(struct daemon *d, struct config *cfg, struct sbuf *errors)
+{
+    config_defaults(cfg);
+    if (d->flag_config && config_load(cfg, d->flag_config, errors) < 0)
+        return -1;
+    set_str(&cfg->listen, d->flag_listen);
+    set_str(&cfg->data_dir, d->flag_data);
+    set_str(&cfg->log_level, d->flag_log_level);
+    return 0;
+}
+
+static struct collect *make_collector(const struct config *cfg)
+{
+    struct collect_opts o = {
+        .proc_root = cfg->collect.proc_root,
+        .sys_root = cfg->collect.sys_root,
+        .rootfs = cfg->collect.rootfs,
+        .interval_s = cfg->collect.interval_s,
+        .top_processes = cfg->collect.top_processes ? cfg->collect.top_processes : -1,
+        .disabled = (const char *const *)cfg->collect.disable,
+        .ndisabled = cfg->collect.ndisable,
+    };
+    return collect_new(&o);
+}
+
+/* Build the daemon's own metrics: build info, reload state, HTTP counters. */
+static void emit_daemon_metrics(struct daemon *d, struct metric_buf *b)
+{
+    metric_fam(b, "sitrep_build_info", "A metric with a constant '1' labelled by build.",
+               METRIC_GAUGE);
+    struct metric_label l[2] = {{"version", SITREP_VERSION}, {"revision", SITREP_REVISION}};
+    metric_add(b, 1, 2, l);
+    metric_fam(b, "sitrep_start_time_seconds", "When this sitrep started, in unixtime.",
+               METRIC_GAUGE);
+    metric_add0(b, (double)d->start_ms / 1000.0);
+    metric_fam(b, "sitrep_config_last_reload_successful",
+               "Whether the last configuration load or reload succeeded.", METRIC_GAUGE);
+    metric_add0(b, d->reload_ok);
+    metric_fam(b, "sitrep_config_last_reload_success_timestamp_seconds",
+               "When the configuration was last loaded successfully, in unixtime.", METRIC_GAUGE);
+    metric_add0(b, (double)d->reload_ms / 1000.0);
+    http_emit_metrics(d->http, b);
+}
+
+static void h_metrics(void *ctx, const struct http_request *req, struct http_response *resp)
+{
+    (void)req;
+    struct daemon *d = ctx;
+    struct metric_buf own;
+    metric_buf_init(&own);
+    pthread_mutex_lock(&d->lock);
+    emit_daemon_metrics(d, &own);
+    collect_expose(d->collect, &resp->body);
+    pthread_mutex_unlock(&d->lock);
+    const struct metric_buf *bufs[] = {&own};
+    metric_expose(bufs, 1, &resp->body);
+    metric_buf_release(&own);
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+static void h_healthy(void *ctx, const struct http_request *req, struct http_response *resp)
+{
+    (void)ctx;
+    (void)req;
+    sbuf_adds(&resp->body, "sitrep is Healthy.\n");
+}
+
+static void h_buildinfo(void *ctx, const struct http_request *req, struct http_response *resp)
+{
+    (void)ctx;
+    (void)req;
+    resp->content_type = "application/json";
+    sbuf_addf(&resp->body,
+              "{\"status\":\"success\",\"data\":{\"version\":\"%s\",\"revision\":\"%s\","
+              "\"branch\":\"main\",\"buildUser\":\"\",\"buildDate\":\"%s\","
+              "\"goVersion\":\"none (C, gcc %d.%d)\"}}",
+              SITREP_VERSION, SITREP_REVISION, __DATE__, __GNUC__, __GNUC_MINOR__);
+}
+
+static void h_index(void *ctx, const struct http_request *req, struct http_response *resp)
+{
+    (void)ctx;
+    (void)req;
+    sbuf_adds(&resp->body, "sitrep " SITREP_VERSION "\n\n"
+                           "GET  /metrics                    host metrics (Prometheus text)\n"
+                           "GET  /-/healthy                  liveness\n"
+                           "GET  /-/ready                    readiness\n"
+                           "GET  /api/v1/status/buildinfo    build information (JSON)\n"
+                           "POST /-/reload                   reload the config file\n");
+}
+
+static int do_reload(struct daemon *d);
+
+/* POST /-/reload: same path as SIGHUP, answered with the outcome. */
+static void h_reload(void *ctx, const struct http_request *req, struct http_response *resp)
+{
+    (void)req;
+    struct daemon *d = ctx;
+    if (do_reload(d) < 0)
+        http_error(resp, 500, "reload failed:\n%s", d->reload_err);
+    else
+        sbuf_adds(&resp->body, "reloaded\n");
+}
+
+/*
+ * Re-read the config. On error, keep running on the old config. The listen
+ * address and data directory are fixed for the life of the process (as in
+ * Prometheus): a change is reported, not applied.
+ */
+static int do_reload(struct daemon *d)
+{
+    struct config cfg;
+    struct sbuf errors;
+    sbuf_init(&errors, 64 << 10);
+    int rc = load_config(d, &cfg, &errors);
+    pthread_mutex_lock(&d->lock);
+    if (rc < 0) {
+        snprintf(d->reload_err, sizeof(d->reload_err), "%s", errors.buf);
+        d->reload_ok = 0;
+        pthread_mutex_unlock(&d->lock);
+        log_error("reload: config has errors; keeping the running config:\n%s", errors.buf);
+        config_release(&cfg);
+        sbuf_release(&errors);
+        return -1;
+    }
+    if (strcmp(cfg.listen, d->cfg.listen) != 0 || strcmp(cfg.data_dir, d->cfg.data_dir) != 0)
+        log_warn("reload: listen address and data directory changes need a restart");
+    set_str(&cfg.listen, d->cfg.listen);
+    set_str(&cfg.data_dir, d->cfg.data_dir);
+    log_set_level((enum log_level)log_level_parse(cfg.log_level));
+    struct collect *old = d->collect;
+    collect_stop(old);
+    d->collect = make_collector(&cfg);
+    collect_start(d->collect);
+    config_release(&d->cfg);
+    d->cfg = cfg;
+    d->reload_ok = 1;
+    d->reload_ms = util_now_ms();
+    pthread_mutex_unlock(&d->lock);
+    collect_free(old);
+    sbuf_release(&errors);
+    log_info("reload: configuration reloaded%s%s", d->cfg.path ? " from " : "",
+             d->cfg.path ? d->cfg.path : "");
+    return 0;
+}
+
+/* One sitrep per data directory: hold an exclusive lock on DIR/LOCK. */
+static int lock_data_dir(struct daemon *d)
+{
+    const char *dir = d->cfg.data_dir;
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+        return log_error("cannot create data directory %s: %s", dir, strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (d->lock_fd < 0)
+        return log_error("cannot open %s: %s", path, strerror(errno));
+    if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0)
+        return log_error("data directory %s is in use by another sitrep (lock %s held)", dir, path);
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(d->lock_fd, 0) == 0 && write(d->lock_fd, pid, (size_t)n) != n)
+        log_warn("cannot write pid to %s", path);
+    return 0;
+}
+
+static int parse_flags(struct daemon *d, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'}, {"data", required_argument, NULL, 'd'},
+        {"config", required_argument, NULL, 'c'}, {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "l:d:c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            d->flag_listen = optarg;
+            break;
+        case 'd':
+            d->flag_data = optarg;
+            break;
+        case 'c':
+            d->flag_config = optarg;
+            break;
+        case 'L':
+            if (log_level_parse(optarg) < 0) {
+                fprintf(stderr, "sitrep serve: --log-level: want debug, info, warn or error\n");
+                return 2;
+            }
+            d->flag_log_level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sitrep serve: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+int serve_main(int argc, char **argv)
+{
+    struct daemon d = {.lock_fd = -1};
+    int rc = parse_flags(&d, argc, argv);
+    if (rc >= 0)
+        return rc;
+    struct sbuf errors;
+    sbuf_init(&errors, 64 << 10);
+    if (load_config(&d, &d.cfg, &errors) < 0) {
+        fprintf(stderr, "%s", errors.buf);
+        sbuf_release(&errors);
+        config_release(&d.cfg);
+        return 1;
+    }
+    sbuf_release(&errors);
+    log_set_level((enum log_level)log_level_parse(d.cfg.log_level));
+    d.start_ms = d.reload_ms = util_now_ms();
+    d.reload_ok = 1;
+    pthread_mutex_init(&d.lock, NULL);
+
+    /* Block the signals we handle before any thread exists, so all inherit it. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = 1;
+    if (lock_data_dir(&d) < 0)
+        goto out;
+    d.collect = make_collector(&d.cfg);
+    if (collect_start(d.collect) < 0)
+        goto out;
+    d.http = http_new();
+    http_route(d.http, "GET", "/", HTTP_READ, h_index, &d);
+    http_route(d.http, "GET", "/metrics", HTTP_READ, h_metrics, &d);
+    http_route(d.http, "GET", "/-/healthy", HTTP_READ, h_healthy, &d);
+    http_route(d.http, "GET", "/-/ready", HTTP_READ, h_healthy, &d);
+    http_route(d.http, "GET", "/api/v1/status/buildinfo", HTTP_READ, h_buildinfo, &d);
+    http_route(d.http, "POST", "/-/reload", HTTP_MUTATES, h_reload, &d);
+    if (http_start(d.http, d.cfg.listen, d.cfg.http_token) < 0)
+        goto out;
+
+    log_info("sitrep %s watching this host every %ds; data in %s", SITREP_VERSION,
+             d.cfg.collect.interval_s, d.cfg.data_dir);
+    log_info("metrics: http://%s/metrics   health: http://%s/-/healthy", d.cfg.listen,
+             d.cfg.listen);
+
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_info("SIGHUP: reloading configuration");
+            do_reload(&d);
+            continue;
+        }
+        log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    rc = 0;
+out:
+    if (d.http)
+        http_free(d.http);
+    collect_free(d.collect);
+    if (d.lock_fd >= 0)
+        close(d.lock_fd);
+    config_release(&d.cfg);
+    pthread_mutex_destroy(&d.lock);
+    if (rc == 0)
+        log_info("stopped");
+    return rc;
+}
