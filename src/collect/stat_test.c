@@ -25,6 +25,7 @@ static void test_host1(void **state)
     double hz = (double)sysconf(_SC_CLK_TCK);
     /* cpu0 line of the fixture, recomputed from the file itself. */
     FILE *f = fopen(fixture("host1/proc/stat"), "r");
+    assert_non_null(f);
     char line[512];
     unsigned long long v[8];
     int found = 0;

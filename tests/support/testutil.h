@@ -15,13 +15,14 @@
 #include <cmocka.h>
 
 #include "metric/metric.h"
+#include "util/util.h"
 
 /* Path of a fixture below $SITREP_FIXTURES (set by ctest). Static buffer. */
 static inline const char *fixture(const char *rel)
 {
     static char path[4096];
     const char *root = getenv("SITREP_FIXTURES");
-    snprintf(path, sizeof(path), "%s/%s", root ? root : "tests/fixtures", rel);
+    snprintf(path, sizeof(path), "%s/%s", root ? root : SITREP_FIXTURES_DIR, rel);
     return path;
 }
 
