@@ -1,0 +1,44 @@
+# lib.sh: helpers for end-to-end tests (sourced, not run): free ports,
+# waiting for HTTP, and cleanup of every process a test starts.
+# Tests run the real binary ($SITREP_BIN) on loopback with a temp data dir.
+
+: "${SITREP_BIN:?SITREP_BIN must point at the sitrep binary}"
+SITREP_BIN=$(realpath "$SITREP_BIN")
+: "${SITREP_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+E2E_TMP=$(mktemp -d /tmp/sitrep-e2e.XXXXXX)
+E2E_PIDS=()
+fails=0
+passes=0
+
+e2e_cleanup() {
+    for p in "${E2E_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${E2E_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$E2E_TMP"
+}
+trap e2e_cleanup EXIT INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_http URL [seconds]: until URL answers 200.
+wait_http() {
+    local url=$1 t=${2:-10} i
+    for ((i = 0; i < t * 10; i++)); do
+        curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "timeout waiting for $url" >&2
+    return 1
+}
+
+ok() { passes=$((passes + 1)); echo "ok   - $*"; }
+not_ok() { fails=$((fails + 1)); echo "FAIL - $*"; }
+check() { # check DESCRIPTION COMMAND...
+    local d=$1; shift
+    if "$@"; then ok "$d"; else not_ok "$d"; fi
+}
+finish() {
+    echo "$passes passed, $fails failed"
+    [ "$fails" = 0 ]
+}
