@@ -78,6 +78,11 @@ extern const struct collect_source collect__src_filesystem;
 extern const struct collect_source collect__src_netstat;
 extern const struct collect_source collect__src_sockstat;
 extern const struct collect_source collect__src_processes;
+extern const struct collect_source collect__src_softnet;
+extern const struct collect_source collect__src_conntrack;
+extern const struct collect_source collect__src_entropy;
+extern const struct collect_source collect__src_timex;
+extern const struct collect_source collect__src_uname;
 extern const struct collect_source collect__src_self;
 
 #endif

@@ -24,7 +24,9 @@ static const struct collect_source *const sources[] = {
     &collect__src_vmstat,     &collect__src_pressure, &collect__src_vfs,
     &collect__src_netdev,     &collect__src_netclass, &collect__src_diskstats,
     &collect__src_filesystem, &collect__src_netstat,  &collect__src_sockstat,
-    &collect__src_processes,  &collect__src_self,
+    &collect__src_processes,  &collect__src_softnet,  &collect__src_conntrack,
+    &collect__src_entropy,    &collect__src_timex,    &collect__src_uname,
+    &collect__src_self,
 };
 #define NSOURCES ARRAY_SIZE(sources)
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# node_exporter.sh: run the real sitrep beside Debian's node_exporter on
+# loopback, validate sitrep's /metrics with promtool, and compare every
+# metric both expose (see node_exporter_compare.py for the rules).
+set -u
+. "$(dirname "$0")/lib.sh"
+for t in promtool prometheus-node-exporter; do
+    command -v $t >/dev/null || { echo "SKIP: $t not installed (scripts/deps.sh test installs it)"; exit 0; }
+done
+sp=$(free_port)
+np=$(free_port)
+"$SITREP_BIN" serve --listen "127.0.0.1:$sp" --data "$E2E_TMP/data" 2>"$E2E_TMP/sitrep.log" &
+E2E_PIDS+=($!)
+prometheus-node-exporter --web.listen-address="127.0.0.1:$np" 2>"$E2E_TMP/ne.log" &
+E2E_PIDS+=($!)
+wait_http "http://127.0.0.1:$sp/-/healthy" || { cat "$E2E_TMP/sitrep.log"; exit 1; }
+wait_http "http://127.0.0.1:$np/metrics" || { cat "$E2E_TMP/ne.log"; exit 1; }
+sleep 2 # let sitrep's first ticks (and its process CPU deltas) happen
+python3 "$SITREP_SRC/tests/e2e/node_exporter_compare.py" \
+    "http://127.0.0.1:$sp/metrics" "http://127.0.0.1:$np/metrics"

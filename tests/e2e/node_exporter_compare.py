@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Compare sitrep's /metrics with node_exporter's, read in the same moment.
+
+Reads sitrep (A1), node_exporter (N), waits for two more sitrep ticks, reads
+sitrep again (A2). Then, for every metric name both expose:
+  * the TYPE must agree;
+  * each node_exporter series must exist in sitrep with the same labels
+    (unless listed in KNOWN_DIFFERENCES with the reason);
+  * counters: A1 <= A2 (monotonic) and A1 - eps <= N <= A2 + eps, since N was
+    read between the two sitrep snapshots;
+  * gauges and untyped: N within [min(A1,A2), max(A1,A2)] widened by the drift
+    between the two reads plus a small share of the value (the host moves
+    while three scrapes happen).
+sitrep's output must also pass `promtool check metrics` except for the
+camelCase lint on node_* names, which are node_exporter's own names kept for
+compatibility. Prints the list of overlapping names and a summary; exits 1
+on any failure.
+"""
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+# Names both expose that describe different things by design.
+NOT_COMPARED = {
+    'process_': 'describes each exporter\'s own process',
+}
+# Series node_exporter has that sitrep deliberately does not, by name prefix.
+KNOWN_DIFFERENCES = {
+}
+# Gauges that move fast on an idle host: absolute slack.
+ABS_SLACK = {
+    'node_procs_running': 4, 'node_procs_blocked': 4,
+    'node_processes_state': 8, 'node_processes_pids': 8, 'node_processes_threads': 32,
+    'node_filefd_allocated': 64, 'node_sockstat_sockets_used': 16,
+    'node_sockstat_TCP_inuse': 8, 'node_sockstat_TCP_alloc': 8, 'node_sockstat_TCP_tw': 16,
+    'node_sockstat_TCP_mem': 8, 'node_sockstat_TCP_mem_bytes': 8 * 4096,
+    'node_sockstat_TCP_orphan': 4, 'node_sockstat_UDP_inuse': 4,
+    'node_netstat_Tcp_CurrEstab': 8,
+    'sitrep_vfs_dentries': 2048, 'node_memory_Dirty_bytes': 8 << 20,
+    'node_memory_Writeback_bytes': 8 << 20,
+}
+REL_SLACK = 0.02
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read().decode()
+
+
+def parse(text):
+    types, series = {}, {}
+    for line in text.splitlines():
+        if line.startswith('# TYPE '):
+            _, _, name, typ = line.split(None, 3)
+            types[name] = typ
+            continue
+        if not line or line.startswith('#'):
+            continue
+        m = SAMPLE.match(line)
+        if not m:
+            raise SystemExit('unparsable line: %r' % line)
+        name, labels, value = m.group(1), m.group(3) or '', m.group(4)
+        key = tuple(sorted(LABEL.findall(labels)))
+        series.setdefault(name, {})[key] = float(value)
+    return types, series
+
+
+def promtool(text):
+    p = subprocess.run(['promtool', 'check', 'metrics'], input=text, text=True,
+                       capture_output=True)
+    problems = [l for l in (p.stdout + p.stderr).splitlines() if l.strip()]
+    if p.returncode not in (0, 3):
+        return ['promtool failed (exit %d): %s' % (p.returncode, ' | '.join(problems))]
+    bad = []
+    for l in problems:
+        name = l.split()[0]
+        if name.startswith('node_') and "'snake_case' not 'camelCase'" in l:
+            continue  # node_exporter's own names, kept for compatibility
+        bad.append(l)
+    return bad
+
+
+def ticks(series):
+    return series.get('sitrep_collect_ticks_total', {}).get((), 0)
+
+
+def fmt(key):
+    return '{' + ','.join('%s="%s"' % kv for kv in key) + '}'
+
+
+def main():
+    sitrep_url, ne_url = sys.argv[1], sys.argv[2]
+    a1_text = fetch(sitrep_url)
+    n_text = fetch(ne_url)
+    t_a1, a1 = parse(a1_text)
+    t_n, n = parse(n_text)
+    start = ticks(a1)
+    deadline = time.time() + 10
+    while True:
+        time.sleep(0.3)
+        t_a2, a2 = parse(fetch(sitrep_url))
+        if ticks(a2) >= start + 2 or time.time() > deadline:
+            break
+    failures = []
+
+    for p in promtool(a1_text):
+        failures.append('promtool: ' + p)
+
+    shared = sorted(set(a1) & set(n))
+    compared = skipped = 0
+    print('names exposed: sitrep %d, node_exporter %d, both %d' % (len(a1), len(n), len(shared)))
+    for name in shared:
+        why = next((r for p, r in NOT_COMPARED.items() if name.startswith(p)), None)
+        if why:
+            print('  %-55s not compared: %s' % (name, why))
+            skipped += 1
+            continue
+        typ = t_a1.get(name)
+        if typ != t_n.get(name):
+            failures.append('%s: TYPE %s in sitrep, %s in node_exporter' % (name, typ, t_n.get(name)))
+        nser = 0
+        for key, nv in n[name].items():
+            if key not in a1[name] or key not in a2.get(name, {}):
+                known = next((r for p, r in KNOWN_DIFFERENCES.items() if name.startswith(p)), None)
+                if not known:
+                    failures.append('%s%s: in node_exporter, missing in sitrep' % (name, fmt(key)))
+                continue
+            v1, v2 = a1[name][key], a2[name][key]
+            nser += 1
+            if typ == 'counter':
+                eps = 1e-6 * max(abs(v2), 1.0) + 0.011  # /proc times are in 10 ms ticks
+                if v2 < v1:
+                    failures.append('%s%s: counter went down %g -> %g' % (name, fmt(key), v1, v2))
+                if not (v1 - eps <= nv <= v2 + eps):
+                    failures.append('%s%s: node_exporter %g outside sitrep [%g, %g]'
+                                    % (name, fmt(key), nv, v1, v2))
+            else:
+                lo, hi = min(v1, v2), max(v1, v2)
+                slack = (hi - lo) + REL_SLACK * max(abs(nv), abs(hi)) + ABS_SLACK.get(name, 0)
+                if not (lo - slack <= nv <= hi + slack):
+                    failures.append('%s%s: node_exporter %g, sitrep %g..%g (slack %g)'
+                                    % (name, fmt(key), nv, v1, v2, slack))
+        extra = len(set(a1[name]) - set(n[name]))
+        print('  %-55s %-8s %3d series compared%s' % (name, typ, nser,
+              (', %d more in sitrep' % extra) if extra else ''))
+        compared += 1
+    only_ne = sorted(k for k in n if k.startswith('node_') and k not in a1)
+    print('node_exporter names sitrep does not expose (%d): %s' % (len(only_ne), ' '.join(only_ne)))
+    print('overlap: %d names shared, %d compared by value, %d not compared' % (len(shared), compared, skipped))
+    for f in failures:
+        print('FAIL: ' + f)
+    ok = compared - len({f.split('{')[0].split(':')[0] for f in failures})
+    print('%d passed, %d failed' % (max(ok, 0), len(failures)))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == '__main__':
+    main()
