@@ -6,6 +6,7 @@
  * Usage: collect_bench [cycles]
  */
 #include "collect/collect.h"
+#include "util/log.h"
 #include "util/sbuf.h"
 #include "util/util.h"
 
@@ -23,6 +24,7 @@ int main(int argc, char **argv)
     int n = argc > 1 ? atoi(argv[1]) : 600;
     if (n < 10)
         n = 10;
+    log_set_level(LOG_ERROR);
     struct collect_opts o = {0};
     struct collect *c = collect_new(&o);
     int64_t *cyc = xmalloc((size_t)n * sizeof(*cyc));

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# run.sh: every benchmark, each side by side with the peer a user would pick
+# instead, measured in the same run on the same host. Writes bench/out/*.md.
+# Usage: make bench   (or bench/run.sh after a release build in ./build)
+set -eu
+cd "$(dirname "$0")/.."
+mkdir -p bench/out
+python3 bench/collect_vs_node_exporter.py --sitrep build/sitrep --cycles-bin build/collect_bench \
+    --runs "${BENCH_RUNS:-5}" | tee bench/out/collect.md
