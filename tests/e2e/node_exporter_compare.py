@@ -31,6 +31,8 @@ NOT_COMPARED = {
 }
 # Series node_exporter has that sitrep deliberately does not, by name prefix.
 KNOWN_DIFFERENCES = {
+    'node_network_speed_bytes': 'a link of unknown speed (-1) is skipped, as node_exporter '
+                                'does with --collector.netclass.ignore-invalid-speed',
 }
 # Gauges that move fast on an idle host: absolute slack.
 ABS_SLACK = {
