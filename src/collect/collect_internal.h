@@ -64,6 +64,14 @@ int collect__fields(char *s, char **fields, int max);
 int collect__u64(const char *s, uint64_t *out);
 int collect__i64(const char *s, int64_t *out);
 int collect__f64(const char *s, double *out);
+/* Parse a whole hexadecimal number (at most 16 digits); 0 or -1. */
+int collect__hex(const char *s, uint64_t *out);
+/*
+ * Read a file below proc_root holding one decimal number (a sysctl).
+ * Returns COLLECT_OK, COLLECT_MISSING if absent, or COLLECT_FAILED; ctx->err
+ * says which file and why.
+ */
+int collect__read_u64(struct collect_ctx *ctx, const char *path, uint64_t *out);
 
 extern const struct collect_source collect__src_stat;
 extern const struct collect_source collect__src_loadavg;

@@ -152,3 +152,44 @@ int collect__f64(const char *s, double *out)
     *out = v;
     return 0;
 }
+
+int collect__hex(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    int n = 0;
+    for (; *s; s++, n++) {
+        unsigned d;
+        if (*s >= '0' && *s <= '9')
+            d = (unsigned)(*s - '0');
+        else if (*s >= 'a' && *s <= 'f')
+            d = (unsigned)(*s - 'a' + 10);
+        else if (*s >= 'A' && *s <= 'F')
+            d = (unsigned)(*s - 'A' + 10);
+        else
+            return -1;
+        if (n >= 16)
+            return -1;
+        v = v << 4 | d;
+    }
+    if (n == 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int collect__read_u64(struct collect_ctx *ctx, const char *path, uint64_t *out)
+{
+    char buf[64];
+    long n = collect__read_small(ctx->proc_fd, path, buf, sizeof(buf));
+    if (n < 0) {
+        snprintf(ctx->err, sizeof(ctx->err), "%s/%s: %s", ctx->opts->proc_root, path,
+                 strerror((int)-n));
+        return collect__read_error(n);
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        buf[--n] = '\0';
+    if (collect__u64(buf, out) < 0)
+        return collect__fail(ctx, "%s/%s: want one number, got '%.20s'", ctx->opts->proc_root, path,
+                             buf);
+    return COLLECT_OK;
+}

@@ -16,31 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Parse a whole hexadecimal number; 0 on success, -1 if not hex. */
-static int parse_hex(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    int n = 0;
-    for (; *s; s++, n++) {
-        unsigned d;
-        if (*s >= '0' && *s <= '9')
-            d = (unsigned)(*s - '0');
-        else if (*s >= 'a' && *s <= 'f')
-            d = (unsigned)(*s - 'a' + 10);
-        else if (*s >= 'A' && *s <= 'F')
-            d = (unsigned)(*s - 'A' + 10);
-        else
-            return -1;
-        if (n >= 16)
-            return -1;
-        v = v << 4 | d;
-    }
-    if (n == 0)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* The stat columns node_exporter exports, with its names and help. */
 static const struct {
     const char *column, *name, *help;
@@ -62,27 +37,6 @@ static const struct {
 };
 #define NSTATS     (sizeof(stats) / sizeof(stats[0]))
 #define STAT_WIDTH 32 /* columns we look at; the kernel prints 17 */
-
-/*
- * Read a one-number sysctl below proc into *out. Returns 0, 1 if the file is
- * absent, or COLLECT_FAILED (ctx->err filled).
- */
-static int read_sysctl(struct collect_ctx *ctx, const char *path, uint64_t *out)
-{
-    char buf[64];
-    long n = collect__read_small(ctx->proc_fd, path, buf, sizeof(buf));
-    if (n < 0) {
-        if (collect__read_error(n) == COLLECT_MISSING)
-            return 1;
-        return collect__fail(ctx, "%s/%s: %s", ctx->opts->proc_root, path, strerror((int)-n));
-    }
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-        buf[--n] = '\0';
-    if (collect__u64(buf, out) < 0)
-        return collect__fail(ctx, "%s/%s: want one number, got '%.20s'", ctx->opts->proc_root, path,
-                             buf);
-    return 0;
-}
 
 /* Sum the per-CPU lines of net/stat/nf_conntrack and emit; absent is fine. */
 static int conntrack_stats(struct collect_ctx *ctx)
@@ -115,7 +69,7 @@ static int conntrack_stats(struct collect_ctx *ctx)
                                  root, lineno, nf, nh);
         for (int i = 0; i < nf; i++) {
             uint64_t v;
-            if (parse_hex(f[i], &v) < 0)
+            if (collect__hex(f[i], &v) < 0)
                 return collect__fail(ctx, "%s/net/stat/nf_conntrack:%d: bad hex '%.20s'", root,
                                      lineno, f[i]);
             for (size_t k = 0; k < NSTATS; k++)
@@ -140,21 +94,17 @@ static int conntrack_collect(void *state, struct collect_ctx *ctx)
 {
     (void)state;
     uint64_t count, max;
-    int rc = read_sysctl(ctx, "sys/net/netfilter/nf_conntrack_count", &count);
-    if (rc == 1) {
-        snprintf(ctx->err, sizeof(ctx->err), "%s/sys/net/netfilter/nf_conntrack_count: absent",
-                 ctx->opts->proc_root);
-        return COLLECT_MISSING;
-    }
-    if (rc < 0)
-        return rc;
-    int rcmax = read_sysctl(ctx, "sys/net/netfilter/nf_conntrack_max", &max);
-    if (rcmax < 0)
+    int rc = collect__read_u64(ctx, "sys/net/netfilter/nf_conntrack_count", &count);
+    if (rc != COLLECT_OK)
+        return rc; /* missing: the module is not loaded */
+    /* The limit alone may be hidden (e.g. in a network namespace). */
+    int rcmax = collect__read_u64(ctx, "sys/net/netfilter/nf_conntrack_max", &max);
+    if (rcmax == COLLECT_FAILED)
         return rcmax;
     metric_fam(ctx->out, "node_nf_conntrack_entries",
                "Number of currently allocated flow entries for connection tracking.", METRIC_GAUGE);
     metric_add0(ctx->out, (double)count);
-    if (rcmax == 0) {
+    if (rcmax == COLLECT_OK) {
         metric_fam(ctx->out, "node_nf_conntrack_entries_limit",
                    "Maximum size of connection tracking table.", METRIC_GAUGE);
         metric_add0(ctx->out, (double)max);

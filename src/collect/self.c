@@ -1,15 +1,185 @@
 /*
- * self.c: placeholder until the self source is written.
+ * self.c: sitrep's own process -> the standard Prometheus client process
+ * metrics (process_cpu_seconds_total, process_resident_memory_bytes, ...,
+ * named and described as client_golang does) plus sitrep_threads, which
+ * client_golang has no equivalent for.
+ *
+ * It always reads the real /proc/self, never proc_root: a fixture describes
+ * some other host, while these metrics describe this very process. The
+ * directories are opened once and kept, so a tick allocates nothing.
  */
 #include "collect/collect_internal.h"
 
-static int self_collect(void *state, struct collect_ctx *ctx)
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+struct self_state {
+    int opened;
+    int self_fd; /* /proc/self as resolved at open: this process, not a thread */
+    DIR *fds;    /* /proc/self/fd, rewound every tick */
+    int have_start;
+    double start_time; /* seconds since the epoch; constant once known */
+    char buf[4096];    /* stat or limits (about 1.5 KiB) */
+};
+
+static void self_release(void *p)
 {
-    (void)state;
-    return collect__fail(ctx, "not written yet");
+    struct self_state *s = p;
+    if (s->fds)
+        closedir(s->fds);
+    if (s->opened)
+        close(s->self_fd);
+}
+
+static int open_self(struct self_state *s, struct collect_ctx *ctx)
+{
+    s->self_fd = openat(AT_FDCWD, "/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->self_fd < 0) {
+        int e = errno;
+        snprintf(ctx->err, sizeof(ctx->err), "/proc/self: %s", strerror(e));
+        return collect__read_error(-e);
+    }
+    int fd = openat(s->self_fd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || !(s->fds = fdopendir(fd))) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        close(s->self_fd);
+        s->opened = 0; /* try again next tick */
+        return collect__fail(ctx, "/proc/self/fd: %s", strerror(e));
+    }
+    s->opened = 1;
+    return COLLECT_OK;
+}
+
+/* Boot time from the real /proc/stat's "btime" line; -1 if absent. */
+static double boot_time(struct collect_ctx *ctx)
+{
+    if (collect__read(ctx, AT_FDCWD, "/proc/stat") < 0)
+        return -1;
+    char *cur = ctx->buf, *line;
+    while ((line = collect__line(&cur))) {
+        char *f[3];
+        uint64_t v;
+        if (collect__fields(line, f, 3) == 2 && strcmp(f[0], "btime") == 0 &&
+            collect__u64(f[1], &v) == 0)
+            return (double)v;
+    }
+    return -1;
+}
+
+/* The soft limit on the limits line starting with `name`; "unlimited" is
+ * reported as 2^64-1, as client_golang does. Returns 0, or -1 if absent. */
+static int soft_limit(char *limits, const char *name, double *out)
+{
+    size_t len = strlen(name);
+    for (char *p = limits; p && *p;) {
+        char *next = strchr(p, '\n');
+        if (strncmp(p, name, len) == 0 && (p[len] == ' ' || p[len] == '\t')) {
+            const char *s = p + len;
+            while (*s == ' ' || *s == '\t')
+                s++;
+            if (strncmp(s, "unlimited", 9) == 0) {
+                *out = (double)UINT64_MAX;
+                return 0;
+            }
+            if (*s < '0' || *s > '9')
+                return -1;
+            uint64_t v = 0;
+            for (; *s >= '0' && *s <= '9'; s++)
+                v = v * 10 + (uint64_t)(*s - '0');
+            *out = (double)v;
+            return 0;
+        }
+        p = next ? next + 1 : NULL;
+    }
+    return -1;
+}
+
+static void gauge(struct collect_ctx *ctx, const char *name, const char *help, double v)
+{
+    metric_fam(ctx->out, name, help, METRIC_GAUGE);
+    metric_add0(ctx->out, v);
+}
+
+static int self_collect(void *p, struct collect_ctx *ctx)
+{
+    struct self_state *s = p;
+    if (!s->opened) {
+        int rc = open_self(s, ctx);
+        if (rc != COLLECT_OK)
+            return rc;
+    }
+    double hz = (double)sysconf(_SC_CLK_TCK), page = (double)sysconf(_SC_PAGESIZE);
+
+    long n = collect__read_small(s->self_fd, "stat", s->buf, sizeof(s->buf));
+    if (n < 0)
+        return collect__fail(ctx, "/proc/self/stat: %s", strerror((int)-n));
+    char *rp = strrchr(s->buf, ')'), *f[22];
+    if (!rp)
+        return collect__fail(ctx, "/proc/self/stat:1: no '(comm)'");
+    char *nl = strchr(rp, '\n');
+    if (nl)
+        *nl = '\0';
+    /* f[i] is field i+3 of proc(5): utime 14, stime 15, num_threads 20,
+     * starttime 22, vsize 23, rss 24. */
+    uint64_t utime, stime, threads, start, vsize;
+    int64_t rss;
+    if (collect__fields(rp + 1, f, 22) < 22 || collect__u64(f[11], &utime) < 0 ||
+        collect__u64(f[12], &stime) < 0 || collect__u64(f[17], &threads) < 0 ||
+        collect__u64(f[19], &start) < 0 || collect__u64(f[20], &vsize) < 0 ||
+        collect__i64(f[21], &rss) < 0)
+        return collect__fail(ctx, "/proc/self/stat:1: too few fields or a bad number");
+
+    if (!s->have_start) {
+        double bt = boot_time(ctx);
+        if (bt < 0)
+            return collect__fail(ctx, "/proc/stat: no btime line");
+        s->start_time = bt + (double)start / hz;
+        s->have_start = 1;
+    }
+
+    /* Counting entries of /proc/self/fd includes the one the DIR holds, as
+     * client_golang's count includes its own. */
+    double nfds = 0;
+    struct dirent *de;
+    rewinddir(s->fds);
+    while ((de = readdir(s->fds)))
+        if (de->d_name[0] != '.')
+            nfds++;
+
+    n = collect__read_small(s->self_fd, "limits", s->buf, sizeof(s->buf));
+    if (n < 0)
+        return collect__fail(ctx, "/proc/self/limits: %s", strerror((int)-n));
+    double max_fds, max_vm;
+    if (soft_limit(s->buf, "Max open files", &max_fds) < 0 ||
+        soft_limit(s->buf, "Max address space", &max_vm) < 0)
+        return collect__fail(ctx, "/proc/self/limits: no 'Max open files' or 'Max address space'");
+
+    metric_fam(ctx->out, "process_cpu_seconds_total",
+               "Total user and system CPU time spent in seconds.", METRIC_COUNTER);
+    metric_add0(ctx->out, (double)(utime + stime) / hz);
+    gauge(ctx, "process_open_fds", "Number of open file descriptors.", nfds);
+    gauge(ctx, "process_max_fds", "Maximum number of open file descriptors.", max_fds);
+    gauge(ctx, "process_virtual_memory_bytes", "Virtual memory size in bytes.", (double)vsize);
+    gauge(ctx, "process_virtual_memory_max_bytes",
+          "Maximum amount of virtual memory available in bytes.", max_vm);
+    gauge(ctx, "process_resident_memory_bytes", "Resident memory size in bytes.",
+          rss > 0 ? (double)rss * page : 0);
+    gauge(ctx, "process_start_time_seconds",
+          "Start time of the process since unix epoch in seconds.", s->start_time);
+    gauge(ctx, "sitrep_threads", "Number of OS threads in the sitrep process.", (double)threads);
+    return COLLECT_OK;
 }
 
 const struct collect_source collect__src_self = {
     .name = "self",
+    .state_size = sizeof(struct self_state),
     .collect = self_collect,
+    .release = self_release,
 };

@@ -16,31 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Parse a whole hexadecimal u32 column; 0 on success, -1 if not hex. */
-static int parse_hex(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    int n = 0;
-    for (; *s; s++, n++) {
-        unsigned d;
-        if (*s >= '0' && *s <= '9')
-            d = (unsigned)(*s - '0');
-        else if (*s >= 'a' && *s <= 'f')
-            d = (unsigned)(*s - 'a' + 10);
-        else if (*s >= 'A' && *s <= 'F')
-            d = (unsigned)(*s - 'A' + 10);
-        else
-            return -1;
-        if (n >= 16)
-            return -1;
-        v = v << 4 | d;
-    }
-    if (n == 0)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 #define SOFTNET_COLS    16
 #define SOFTNET_CPU_COL 12 /* 0-based index of the CPU id column (5.10+) */
 
@@ -78,7 +53,7 @@ static int softnet_collect(void *p, struct collect_ctx *ctx)
                                  lineno, nf);
         uint64_t v[SOFTNET_COLS];
         for (int i = 0; i < nf; i++)
-            if (parse_hex(f[i], &v[i]) < 0)
+            if (collect__hex(f[i], &v[i]) < 0)
                 return collect__fail(ctx, "%s/net/softnet_stat:%zu: bad hex '%.20s'", root, lineno,
                                      f[i]);
         void *g = s->cpus;

@@ -4,7 +4,7 @@
 # reload by SIGHUP and by POST /-/reload (token enforced), a bad reload
 # keeping the old config, the data-dir lock, and a clean stop within 2 s.
 set -u
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 B=$SITREP_BIN
 fx=$SITREP_SRC/tests/fixtures/config
 

@@ -3,7 +3,7 @@
 # loopback, validate sitrep's /metrics with promtool, and compare every
 # metric both expose (see node_exporter_compare.py for the rules).
 set -u
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 for t in promtool prometheus-node-exporter; do
     command -v $t >/dev/null || { echo "SKIP: $t not installed (scripts/deps.sh test installs it)"; exit 0; }
 done

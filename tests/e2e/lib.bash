@@ -1,4 +1,4 @@
-# lib.sh: helpers for end-to-end tests (sourced, not run): free ports,
+# lib.bash: helpers for end-to-end tests (sourced, not run): free ports,
 # waiting for HTTP, and cleanup of every process a test starts.
 # Tests run the real binary ($SITREP_BIN) on loopback with a temp data dir.
 

@@ -1,0 +1,263 @@
+/*
+ * netstat_test.c: /proc/net/{snmp,netstat,snmp6} source against a recorded
+ * host, a host without IPv6, and garbled, truncated and missing input.
+ */
+#include "testutil.h"
+#include "collect/collect.h"
+
+/* Run one cycle on `root` with only the netstat source enabled. */
+static struct collect *run(const char *root)
+{
+    size_t n;
+    const char *const *names = collect_source_names(&n);
+    const char *disabled[64];
+    size_t nd = 0;
+    assert_true(n <= ARRAY_SIZE(disabled));
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], "netstat") != 0)
+            disabled[nd++] = names[i];
+    struct collect_opts o = {.proc_root = root, .disabled = disabled, .ndisabled = nd};
+    struct collect *c = collect_new(&o);
+    collect_once(c, 1000);
+    return c;
+}
+
+/* The family named name, or NULL. */
+static const struct metric_fam_rec *fam(const struct metric_buf *b, const char *name)
+{
+    for (size_t i = 0; i < b->nfams; i++)
+        if (strcmp(metric_str(b, b->fams[i].name), name) == 0)
+            return &b->fams[i];
+    return NULL;
+}
+
+static size_t count_prefix(const struct metric_buf *b, const char *prefix)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->nfams; i++)
+        if (strncmp(metric_str(b, b->fams[i].name), prefix, strlen(prefix)) == 0)
+            n += b->fams[i].count;
+    return n;
+}
+
+/* proto's field in a header/value pair file, read straight from the fixture. */
+static double pair_value(const char *path, const char *proto, const char *field)
+{
+    static char head[32768], vals[32768];
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char want[64];
+    snprintf(want, sizeof(want), "%s:", proto);
+    while (fgets(head, sizeof(head), f) && fgets(vals, sizeof(vals), f)) {
+        char *hs, *vs;
+        char *h = strtok_r(head, " \n", &hs), *v = strtok_r(vals, " \n", &vs);
+        if (!h || strcmp(h, want) != 0)
+            continue;
+        while ((h = strtok_r(NULL, " \n", &hs)) && (v = strtok_r(NULL, " \n", &vs)))
+            if (strcmp(h, field) == 0) {
+                fclose(f);
+                return strtod(v, NULL);
+            }
+    }
+    fclose(f);
+    fail_msg("%s: no %s %s", path, proto, field);
+    return 0;
+}
+
+/* A "Name value" line of snmp6, read straight from the fixture. */
+static double snmp6_value(const char *path, const char *name)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char k[128];
+    double v;
+    while (fscanf(f, "%127s %lf", k, &v) == 2)
+        if (strcmp(k, name) == 0) {
+            fclose(f);
+            return v;
+        }
+    fclose(f);
+    fail_msg("%s: no %s", path, name);
+    return 0;
+}
+
+static void test_host1(void **state)
+{
+    (void)state;
+    struct collect *c = run(fixture("host1/proc"));
+    const struct metric_buf *b = collect_last(c);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netstat\""), 1);
+    char snmp[4096], netstat[4096], snmp6[4096];
+    snprintf(snmp, sizeof(snmp), "%s", fixture("host1/proc/net/snmp"));
+    snprintf(netstat, sizeof(netstat), "%s", fixture("host1/proc/net/netstat"));
+    snprintf(snmp6, sizeof(snmp6), "%s", fixture("host1/proc/net/snmp6"));
+
+    assert_float_equal(tu_value(b, "node_netstat_TcpExt_ListenOverflows", ""),
+                       pair_value(netstat, "TcpExt", "ListenOverflows"), 0);
+    assert_float_equal(tu_value(b, "node_netstat_TcpExt_ListenDrops", ""),
+                       pair_value(netstat, "TcpExt", "ListenDrops"), 0);
+    assert_float_equal(tu_value(b, "node_netstat_TcpExt_TCPTimeouts", ""),
+                       pair_value(netstat, "TcpExt", "TCPTimeouts"), 0);
+    assert_float_equal(tu_value(b, "node_netstat_IpExt_InOctets", ""),
+                       pair_value(netstat, "IpExt", "InOctets"), 0);
+    assert_float_equal(tu_value(b, "node_netstat_Tcp_RetransSegs", ""),
+                       pair_value(snmp, "Tcp", "RetransSegs"), 0);
+    assert_float_equal(tu_value(b, "node_netstat_Tcp_CurrEstab", ""),
+                       pair_value(snmp, "Tcp", "CurrEstab"), 0);
+    assert_float_equal(tu_value(b, "node_netstat_Tcp_InSegs", ""),
+                       pair_value(snmp, "Tcp", "InSegs"), 0);
+    assert_float_equal(tu_value(b, "node_netstat_Ip_Forwarding", ""),
+                       pair_value(snmp, "Ip", "Forwarding"), 0);
+    assert_float_equal(tu_value(b, "node_netstat_Ip6_InOctets", ""),
+                       snmp6_value(snmp6, "Ip6InOctets"), 0);
+    assert_float_equal(tu_value(b, "node_netstat_Udp6_InDatagrams", ""),
+                       snmp6_value(snmp6, "Udp6InDatagrams"), 0);
+
+    /* node_exporter 1.5's default set on this kernel (from its live output)
+     * plus sitrep's extra TcpExt counters, and nothing else. */
+    static const char *const want[] = {
+        "Icmp6_InErrors",
+        "Icmp6_InMsgs",
+        "Icmp6_OutMsgs",
+        "Icmp_InErrors",
+        "Icmp_InMsgs",
+        "Icmp_OutMsgs",
+        "Ip6_InOctets",
+        "Ip6_OutOctets",
+        "IpExt_InOctets",
+        "IpExt_OutOctets",
+        "Ip_Forwarding",
+        "TcpExt_ListenDrops",
+        "TcpExt_ListenOverflows",
+        "TcpExt_SyncookiesFailed",
+        "TcpExt_SyncookiesRecv",
+        "TcpExt_SyncookiesSent",
+        "TcpExt_TCPSynRetrans",
+        "TcpExt_TCPTimeouts",
+        "Tcp_ActiveOpens",
+        "Tcp_CurrEstab",
+        "Tcp_InErrs",
+        "Tcp_InSegs",
+        "Tcp_OutRsts",
+        "Tcp_OutSegs",
+        "Tcp_PassiveOpens",
+        "Tcp_RetransSegs",
+        "Udp6_InDatagrams",
+        "Udp6_InErrors",
+        "Udp6_NoPorts",
+        "Udp6_OutDatagrams",
+        "Udp6_RcvbufErrors",
+        "Udp6_SndbufErrors",
+        "UdpLite6_InErrors",
+        "UdpLite_InErrors",
+        "Udp_InDatagrams",
+        "Udp_InErrors",
+        "Udp_NoPorts",
+        "Udp_OutDatagrams",
+        "Udp_RcvbufErrors",
+        "Udp_SndbufErrors",
+        "TcpExt_TCPOFOQueue",
+        "TcpExt_TCPAbortOnMemory",
+        "TcpExt_TCPAbortOnTimeout",
+        "TcpExt_TCPBacklogDrop",
+        "TcpExt_PruneCalled",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        char name[128];
+        snprintf(name, sizeof(name), "node_netstat_%s", want[i]);
+        const struct metric_fam_rec *f = fam(b, name);
+        if (!f)
+            fail_msg("missing %s", name);
+        assert_int_equal(f->type, METRIC_UNTYPED);
+        assert_int_equal(f->count, 1);
+    }
+    assert_int_equal(count_prefix(b, "node_netstat_"), ARRAY_SIZE(want));
+    assert_string_equal(metric_str(b, fam(b, "node_netstat_TcpExt_ListenDrops")->help),
+                        "Statistic TcpExtListenDrops.");
+    assert_string_equal(metric_str(b, fam(b, "node_netstat_Ip6_InOctets")->help),
+                        "Statistic Ip6InOctets.");
+    assert_null(fam(b, "node_netstat_Tcp_MaxConn"));
+    assert_null(fam(b, "node_netstat_TcpExt_TW"));
+    assert_null(fam(b, "node_netstat_Ip6_InReceives"));
+    assert_null(fam(b, "node_netstat_IcmpMsg_InType3"));
+    collect_free(c);
+}
+
+static void test_no_ipv6(void **state)
+{
+    (void)state;
+    struct collect *c = run(fixture("nov6-netstat/proc"));
+    const struct metric_buf *b = collect_last(c);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netstat\""), 1);
+    /* Values as written in nov6-netstat/proc/net/{snmp,netstat}. */
+    assert_float_equal(tu_value(b, "node_netstat_Ip_Forwarding", ""), 2, 0);
+    assert_float_equal(tu_value(b, "node_netstat_Tcp_CurrEstab", ""), 3, 0);
+    assert_float_equal(tu_value(b, "node_netstat_Tcp_RetransSegs", ""), 7, 0);
+    assert_float_equal(tu_value(b, "node_netstat_Udp_InDatagrams", ""), 10, 0);
+    assert_float_equal(tu_value(b, "node_netstat_Udp_NoPorts", ""), 11, 0);
+    assert_float_equal(tu_value(b, "node_netstat_Udp_InErrors", ""), 12, 0);
+    assert_float_equal(tu_value(b, "node_netstat_TcpExt_SyncookiesSent", ""), 1, 0);
+    assert_float_equal(tu_value(b, "node_netstat_TcpExt_ListenOverflows", ""), 4, 0);
+    assert_float_equal(tu_value(b, "node_netstat_TcpExt_ListenDrops", ""), 5, 0);
+    assert_float_equal(tu_value(b, "node_netstat_TcpExt_TCPBacklogDrop", ""), 2, 0);
+    assert_int_equal(count_prefix(b, "node_netstat_"), 10);
+    assert_int_equal(count_prefix(b, "node_netstat_Ip6"), 0);
+    assert_null(fam(b, "node_netstat_Tcp_MaxConn"));
+    collect_free(c);
+}
+
+/* The source must fail (not crash), be counted, and leave the batch intact. */
+static void check_fails(const char *root)
+{
+    struct collect *c = run(fixture(root));
+    const struct metric_buf *b = collect_last(c);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netstat\""), 0);
+    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"netstat\""), 1);
+    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    /* Still failing, still counted, on the next tick. */
+    collect_once(c, 2000);
+    b = collect_last(c);
+    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"netstat\""), 2);
+    collect_free(c);
+}
+
+static void test_garbled(void **state)
+{
+    (void)state;
+    check_fails("garbled-netstat/proc");  /* 2 values for 3 names */
+    check_fails("mismatch-netstat/proc"); /* "IpExt:" values under a "TcpExt:" header */
+    check_fails("badnum-netstat/proc");   /* "6x4" */
+    check_fails("badname-netstat/proc");  /* "Listen-Weird" is no metric name */
+}
+
+static void test_truncated(void **state)
+{
+    (void)state;
+    check_fails("truncated-netstat/proc"); /* header line without its value line */
+}
+
+static void test_missing(void **state)
+{
+    (void)state;
+    /* garbled/proc exists but has no net/ at all. */
+    struct collect *c = run(fixture("garbled/proc"));
+    const struct metric_buf *b = collect_last(c);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netstat\""), 0);
+    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"netstat\""), 1);
+    assert_int_equal(count_prefix(b, "node_netstat_"), 0);
+    /* Missing means disabled: not retried, not counted again. */
+    collect_once(c, 2000);
+    b = collect_last(c);
+    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"netstat\""), 1);
+    collect_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_host1),   cmocka_unit_test(test_no_ipv6),
+        cmocka_unit_test(test_garbled), cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_missing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

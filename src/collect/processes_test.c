@@ -1,0 +1,431 @@
+/*
+ * processes_test.c: the /proc/<pid>/stat walk: counts by state, top-N
+ * selection and its bound, CPU usage between two ticks, pid reuse, vanished
+ * processes, table growth, and garbled, truncated and missing input.
+ *
+ * Tests that change processes between ticks copy tests/fixtures/procs into a
+ * temporary directory and rewrite stat files there.
+ */
+#include "testutil.h"
+#include "collect/collect.h"
+
+#include <dirent.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A collector on `root` with only the processes source; top = top_processes. */
+static struct collect *make(const char *root, int top)
+{
+    size_t n;
+    const char *const *names = collect_source_names(&n);
+    const char *disabled[64];
+    size_t nd = 0;
+    assert_true(n <= ARRAY_SIZE(disabled));
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], "processes") != 0)
+            disabled[nd++] = names[i];
+    struct collect_opts o = {
+        .proc_root = root, .disabled = disabled, .ndisabled = nd, .top_processes = top};
+    return collect_new(&o);
+}
+
+/* The fields of a stat file the source reports, parsed by the test itself. */
+struct tstat {
+    char state;
+    char comm[64];
+    unsigned long long utime, stime, threads, start, rss;
+};
+
+static int read_tstat(const char *dir, int pid, struct tstat *t)
+{
+    char path[4200], buf[1024];
+    snprintf(path, sizeof(path), "%s/%d/stat", dir, pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *l = strchr(buf, '('), *r = strrchr(buf, ')');
+    assert_non_null(l);
+    assert_non_null(r);
+    snprintf(t->comm, sizeof(t->comm), "%.*s", (int)(r - l - 1), l + 1);
+    int got = sscanf(r + 2,
+                     "%c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu %*s %*s %*s %*s %llu "
+                     "%*s %llu %*s %llu",
+                     &t->state, &t->utime, &t->stime, &t->threads, &t->start, &t->rss);
+    assert_int_equal(got, 6);
+    return 0;
+}
+
+/* Write pid's stat in dir: the same as before but for utime, stime, starttime. */
+static void set_stat(const char *dir, int pid, unsigned long long utime, unsigned long long stime,
+                     unsigned long long start)
+{
+    char path[4200], buf[1024], out[1200];
+    snprintf(path, sizeof(path), "%s/%d/stat", dir, pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *r = strrchr(buf, ')');
+    assert_non_null(r);
+    size_t o = (size_t)(r + 1 - buf);
+    memcpy(out, buf, o);
+    char *save, *tok = strtok_r(r + 1, " \n", &save);
+    for (int i = 0; tok; i++, tok = strtok_r(NULL, " \n", &save)) {
+        char num[32];
+        if (i == 11 || i == 12 || i == 19) {
+            snprintf(num, sizeof(num), "%llu", i == 11 ? utime : i == 12 ? stime : start);
+            tok = num;
+        }
+        o += (size_t)snprintf(out + o, sizeof(out) - o, " %s", tok);
+    }
+    o += (size_t)snprintf(out + o, sizeof(out) - o, "\n");
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fwrite(out, 1, o, f);
+    fclose(f);
+}
+
+static void copy_tree(const char *src, const char *dst)
+{
+    DIR *d = opendir(src);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char s[4200], t[4200];
+        snprintf(s, sizeof(s), "%s/%s", src, de->d_name);
+        snprintf(t, sizeof(t), "%s/%s", dst, de->d_name);
+        struct stat st;
+        assert_int_equal(stat(s, &st), 0);
+        if (S_ISDIR(st.st_mode)) {
+            assert_int_equal(mkdir(t, 0755), 0);
+            copy_tree(s, t);
+            continue;
+        }
+        FILE *in = fopen(s, "rb"), *out = fopen(t, "wb");
+        assert_non_null(in);
+        assert_non_null(out);
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+            fwrite(buf, 1, n, out);
+        fclose(in);
+        fclose(out);
+    }
+    closedir(d);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_tree(const char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A fresh copy of the procs fixture; returns its path in buf. */
+static char *fresh_copy(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "/tmp/sitrep-procs-XXXXXX");
+    assert_non_null(mkdtemp(buf));
+    char src[4096];
+    snprintf(src, sizeof(src), "%s", fixture("procs/proc"));
+    copy_tree(src, buf);
+    return buf;
+}
+
+static void labels(char *out, size_t cap, int pid, const char *comm)
+{
+    snprintf(out, cap, "pid=\"%d\",comm=\"%s\"", pid, comm);
+}
+
+/* Checks every sitrep_process_* value of pid against its stat file. */
+static void check_series(const struct metric_buf *b, const char *dir, int pid, const char *comm)
+{
+    double hz = (double)sysconf(_SC_CLK_TCK), page = (double)sysconf(_SC_PAGESIZE);
+    struct tstat t;
+    assert_int_equal(read_tstat(dir, pid, &t), 0);
+    char l[256];
+    labels(l, sizeof(l), pid, comm);
+    assert_float_equal(tu_value(b, "sitrep_process_cpu_seconds_total", l),
+                       (double)(t.utime + t.stime) / hz, 1e-9);
+    assert_float_equal(tu_value(b, "sitrep_process_resident_memory_bytes", l), (double)t.rss * page,
+                       0);
+    assert_float_equal(tu_value(b, "sitrep_process_threads", l), (double)t.threads, 0);
+}
+
+static const int fixture_pids[] = {1, 42, 100, 200, 300, 400, 500, 700};
+
+static void test_counts_and_all_series(void **state)
+{
+    (void)state;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", fixture("procs/proc"));
+    struct collect *c = make(dir, 10); /* more than there are processes */
+    collect_once(c, 1000);
+    const struct metric_buf *b = collect_last(c);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"processes\""), 1);
+
+    unsigned threads = 0, by_state[128] = {0};
+    for (size_t i = 0; i < ARRAY_SIZE(fixture_pids); i++) {
+        struct tstat t;
+        assert_int_equal(read_tstat(dir, fixture_pids[i], &t), 0);
+        threads += (unsigned)t.threads;
+        by_state[(int)t.state]++;
+    }
+    /* 600 has no stat (exited): skipped; loadavg is no pid. */
+    assert_float_equal(tu_value(b, "node_processes_pids", ""), ARRAY_SIZE(fixture_pids), 0);
+    assert_float_equal(tu_value(b, "node_processes_threads", ""), threads, 0);
+    size_t nstates = 0;
+    for (int s = 0; s < 128; s++)
+        if (by_state[s]) {
+            char l[32];
+            snprintf(l, sizeof(l), "state=\"%c\"", s);
+            assert_float_equal(tu_value(b, "node_processes_state", l), by_state[s], 0);
+            nstates++;
+        }
+    assert_int_equal(tu_count(b, "node_processes_state"), nstates);
+    /* No sys/kernel limits in the fixture: those gauges are simply absent. */
+    assert_false(tu_find(b, "node_processes_max_processes", "", NULL));
+
+    /* Every process is in the top 10; comm keeps spaces and ')' and gets
+     * invalid UTF-8 replaced. */
+    assert_int_equal(tu_count(b, "sitrep_process_cpu_seconds_total"), ARRAY_SIZE(fixture_pids));
+    check_series(b, dir, 42, "my proc) (x");
+    check_series(b, dir, 100, "kworker/0:1");
+    check_series(b, dir, 700, "bad?name");
+    check_series(b, dir, 1, "init");
+    /* First tick: no previous sample, so no usage yet. */
+    assert_float_equal(tu_value(b, "sitrep_process_cpu_usage_ratio", "pid=\"300\",comm=\"busy\""),
+                       0, 0);
+    collect_free(c);
+}
+
+static void test_top_n_usage_and_reuse(void **state)
+{
+    (void)state;
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    char dir[64];
+    fresh_copy(dir, sizeof(dir));
+    struct collect *c = make(dir, 2);
+    collect_once(c, 1000);
+    const struct metric_buf *b = collect_last(c);
+    /* Tick 1: CPU ranks by total CPU time (all usage 0): 300 and 42; RSS
+     * ranks 200 and 42. The union has 3 processes. */
+    assert_int_equal(tu_count(b, "sitrep_process_cpu_seconds_total"), 3);
+    assert_int_equal(tu_count(b, "sitrep_process_cpu_usage_ratio"), 3);
+    assert_int_equal(tu_count(b, "sitrep_process_resident_memory_bytes"), 3);
+    assert_int_equal(tu_count(b, "sitrep_process_threads"), 3);
+    check_series(b, dir, 300, "busy");
+    check_series(b, dir, 42, "my proc) (x");
+    check_series(b, dir, 200, "big mem");
+
+    struct tstat t1, t42, t200, t500;
+    assert_int_equal(read_tstat(dir, 1, &t1), 0);
+    assert_int_equal(read_tstat(dir, 42, &t42), 0);
+    assert_int_equal(read_tstat(dir, 200, &t200), 0);
+    assert_int_equal(read_tstat(dir, 500, &t500), 0);
+    /* One second later: 1 used 150 ticks, 500 50, 42 10; pid 200 exited
+     * and a new process got its pid (other starttime, fewer ticks); 400
+     * exited. */
+    set_stat(dir, 1, t1.utime + 150, t1.stime, t1.start);
+    set_stat(dir, 500, t500.utime + 50, t500.stime, t500.start);
+    set_stat(dir, 42, t42.utime + 10, t42.stime, t42.start);
+    set_stat(dir, 200, 30, 0, t200.start + 4000);
+    char p400[128];
+    snprintf(p400, sizeof(p400), "%s/400", dir);
+    rm_tree(p400);
+    collect_once(c, 2000);
+    b = collect_last(c);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"processes\""), 1);
+    assert_float_equal(tu_value(b, "node_processes_pids", ""), ARRAY_SIZE(fixture_pids) - 1, 0);
+    /* CPU top 2: 1 (150 ticks/s) and 500 (50); RSS top 2: 200 and 42. */
+    assert_int_equal(tu_count(b, "sitrep_process_cpu_usage_ratio"), 4); /* the 2N bound */
+    assert_float_equal(tu_value(b, "sitrep_process_cpu_usage_ratio", "pid=\"1\",comm=\"init\""),
+                       150 / hz, 1e-9);
+    assert_float_equal(tu_value(b, "sitrep_process_cpu_usage_ratio", "pid=\"500\",comm=\"sleepy\""),
+                       50 / hz, 1e-9);
+    assert_float_equal(
+        tu_value(b, "sitrep_process_cpu_usage_ratio", "pid=\"42\",comm=\"my proc) (x\""), 10 / hz,
+        1e-9);
+    /* Reused pid: all of the new process's 30 ticks fall in this second
+     * (not 30 - 20 against the old process). */
+    assert_float_equal(
+        tu_value(b, "sitrep_process_cpu_usage_ratio", "pid=\"200\",comm=\"big mem\""), 30 / hz,
+        1e-9);
+    assert_false(tu_find(b, "sitrep_process_cpu_seconds_total", "pid=\"300\",comm=\"busy\"", NULL));
+    check_series(b, dir, 1, "init");
+    check_series(b, dir, 500, "sleepy");
+    check_series(b, dir, 200, "big mem");
+
+    /* Tick 3, two seconds later, nothing ran: usage drops to 0. */
+    collect_once(c, 4000);
+    b = collect_last(c);
+    assert_float_equal(
+        tu_value(b, "sitrep_process_cpu_usage_ratio", "pid=\"42\",comm=\"my proc) (x\""), 0, 0);
+    assert_true(tu_count(b, "sitrep_process_cpu_usage_ratio") <= 4);
+    collect_free(c);
+    rm_tree(dir);
+}
+
+static void test_top_off(void **state)
+{
+    (void)state;
+    struct collect *c = make(fixture("procs/proc"), -1); /* negative: off */
+    collect_once(c, 1000);
+    const struct metric_buf *b = collect_last(c);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"processes\""), 1);
+    assert_true(tu_find(b, "node_processes_pids", "", NULL));
+    assert_int_equal(tu_count(b, "sitrep_process_cpu_seconds_total"), 0);
+    assert_int_equal(tu_count(b, "sitrep_process_resident_memory_bytes"), 0);
+    collect_free(c);
+}
+
+/* Write a minimal stat for pid with the given CPU ticks and rss. */
+static void write_pid(const char *dir, int pid, unsigned long long utime, unsigned long long rss)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%d", dir, pid);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/%d/stat", dir, pid);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "%d (p%d) S 1 1 1 0 -1 0 0 0 0 0 %llu 0 0 0 20 0 1 0 %d 1000 %llu 0\n", pid, pid,
+            utime, pid, rss);
+    fclose(f);
+}
+
+static void test_many_processes(void **state)
+{
+    (void)state;
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/sitrep-procs-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    for (int p = 1; p <= 600; p++)
+        write_pid(dir, p, (unsigned long long)p, (unsigned long long)p);
+    struct collect *c = make(dir, 3);
+    collect_once(c, 1000);
+    const struct metric_buf *b = collect_last(c);
+    assert_float_equal(tu_value(b, "node_processes_pids", ""), 600, 0);
+    /* Old processes ran p % 7 ticks more; 900 new ones (which grows the
+     * tables while the previous tick's entries are still needed) ran none. */
+    for (int p = 1; p <= 1500; p++)
+        write_pid(dir, p, p <= 600 ? (unsigned long long)(p + p % 7) : 0, (unsigned long long)p);
+    collect_once(c, 2000);
+    b = collect_last(c);
+    assert_float_equal(tu_value(b, "node_processes_pids", ""), 1500, 0);
+    /* Top 3 by CPU: usage 6 ticks/s, ties broken by total CPU: 594, 587, 580.
+     * Top 3 by RSS: 1500, 1499, 1498. */
+    assert_int_equal(tu_count(b, "sitrep_process_cpu_usage_ratio"), 6);
+    static const int cpu_top[] = {594, 587, 580};
+    for (size_t i = 0; i < 3; i++) {
+        char l[64];
+        snprintf(l, sizeof(l), "pid=\"%d\",comm=\"p%d\"", cpu_top[i], cpu_top[i]);
+        assert_float_equal(tu_value(b, "sitrep_process_cpu_usage_ratio", l), 6 / hz, 1e-9);
+    }
+    for (int p = 1498; p <= 1500; p++) {
+        char l[64];
+        snprintf(l, sizeof(l), "pid=\"%d\",comm=\"p%d\"", p, p);
+        assert_float_equal(tu_value(b, "sitrep_process_resident_memory_bytes", l),
+                           (double)p * (double)sysconf(_SC_PAGESIZE), 0);
+        assert_float_equal(tu_value(b, "sitrep_process_cpu_usage_ratio", l), 0, 0);
+    }
+    collect_free(c);
+    rm_tree(dir);
+}
+
+static void test_host1(void **state)
+{
+    (void)state;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", fixture("host1/proc"));
+    struct collect *c = make(dir, 0); /* 0: the default, 10 */
+    collect_once(c, 1000);
+    const struct metric_buf *b = collect_last(c);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"processes\""), 1);
+    struct tstat a, z;
+    assert_int_equal(read_tstat(dir, 1, &a), 0);
+    assert_int_equal(read_tstat(dir, 2932, &z), 0);
+    assert_float_equal(tu_value(b, "node_processes_pids", ""), 2, 0);
+    assert_float_equal(tu_value(b, "node_processes_threads", ""), (double)(a.threads + z.threads),
+                       0);
+    check_series(b, dir, 1, a.comm);
+    check_series(b, dir, 2932, z.comm);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/sys/kernel/pid_max", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    double pid_max = 0, threads_max = 0;
+    assert_int_equal(fscanf(f, "%lf", &pid_max), 1);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/sys/kernel/threads-max", dir);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%lf", &threads_max), 1);
+    fclose(f);
+    assert_float_equal(tu_value(b, "node_processes_max_processes", ""), pid_max, 0);
+    assert_float_equal(tu_value(b, "node_processes_max_threads", ""), threads_max, 0);
+    collect_free(c);
+}
+
+static void check_fails(const char *root)
+{
+    struct collect *c = make(fixture(root), 0);
+    collect_once(c, 1000);
+    const struct metric_buf *b = collect_last(c);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"processes\""), 0);
+    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"processes\""), 1);
+    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    collect_free(c);
+}
+
+static void test_garbled(void **state)
+{
+    (void)state;
+    check_fails("garbled-processes/proc");       /* "(foo" never closed */
+    check_fails("garbled-processes-limit/proc"); /* pid_max "lots" */
+}
+
+static void test_truncated(void **state)
+{
+    (void)state;
+    check_fails("truncated-processes/proc"); /* stat cut after stime */
+}
+
+static void test_missing(void **state)
+{
+    (void)state;
+    struct collect *c = make(fixture("does-not-exist"), 0);
+    collect_once(c, 1000);
+    const struct metric_buf *b = collect_last(c);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"processes\""), 0);
+    assert_int_equal(tu_count(b, "node_processes_pids"), 0);
+    collect_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_counts_and_all_series),
+        cmocka_unit_test(test_top_n_usage_and_reuse),
+        cmocka_unit_test(test_top_off),
+        cmocka_unit_test(test_many_processes),
+        cmocka_unit_test(test_host1),
+        cmocka_unit_test(test_garbled),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_missing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
