@@ -3,7 +3,9 @@
  * (stat.c, meminfo.c, ...) exporting a struct collect_source; collector.c
  * lists them in one table, runs them every tick and handles their failures:
  * a source whose files are missing is logged once and disabled, a source
- * that fails to parse is counted and logged once per failure streak.
+ * that fails to parse is counted and logged once per failure streak. Either
+ * way, whatever the source emitted in that tick is dropped, so a batch never
+ * holds half of a garbled file.
  */
 #ifndef SITREP_COLLECT_INTERNAL_H
 #define SITREP_COLLECT_INTERNAL_H
@@ -33,8 +35,12 @@ struct collect_ctx {
     char err[512]; /* a failing source says what and where here */
 };
 
+/* collect_source.flags */
+#define COLLECT_OWN_ROOT 1 /* reads its own files, not below proc_root (self) */
+
 struct collect_source {
     const char *name;
+    unsigned flags;
     size_t state_size; /* bytes of zeroed private state the framework allocates */
     /* One tick. Emits into ctx->out. Returns COLLECT_OK, _MISSING or _FAILED. */
     int (*collect)(void *state, struct collect_ctx *ctx);
@@ -91,6 +97,7 @@ extern const struct collect_source collect__src_conntrack;
 extern const struct collect_source collect__src_entropy;
 extern const struct collect_source collect__src_timex;
 extern const struct collect_source collect__src_uname;
+extern const struct collect_source collect__src_os;
 extern const struct collect_source collect__src_self;
 
 #endif

@@ -26,7 +26,7 @@ static const struct collect_source *const sources[] = {
     &collect__src_filesystem, &collect__src_netstat,  &collect__src_sockstat,
     &collect__src_processes,  &collect__src_softnet,  &collect__src_conntrack,
     &collect__src_entropy,    &collect__src_timex,    &collect__src_uname,
-    &collect__src_self,
+    &collect__src_os,         &collect__src_self,
 };
 #define NSOURCES ARRAY_SIZE(sources)
 
@@ -151,10 +151,16 @@ void collect_free(struct collect *c)
 static void run_source(struct collect *c, struct source_run *r)
 {
     c->ctx.err[0] = '\0';
+    struct metric_mark mark;
+    metric_buf_mark(&c->work, &mark);
     int64_t t0 = util_mono_ns();
-    int rc = c->ctx.proc_fd < 0 ? COLLECT_MISSING : r->src->collect(r->state, &c->ctx);
+    int rc = c->ctx.proc_fd < 0 && !(r->src->flags & COLLECT_OWN_ROOT)
+                 ? COLLECT_MISSING
+                 : r->src->collect(r->state, &c->ctx);
     r->duration_s = (double)(util_mono_ns() - t0) / 1e9;
     r->last_ok = rc == COLLECT_OK;
+    if (rc != COLLECT_OK)
+        metric_buf_rollback(&c->work, &mark);
     if (rc == COLLECT_OK) {
         if (r->failing)
             log_info("collect: %s: recovered", r->src->name);

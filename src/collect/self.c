@@ -179,6 +179,7 @@ static int self_collect(void *p, struct collect_ctx *ctx)
 
 const struct collect_source collect__src_self = {
     .name = "self",
+    .flags = COLLECT_OWN_ROOT,
     .state_size = sizeof(struct self_state),
     .collect = self_collect,
     .release = self_release,

@@ -12,7 +12,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-/* A collector with only the uname source, os-release read below rootfs. */
+/* A collector with only the uname and os sources, os-release read below rootfs. */
 static struct collect *make(const char *rootfs)
 {
     size_t n;
@@ -21,7 +21,7 @@ static struct collect *make(const char *rootfs)
     size_t nd = 0;
     assert_true(n <= ARRAY_SIZE(disabled));
     for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "uname") != 0)
+        if (strcmp(names[i], "uname") != 0 && strcmp(names[i], "os") != 0)
             disabled[nd++] = names[i];
     /* fixture() returns a static buffer: copy rootfs before calling it. */
     char root[4096], proc[4096];
@@ -84,6 +84,7 @@ static void test_host1(void **state)
     struct collect *c = run(fixture("host1"));
     const struct metric_buf *b = collect_last(c);
     assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"uname\""), 1);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"os\""), 1);
     check_uname(b);
     static const char *const keys[] = {
         "BUILD_ID",    "ID",      "ID_LIKE",    "IMAGE_ID", "IMAGE_VERSION",    "NAME",
@@ -114,7 +115,7 @@ static void test_quoting(void **state)
     (void)state;
     struct collect *c = run(fixture("odd-os"));
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"uname\""), 1);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"os\""), 1);
     /* Known text of odd-os/etc/os-release: escaped quotes, single quotes,
      * trailing comments, "export", an unknown key. */
     assert_float_equal(
@@ -136,7 +137,7 @@ static void test_usr_lib_fallback(void **state)
     (void)state;
     struct collect *c = run(fixture("usrlib-os"));
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"uname\""), 1);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"os\""), 1);
     assert_float_equal(
         tu_value(b, "node_os_info",
                  "build_id=\"rolling\",id=\"arch\",id_like=\"\",image_id=\"archlinux\","
@@ -153,25 +154,28 @@ static void test_garbled(void **state)
     (void)state;
     struct collect *c = run(fixture("garbled-os"));
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"uname\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"uname\""), 1);
-    check_uname(b); /* still there */
+    /* The os source fails; uname, a source of its own, is unaffected. */
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"os\""), 0);
+    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"os\""), 1);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"uname\""), 1);
+    check_uname(b);
     assert_int_equal(tu_count(b, "node_os_info"), 0);
     assert_int_equal(tu_count(b, "node_os_version"), 0);
     /* Failing every tick, not only the one that read the file. */
     collect_once(c, 2000);
     b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"uname\""), 2);
+    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"os\""), 2);
     collect_free(c);
 }
 
 static void test_absent(void **state)
 {
     (void)state;
-    /* A rootfs without os-release: only the OS metrics are missing. */
+    /* A rootfs without os-release: the os source is missing, uname is not. */
     struct collect *c = run(fixture("odd-softnet"));
     const struct metric_buf *b = collect_last(c);
     assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"uname\""), 1);
+    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"os\""), 0);
     check_uname(b);
     assert_int_equal(tu_count(b, "node_os_info"), 0);
     collect_free(c);

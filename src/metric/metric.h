@@ -60,6 +60,16 @@ void metric_buf_reset(struct metric_buf *b, int64_t ts_ms);
 /* Swap two buffers' contents (cheap: pointers only). */
 void metric_buf_swap(struct metric_buf *a, struct metric_buf *b);
 
+/* A position in a batch, to drop what a failing producer emitted after it. */
+struct metric_mark {
+    size_t nfams, nsamples, arena_len;
+    uint32_t last_count; /* count of the family open at the mark */
+};
+
+void metric_buf_mark(const struct metric_buf *b, struct metric_mark *m);
+/* Forget everything appended since the mark (no memory is freed). */
+void metric_buf_rollback(struct metric_buf *b, const struct metric_mark *m);
+
 /* Start a run of the family `name`. name must be a valid metric name. */
 void metric_fam(struct metric_buf *b, const char *name, const char *help, enum metric_type type);
 /* Append a sample to the current family (one must have been started). */

@@ -38,6 +38,23 @@ void metric_buf_swap(struct metric_buf *a, struct metric_buf *b)
     *b = t;
 }
 
+void metric_buf_mark(const struct metric_buf *b, struct metric_mark *m)
+{
+    m->nfams = b->nfams;
+    m->nsamples = b->nsamples;
+    m->arena_len = b->arena_len;
+    m->last_count = b->nfams ? b->fams[b->nfams - 1].count : 0;
+}
+
+void metric_buf_rollback(struct metric_buf *b, const struct metric_mark *m)
+{
+    b->nfams = m->nfams;
+    b->nsamples = m->nsamples;
+    b->arena_len = m->arena_len;
+    if (b->nfams)
+        b->fams[b->nfams - 1].count = m->last_count;
+}
+
 static uint32_t arena_put(struct metric_buf *b, const char *s, size_t n)
 {
     void *p = b->arena;

@@ -123,12 +123,39 @@ static void test_steady_state(void **state)
     metric_buf_release(&b);
 }
 
+/* Rolling back drops exactly what came after the mark. */
+static void test_rollback(void **state)
+{
+    (void)state;
+    struct metric_buf b;
+    metric_buf_init(&b);
+    metric_buf_reset(&b, 0);
+    metric_fam(&b, "kept", "Kept.", METRIC_GAUGE);
+    metric_add0(&b, 1);
+    struct metric_mark m;
+    metric_buf_mark(&b, &m);
+    metric_add0(&b, 2); /* into the family open at the mark */
+    metric_fam(&b, "dropped", "Dropped.", METRIC_GAUGE);
+    metric_add1(&b, 3, "a", "b");
+    metric_buf_rollback(&b, &m);
+    assert_int_equal(b.nfams, 1);
+    assert_int_equal(b.nsamples, 1);
+    assert_int_equal(b.fams[0].count, 1);
+    struct sbuf out;
+    sbuf_init(&out, 0);
+    const struct metric_buf *bufs[] = {&b};
+    metric_expose(bufs, 1, &out);
+    assert_string_equal(out.buf, "# HELP kept Kept.\n# TYPE kept gauge\nkept 1\n");
+    sbuf_release(&out);
+    metric_buf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_value), cmocka_unit_test(test_names),
         cmocka_unit_test(test_expose),       cmocka_unit_test(test_expose_cap),
-        cmocka_unit_test(test_steady_state),
+        cmocka_unit_test(test_steady_state), cmocka_unit_test(test_rollback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
