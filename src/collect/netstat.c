@@ -68,12 +68,30 @@ static const struct field_rule rules[] = {
     {"TcpExt", "PruneCalled", 0},
 };
 
-/* Whether proto_field is one of the exported counters. */
-static int wanted(const char *proto, const char *field)
+/*
+ * The rules that can match fields of one protocol. Selected once per
+ * protocol line, so the per-field test runs over a handful of rules instead
+ * of all of them (this loop ran for every field of every tick).
+ */
+struct rule_set {
+    const struct field_rule *r[ARRAY_SIZE(rules)];
+    size_t n;
+};
+
+static void rules_for(const char *proto, struct rule_set *set)
 {
-    for (size_t i = 0; i < ARRAY_SIZE(rules); i++) {
-        const struct field_rule *r = &rules[i];
-        if (r->proto && strcmp(r->proto, proto) != 0)
+    set->n = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(rules); i++)
+        if (!rules[i].proto || strcmp(rules[i].proto, proto) == 0)
+            set->r[set->n++] = &rules[i];
+}
+
+/* Whether field is one of the exported counters of the set's protocol. */
+static int wanted(const struct rule_set *set, const char *field)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const struct field_rule *r = set->r[i];
+        if (r->field[0] != field[0])
             continue;
         if (r->prefix ? strncmp(field, r->field, strlen(r->field)) == 0
                       : strcmp(field, r->field) == 0)
@@ -176,13 +194,15 @@ static int parse_pairs(struct collect_ctx *ctx, const char *file)
                                  ctx->opts->proc_root, file, lineno, vp, hp);
         hp[plen - 1] = '\0';
         const char *proto = hp;
+        struct rule_set set;
+        rules_for(proto, &set);
         char *field, *val;
         while ((field = next_token(&head)) && (val = next_token(&vals))) {
             double v;
             if (parse_num(val, &v) < 0)
                 return collect__fail(ctx, "%s/%s:%d: %s%s: bad number '%.40s'",
                                      ctx->opts->proc_root, file, lineno, proto, field, val);
-            if (wanted(proto, field) && emit(ctx, file, lineno, proto, field, v) != COLLECT_OK)
+            if (wanted(&set, field) && emit(ctx, file, lineno, proto, field, v) != COLLECT_OK)
                 return COLLECT_FAILED;
         }
     }
@@ -194,6 +214,8 @@ static int parse_snmp6(struct collect_ctx *ctx)
 {
     char *cur = ctx->buf, *line;
     int lineno = 0;
+    char last[32] = "";
+    struct rule_set set = {.n = 0};
     while ((line = collect__line(&cur))) {
         lineno++;
         char *f[3];
@@ -210,11 +232,15 @@ static int parse_snmp6(struct collect_ctx *ctx)
         memcpy(proto, f[0], plen);
         proto[plen] = '\0';
         const char *field = six + 1;
+        if (strcmp(proto, last) != 0) { /* lines come grouped by protocol */
+            rules_for(proto, &set);
+            memcpy(last, proto, plen + 1);
+        }
         double v;
         if (parse_num(f[1], &v) < 0)
             return collect__fail(ctx, "%s/net/snmp6:%d: %.40s: bad number '%.40s'",
                                  ctx->opts->proc_root, lineno, f[0], f[1]);
-        if (wanted(proto, field) && emit(ctx, "net/snmp6", lineno, proto, field, v) != COLLECT_OK)
+        if (wanted(&set, field) && emit(ctx, "net/snmp6", lineno, proto, field, v) != COLLECT_OK)
             return COLLECT_FAILED;
     }
     return COLLECT_OK;

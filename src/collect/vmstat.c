@@ -54,6 +54,8 @@ static int vmstat_wanted(const char *k)
     if (strncmp(k, "pg", 2) == 0 && strstr(k + 2, "fault"))
         return 1;
     for (size_t i = 0; i < ARRAY_SIZE(wanted); i++) {
+        if (wanted[i].name[0] != k[0]) /* cheap reject: runs for ~180 fields a tick */
+            continue;
         if (wanted[i].exact ? strcmp(k, wanted[i].name) == 0
                             : strncmp(k, wanted[i].name, strlen(wanted[i].name)) == 0)
             return 1;

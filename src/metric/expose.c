@@ -1,8 +1,10 @@
 /*
  * expose.c: Prometheus text exposition format 0.0.4 writer (see metric.h).
- * Families of several batches are merged by name and written in name order,
- * which the format requires (all samples of one family together) and which
- * makes the output stable for diffing.
+ * Runs of one family name (from several batches, or emitted in several
+ * runs) are merged, as the format requires all samples of a family to be
+ * together; families come out in the order they first appear, which is
+ * stable from scrape to scrape. Grouping uses a hash table rather than a
+ * sort: this runs on every scrape, over hundreds of families.
  */
 #include "metric/metric.h"
 #include "util/util.h"
@@ -15,16 +17,35 @@
 struct famref {
     const struct metric_buf *buf;
     const struct metric_fam_rec *fam;
-    size_t order; /* keeps runs of one name in emission order */
+    const char *name;
+    size_t next; /* next run of the same name, or SIZE_MAX */
+    size_t tail; /* on a group's first run: its last run */
 };
 
-static int famref_cmp(const void *a, const void *b)
+static uint64_t hash_name(const char *s)
 {
-    const struct famref *x = a, *y = b;
-    int c = strcmp(metric_str(x->buf, x->fam->name), metric_str(y->buf, y->fam->name));
-    if (c)
-        return c;
-    return x->order < y->order ? -1 : x->order > y->order;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Write an integer's digits; faster than snprintf on the hot path. */
+static size_t format_int(long long v, char *out)
+{
+    char tmp[24];
+    size_t n = 0, len = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
 }
 
 size_t metric_format_value(double v, char *out)
@@ -34,7 +55,7 @@ size_t metric_format_value(double v, char *out)
     if (isinf(v))
         return (size_t)snprintf(out, 32, v > 0 ? "+Inf" : "-Inf");
     if (v == floor(v) && fabs(v) < 9007199254740992.0)
-        return (size_t)snprintf(out, 32, "%lld", (long long)v);
+        return format_int((long long)v, out);
     /* Shortest form that reads back as the same double. */
     for (int prec = 15; prec <= 17; prec++) {
         int n = snprintf(out, 32, "%.*g", prec, v);
@@ -47,6 +68,11 @@ size_t metric_format_value(double v, char *out)
 /* Escape for HELP (backslash, newline) or label values (also double quote). */
 static void add_escaped(struct sbuf *out, const char *s, int quote)
 {
+    size_t clean = strcspn(s, quote ? "\\\n\"" : "\\\n");
+    if (!s[clean]) { /* the common case: nothing to escape */
+        sbuf_add(out, s, clean);
+        return;
+    }
     const char *run = s;
     for (; *s; s++) {
         const char *rep = NULL;
@@ -97,39 +123,63 @@ int metric_expose(const struct metric_buf *const *bufs, size_t nbufs, struct sbu
     size_t n = 0;
     for (size_t i = 0; i < nbufs; i++)
         n += bufs[i]->nfams;
+    if (n == 0)
+        return out->overflow ? -1 : 0;
     struct famref *refs = xmalloc(n * sizeof(*refs));
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    size_t *table = xmalloc(cap * sizeof(*table)); /* group heads, SIZE_MAX: empty */
+    for (size_t i = 0; i < cap; i++)
+        table[i] = SIZE_MAX;
+
+    /* Chain runs of one name onto the group's first run. */
     n = 0;
     for (size_t i = 0; i < nbufs; i++)
-        for (size_t j = 0; j < bufs[i]->nfams; j++) {
-            refs[n].buf = bufs[i];
-            refs[n].fam = &bufs[i]->fams[j];
-            refs[n].order = n;
-            n++;
+        for (size_t j = 0; j < bufs[i]->nfams; j++, n++) {
+            struct famref *r = &refs[n];
+            r->buf = bufs[i];
+            r->fam = &bufs[i]->fams[j];
+            r->name = metric_str(r->buf, r->fam->name);
+            r->next = SIZE_MAX;
+            r->tail = n;
+            size_t h = (size_t)hash_name(r->name) & (cap - 1);
+            while (table[h] != SIZE_MAX && strcmp(refs[table[h]].name, r->name) != 0)
+                h = (h + 1) & (cap - 1);
+            if (table[h] == SIZE_MAX) {
+                table[h] = n;
+            } else {
+                struct famref *head = &refs[table[h]];
+                refs[head->tail].next = n;
+                head->tail = n;
+                r->tail = SIZE_MAX; /* not a head */
+            }
         }
-    qsort(refs, n, sizeof(*refs), famref_cmp);
 
-    const char *prev = NULL;
     for (size_t i = 0; i < n; i++) {
-        const struct metric_buf *b = refs[i].buf;
-        const struct metric_fam_rec *f = refs[i].fam;
-        const char *name = metric_str(b, f->name);
-        if (f->count == 0)
-            continue;
-        if (!prev || strcmp(prev, name) != 0) {
-            sbuf_add(out, "# HELP ", 7);
-            sbuf_adds(out, name);
-            sbuf_addc(out, ' ');
-            add_escaped(out, metric_str(b, f->help), 0);
-            sbuf_add(out, "\n# TYPE ", 8);
-            sbuf_adds(out, name);
-            sbuf_addc(out, ' ');
-            sbuf_adds(out, types[f->type]);
-            sbuf_addc(out, '\n');
-            prev = name;
+        if (refs[i].tail == SIZE_MAX)
+            continue; /* written with its group's head */
+        int header = 0;
+        for (size_t k = i; k != SIZE_MAX; k = refs[k].next) {
+            const struct metric_buf *b = refs[k].buf;
+            const struct metric_fam_rec *f = refs[k].fam;
+            if (f->count && !header) {
+                sbuf_add(out, "# HELP ", 7);
+                sbuf_adds(out, refs[k].name);
+                sbuf_addc(out, ' ');
+                add_escaped(out, metric_str(b, f->help), 0);
+                sbuf_add(out, "\n# TYPE ", 8);
+                sbuf_adds(out, refs[k].name);
+                sbuf_addc(out, ' ');
+                sbuf_adds(out, types[f->type]);
+                sbuf_addc(out, '\n');
+                header = 1;
+            }
+            for (uint32_t m = 0; m < f->count; m++)
+                add_sample(out, b, refs[k].name, &b->samples[f->first + m]);
         }
-        for (uint32_t k = 0; k < f->count; k++)
-            add_sample(out, b, name, &b->samples[f->first + k]);
     }
+    free(table);
     free(refs);
     return out->overflow ? -1 : 0;
 }

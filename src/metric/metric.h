@@ -100,8 +100,8 @@ size_t metric_format_value(double v, char *out);
 
 /*
  * Write the batches in Prometheus text exposition format 0.0.4: one HELP and
- * TYPE per family name, all samples of a family together, families sorted by
- * name. Returns 0, or -1 if out hit its cap.
+ * TYPE per family name, all samples of a family together, families in the
+ * order they first appear. Returns 0, or -1 if out hit its cap.
  */
 int metric_expose(const struct metric_buf *const *bufs, size_t nbufs, struct sbuf *out);
 

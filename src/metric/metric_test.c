@@ -70,16 +70,17 @@ static void test_expose(void **state)
     sbuf_init(&out, 0);
     const struct metric_buf *bufs[] = {&b};
     assert_int_equal(metric_expose(bufs, 1, &out), 0);
-    const char *want = "# HELP alpha Help with \\\\ and\\nnewline.\n"
+    /* Runs of zeta_total are merged at its first place; empty families vanish. */
+    const char *want = "# HELP zeta_total Last family.\n"
+                       "# TYPE zeta_total counter\n"
+                       "zeta_total{device=\"eth0\"} 1\n"
+                       "zeta_total{device=\"eth1\"} 3\n"
+                       "# HELP alpha Help with \\\\ and\\nnewline.\n"
                        "# TYPE alpha gauge\n"
                        "alpha{v=\"quote\\\" back\\\\slash\\nnl\"} 2.5\n"
                        "# HELP mid Untyped.\n"
                        "# TYPE mid untyped\n"
-                       "mid NaN\n"
-                       "# HELP zeta_total Last family.\n"
-                       "# TYPE zeta_total counter\n"
-                       "zeta_total{device=\"eth0\"} 1\n"
-                       "zeta_total{device=\"eth1\"} 3\n";
+                       "mid NaN\n";
     assert_string_equal(out.buf, want);
     sbuf_release(&out);
     metric_buf_release(&b);
