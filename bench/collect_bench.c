@@ -3,7 +3,7 @@
  * Runs the real collector (all sources, real /proc and /sys) back to back
  * and prints the median, p90 and mean thread CPU time per cycle, plus the
  * cost of rendering /metrics from the batch. Used by bench/run.sh.
- * Usage: collect_bench [cycles]
+ * Usage: collect_bench [cycles [disabled-source,...]]
  */
 #include "collect/collect.h"
 #include "util/log.h"
@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -26,6 +27,12 @@ int main(int argc, char **argv)
         n = 10;
     log_set_level(LOG_ERROR);
     struct collect_opts o = {0};
+    const char *off[32];
+    char *list = argc > 2 ? argv[2] : NULL;
+    for (char *tok = list ? strtok(list, ",") : NULL; tok && o.ndisabled < 32;
+         tok = strtok(NULL, ","))
+        off[o.ndisabled++] = tok;
+    o.disabled = off;
     struct collect *c = collect_new(&o);
     int64_t *cyc = xmalloc((size_t)n * sizeof(*cyc));
     int64_t *exp = xmalloc((size_t)n * sizeof(*exp));

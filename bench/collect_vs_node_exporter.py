@@ -116,8 +116,9 @@ def deployed(args, which, seconds, scrape=True):
     return cpu, rss
 
 
-def cycle_bench(args):
-    out = subprocess.run([args.cycles_bin, '600'], capture_output=True, text=True, check=True)
+def cycle_bench(args, disabled=''):
+    out = subprocess.run([args.cycles_bin, '600'] + ([disabled] if disabled else []),
+                         capture_output=True, text=True, check=True)
     kv = dict(x.split('=') for x in out.stdout.split())
     return float(kv['cycle_cpu_median_us']), float(kv['expose_cpu_median_us']), int(kv['samples'])
 
@@ -130,12 +131,13 @@ def main():
     ap.add_argument('--seconds', type=int, default=60)
     args = ap.parse_args()
 
-    cyc, exp, ne_scrape, dep_s, dep_n, rss_alone = [], [], [], [], [], []
+    cyc, exp, ne_scrape, dep_s, dep_n, rss_alone, noproc = [], [], [], [], [], [], []
     s_samples = n_samples = 0
     for r in range(args.runs):
         c, e, s_samples = cycle_bench(args)
         cyc.append(c)
         exp.append(e)
+        noproc.append(cycle_bench(args, 'processes')[0])
         per, n_samples = ne_back_to_back(free_port())
         ne_scrape.append(per * 1e6)
     for r in range(max(1, args.runs // 2)):
@@ -156,6 +158,9 @@ def main():
     print('| CPU per full collection cycle (median of %d runs x 600 cycles) vs per back-to-back scrape (200 scrapes) '
           '| %.0f us | %.0f us | %.3f |' % (args.runs, c, n, c / n))
     print('| CPU per collection + /metrics rendering | %.0f us | %.0f us | %.3f |' % (c + e, n, (c + e) / n))
+    p = med(noproc)
+    print('| CPU per cycle without the per-process scan (node_exporter runs none by default) '
+          '| %.0f us | %.0f us | %.3f |' % (p, n, p / n))
     print('| CPU per second, deployed: collecting every 1 s and scraped every 1 s (%d s, median of %d) '
           '| %.2f ms/s | %.2f ms/s | %.3f |' % (args.seconds, len(dep_s), sc, nc, sc / nc))
     print('| steady RSS, scraped every 1 s | %.1f MiB | %.1f MiB | %.2f |' % (sr, nr, sr / nr))

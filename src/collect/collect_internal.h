@@ -79,6 +79,29 @@ int collect__hex(const char *s, uint64_t *out);
  */
 int collect__read_u64(struct collect_ctx *ctx, const char *path, uint64_t *out);
 
+/* The fields of a /proc/<pid>/stat line (proc(5)) that sources use. */
+struct collect_pidstat {
+    const char *comm; /* field 2 without its parentheses: points into the
+                         parsed buffer, not NUL-terminated, may hold anything */
+    size_t comm_len;
+    char state;           /* field 3, a letter */
+    uint64_t utime;       /* field 14, clock ticks */
+    uint64_t stime;       /* field 15, clock ticks */
+    uint64_t num_threads; /* field 20 */
+    uint64_t starttime;   /* field 22, clock ticks after boot */
+    uint64_t vsize;       /* field 23, bytes */
+    uint64_t rss_pages;   /* field 24; a negative count reads as 0 */
+};
+
+/*
+ * Parse a NUL-terminated /proc/<pid>/stat line in place (blanks after comm
+ * become NULs). comm may hold blanks and ')', so it runs from the first '('
+ * to the last ')'. Returns 0, or -1 if the line is garbled or cut short, with
+ * *why (if why is not NULL) set to a static description; *out is then
+ * unspecified. Reads nothing past buf's NUL.
+ */
+int collect__parse_pidstat(char *buf, struct collect_pidstat *out, const char **why);
+
 extern const struct collect_source collect__src_stat;
 extern const struct collect_source collect__src_loadavg;
 extern const struct collect_source collect__src_meminfo;

@@ -136,9 +136,10 @@ int collect__i64(const char *s, int64_t *out)
 {
     int neg = *s == '-';
     uint64_t v;
-    if (collect__u64(s + neg, &v) < 0 || v > (uint64_t)INT64_MAX)
+    if (collect__u64(s + neg, &v) < 0 || v > (uint64_t)INT64_MAX + (uint64_t)neg)
         return -1;
-    *out = neg ? -(int64_t)v : (int64_t)v;
+    /* -(v - 1) - 1 rather than -v: INT64_MIN's magnitude is no int64_t. */
+    *out = neg ? (v ? -(int64_t)(v - 1) - 1 : 0) : (int64_t)v;
     return 0;
 }
 
@@ -174,6 +175,40 @@ int collect__hex(const char *s, uint64_t *out)
     if (n == 0)
         return -1;
     *out = v;
+    return 0;
+}
+
+static int pidstat_error(const char **why, const char *what)
+{
+    if (why)
+        *why = what;
+    return -1;
+}
+
+int collect__parse_pidstat(char *buf, struct collect_pidstat *out, const char **why)
+{
+    char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
+    if (!lp || !rp || rp < lp)
+        return pidstat_error(why, "no '(comm)'");
+    out->comm = lp + 1;
+    out->comm_len = (size_t)(rp - lp - 1);
+    char *nl = strchr(rp, '\n');
+    if (nl)
+        *nl = '\0';
+    /* f[i] is field i+3 of proc(5): f[0] is state (3), f[21] rss (24). */
+    char *f[22];
+    if (collect__fields(rp + 1, f, 22) < 22)
+        return pidstat_error(why, "too few fields (truncated?)");
+    if (f[0][1] != '\0' ||
+        !((f[0][0] >= 'A' && f[0][0] <= 'Z') || (f[0][0] >= 'a' && f[0][0] <= 'z')))
+        return pidstat_error(why, "bad state");
+    out->state = f[0][0];
+    int64_t rss;
+    if (collect__u64(f[11], &out->utime) < 0 || collect__u64(f[12], &out->stime) < 0 ||
+        collect__u64(f[17], &out->num_threads) < 0 || collect__u64(f[19], &out->starttime) < 0 ||
+        collect__u64(f[20], &out->vsize) < 0 || collect__i64(f[21], &rss) < 0)
+        return pidstat_error(why, "bad number");
+    out->rss_pages = rss > 0 ? (uint64_t)rss : 0;
     return 0;
 }
 

@@ -6,34 +6,6 @@
 #include "testutil.h"
 #include "collect/collect.h"
 
-/* Run one cycle on `root` with only the source `keep` enabled. */
-static struct collect *run(const char *root, const char *keep)
-{
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], keep) != 0)
-            disabled[nd++] = names[i];
-    struct collect_opts o = {.proc_root = root, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
-/* The one number in a fixture file. */
-static double number(const char *rel)
-{
-    FILE *f = fopen(fixture(rel), "r");
-    assert_non_null(f);
-    unsigned long long v;
-    assert_int_equal(fscanf(f, "%llu", &v), 1);
-    fclose(f);
-    return (double)v;
-}
-
 static const char *const columns[] = {"found",         "invalid", "ignore",     "insert",
                                       "insert_failed", "drop",    "early_drop", "search_restart"};
 #define NCOL (sizeof(columns) / sizeof(columns[0]))
@@ -71,13 +43,14 @@ static void check_dir(const char *dir)
 {
     char root[256], rel[256];
     snprintf(root, sizeof(root), "%s/proc", dir);
-    struct collect *c = run(fixture(root), "conntrack");
+    struct collect *c = tu_collect_source(fixture(root), "conntrack");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"conntrack\""), 1);
+    assert_int_equal(tu_source_success(b, "conntrack"), 1);
     snprintf(rel, sizeof(rel), "%s/proc/sys/net/netfilter/nf_conntrack_count", dir);
-    assert_float_equal(tu_value(b, "node_nf_conntrack_entries", ""), number(rel), 0);
+    assert_float_equal(tu_value(b, "node_nf_conntrack_entries", ""), tu_fixture_number(rel), 0);
     snprintf(rel, sizeof(rel), "%s/proc/sys/net/netfilter/nf_conntrack_max", dir);
-    assert_float_equal(tu_value(b, "node_nf_conntrack_entries_limit", ""), number(rel), 0);
+    assert_float_equal(tu_value(b, "node_nf_conntrack_entries_limit", ""), tu_fixture_number(rel),
+                       0);
     double sum[NCOL];
     snprintf(rel, sizeof(rel), "%s/proc/net/stat/nf_conntrack", dir);
     stat_sums(rel, sum);
@@ -101,7 +74,7 @@ static void test_summed(void **state)
     (void)state;
     check_dir("odd-conntrack");
     /* And spelled out: found is 0x10 + 0x200, drop 0x9 + 0xa00. */
-    struct collect *c = run(fixture("odd-conntrack/proc"), "conntrack");
+    struct collect *c = tu_collect_source(fixture("odd-conntrack/proc"), "conntrack");
     const struct metric_buf *b = collect_last(c);
     assert_float_equal(tu_value(b, "node_nf_conntrack_stat_found", ""), 0x210, 0);
     assert_float_equal(tu_value(b, "node_nf_conntrack_stat_drop", ""), 0xa09, 0);
@@ -112,9 +85,9 @@ static void test_summed(void **state)
 static void test_no_stat_file(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("conntrack-nostat/proc"), "conntrack");
+    struct collect *c = tu_collect_source(fixture("conntrack-nostat/proc"), "conntrack");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"conntrack\""), 1);
+    assert_int_equal(tu_source_success(b, "conntrack"), 1);
     assert_float_equal(tu_value(b, "node_nf_conntrack_entries", ""), 7, 0);
     assert_float_equal(tu_value(b, "node_nf_conntrack_entries_limit", ""), 262144, 0);
     assert_int_equal(tu_count(b, "node_nf_conntrack_stat_found"), 0);
@@ -124,13 +97,8 @@ static void test_no_stat_file(void **state)
 /* A failing source leaves nothing of its own in the batch. */
 static void expect_failure(const char *root)
 {
-    struct collect *c = run(fixture(root), "conntrack");
-    const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"conntrack\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"conntrack\""), 1);
-    assert_int_equal(tu_count(b, "node_nf_conntrack_entries"), 0);
-    assert_int_equal(tu_count(b, "node_nf_conntrack_stat_found"), 0);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    struct collect *c = tu_collect_source(fixture(root), "conntrack");
+    tu_assert_source_failed(collect_last(c), "conntrack", 1, "node_nf_conntrack_");
     collect_free(c);
 }
 

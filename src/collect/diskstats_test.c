@@ -31,33 +31,6 @@ static const struct {
     {"node_disk_flush_requests_time_seconds_total", 0.001},
 };
 
-/* Run one cycle on `root` with only the diskstats source enabled. */
-static struct collect *run(const char *root)
-{
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "diskstats") != 0)
-            disabled[nd++] = names[i];
-    struct collect_opts o = {.proc_root = root, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
-/* Samples in families whose name starts with prefix. */
-static size_t count_prefix(const struct metric_buf *b, const char *prefix)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strncmp(metric_str(b, b->fams[i].name), prefix, strlen(prefix)) == 0)
-            n += b->fams[i].count;
-    return n;
-}
-
 /*
  * Check the file at path line by line against the batch. The exclusion is
  * node_exporter's default regexp (plus eMMC partitions) run through libc's
@@ -103,20 +76,20 @@ static size_t check_file(const struct metric_buf *b, const char *path)
     }
     fclose(f);
     regfree(&re);
-    assert_int_equal(count_prefix(b, "node_disk_"), nsamples);
+    assert_int_equal(tu_count_prefix(b, "node_disk_"), nsamples);
     return ndevs;
 }
 
 static void test_host1(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("host1/proc"));
+    struct collect *c = tu_collect_source(fixture("host1/proc"), "diskstats");
     const struct metric_buf *b = collect_last(c);
     char path[4096];
     snprintf(path, sizeof(path), "%s", fixture("host1/proc/diskstats"));
     size_t ndevs = check_file(b, path);
     assert_true(ndevs >= 1);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"diskstats\""), 1);
+    assert_int_equal(tu_source_success(b, "diskstats"), 1);
     assert_false(tu_find(b, "node_disk_reads_completed_total", "device=\"loop0\"", NULL));
     for (size_t i = 0; i < b->nfams; i++) {
         const char *name = metric_str(b, b->fams[i].name);
@@ -134,9 +107,9 @@ static void test_host1(void **state)
 static void test_odd_devices(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("odd-diskstats/proc"));
+    struct collect *c = tu_collect_source(fixture("odd-diskstats/proc"), "diskstats");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"diskstats\""), 1);
+    assert_int_equal(tu_source_success(b, "diskstats"), 1);
     char path[4096];
     snprintf(path, sizeof(path), "%s", fixture("odd-diskstats/proc/diskstats"));
     assert_int_equal(check_file(b, path), 9);
@@ -169,13 +142,8 @@ static void test_odd_devices(void **state)
 
 static void expect_failure(const char *root)
 {
-    struct collect *c = run(fixture(root));
-    const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"diskstats\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"diskstats\""), 1);
-    /* Nothing half-parsed leaks into the batch. */
-    assert_int_equal(count_prefix(b, "node_disk_"), 0);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    struct collect *c = tu_collect_source(fixture(root), "diskstats");
+    tu_assert_source_failed(collect_last(c), "diskstats", 1, "node_disk_");
     collect_free(c);
 }
 

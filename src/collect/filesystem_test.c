@@ -14,29 +14,8 @@
 /* Run one cycle on `root` with only the filesystem source enabled. */
 static struct collect *run(const char *root, const char *rootfs)
 {
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "filesystem") != 0)
-            disabled[nd++] = names[i];
-    struct collect_opts o = {
-        .proc_root = root, .rootfs = rootfs, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
-/* Samples in families whose name starts with prefix. */
-static size_t count_prefix(const struct metric_buf *b, const char *prefix)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strncmp(metric_str(b, b->fams[i].name), prefix, strlen(prefix)) == 0)
-            n += b->fams[i].count;
-    return n;
+    struct collect_opts o = {.proc_root = root, .rootfs = rootfs};
+    return tu_collect_only(&o, (const char *const[]){"filesystem"}, 1);
 }
 
 /*
@@ -75,7 +54,7 @@ static void test_mounts(void **state)
     (void)state;
     struct collect *c = run(fixture("fs-mounts/proc"), NULL);
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"filesystem\""), 1);
+    assert_int_equal(tu_source_success(b, "filesystem"), 1);
     /* What survives of fs-mounts/proc/mounts (see the fixture): */
     static const struct {
         const char *device, *fstype, *mountpoint, *path;
@@ -101,7 +80,7 @@ static void test_mounts(void **state)
                                 want[i].ro);
     assert_true(nok >= 2); /* "/" and "/tmp" at least */
     assert_int_equal(tu_count(b, "node_filesystem_device_error"), ARRAY_SIZE(want));
-    assert_int_equal(count_prefix(b, "node_filesystem_"), ARRAY_SIZE(want) + 6 * nok);
+    assert_int_equal(tu_count_prefix(b, "node_filesystem_"), ARRAY_SIZE(want) + 6 * nok);
     assert_false(tu_find(b, "node_filesystem_device_error",
                          "device=\"rootfs\",fstype=\"rootfs\",mountpoint=\"/\"", NULL));
     assert_false(tu_find(b, "node_filesystem_device_error",
@@ -109,14 +88,12 @@ static void test_mounts(void **state)
     assert_float_equal(tu_value(b, "node_filesystem_device_error",
                                 "device=\"/dev/sdz1\",fstype=\"ext4\",mountpoint=\"/no/such dir\""),
                        1, 0);
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strncmp(metric_str(b, b->fams[i].name), "node_filesystem_", 16) == 0)
-            assert_int_equal(b->fams[i].type, METRIC_GAUGE);
+    tu_assert_prefix_type(b, "node_filesystem_", METRIC_GAUGE);
 
     /* The next tick reuses the state and emits the same shape. */
     collect_once(c, 2000);
     b = collect_last(c);
-    assert_int_equal(count_prefix(b, "node_filesystem_"), ARRAY_SIZE(want) + 6 * nok);
+    assert_int_equal(tu_count_prefix(b, "node_filesystem_"), ARRAY_SIZE(want) + 6 * nok);
     check_fs(b, "/dev/vda", "ext4", "/", "/", 0);
     collect_free(c);
 }
@@ -127,7 +104,7 @@ static void test_host1(void **state)
     (void)state;
     struct collect *c = run(fixture("host1/proc"), NULL);
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"filesystem\""), 1);
+    assert_int_equal(tu_source_success(b, "filesystem"), 1);
     FILE *f = fopen(fixture("host1/proc/mounts"), "r");
     assert_non_null(f);
     char line[1024], dev[256] = "", type[64] = "";
@@ -189,20 +166,16 @@ static void test_rootfs(void **state)
     assert_float_equal(tu_value(b, "node_filesystem_device_error",
                                 "device=\"/dev/vda\",fstype=\"ext4\",mountpoint=\"/\""),
                        1, 0);
-    assert_int_equal(count_prefix(b, "node_filesystem_"), 1);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"filesystem\""), 1);
+    assert_int_equal(tu_count_prefix(b, "node_filesystem_"), 1);
+    assert_int_equal(tu_source_success(b, "filesystem"), 1);
     collect_free(c);
 }
 
 static void expect_failure(const char *root)
 {
     struct collect *c = run(fixture(root), NULL);
-    const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"filesystem\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"filesystem\""), 1);
     /* Nothing half-parsed leaks into the batch. */
-    assert_int_equal(count_prefix(b, "node_filesystem_"), 0);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    tu_assert_source_failed(collect_last(c), "filesystem", 1, "node_filesystem_");
     collect_free(c);
 }
 

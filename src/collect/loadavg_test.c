@@ -5,31 +5,14 @@
 #include "testutil.h"
 #include "collect/collect.h"
 
-/* Run one cycle on `root` with only the source `keep` enabled. */
-static struct collect *run(const char *root, const char *keep)
-{
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], keep) != 0)
-            disabled[nd++] = names[i];
-    struct collect_opts o = {.proc_root = root, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
 static const char *const names[] = {"node_load1", "node_load5", "node_load15"};
 
 static void test_host1(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("host1/proc"), "loadavg");
+    struct collect *c = tu_collect_source(fixture("host1/proc"), "loadavg");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"loadavg\""), 1);
+    assert_int_equal(tu_source_success(b, "loadavg"), 1);
     double v[3];
     FILE *f = fopen(fixture("host1/proc/loadavg"), "r");
     assert_non_null(f);
@@ -46,7 +29,7 @@ static void test_values(void **state)
 {
     (void)state;
     /* no-psi/proc/loadavg holds "0.50 0.25 0.10 1/80 1234". */
-    struct collect *c = run(fixture("no-psi/proc"), "loadavg");
+    struct collect *c = tu_collect_source(fixture("no-psi/proc"), "loadavg");
     const struct metric_buf *b = collect_last(c);
     assert_float_equal(tu_value(b, "node_load1", ""), 0.50, 0);
     assert_float_equal(tu_value(b, "node_load5", ""), 0.25, 0);
@@ -56,13 +39,8 @@ static void test_values(void **state)
 
 static void expect_failure(const char *root)
 {
-    struct collect *c = run(fixture(root), "loadavg");
-    const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"loadavg\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"loadavg\""), 1);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(tu_count(b, names[i]), 0);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    struct collect *c = tu_collect_source(fixture(root), "loadavg");
+    tu_assert_source_failed(collect_last(c), "loadavg", 1, "node_load");
     collect_free(c);
 }
 

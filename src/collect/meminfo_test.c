@@ -5,42 +5,6 @@
 #include "testutil.h"
 #include "collect/collect.h"
 
-/* Run one cycle on `root` with only the source `keep` enabled. */
-static struct collect *run(const char *root, const char *keep)
-{
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], keep) != 0)
-            disabled[nd++] = names[i];
-    struct collect_opts o = {.proc_root = root, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
-/* Samples in families whose name starts with prefix. */
-static size_t count_prefix(const struct metric_buf *b, const char *prefix)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strncmp(metric_str(b, b->fams[i].name), prefix, strlen(prefix)) == 0)
-            n += b->fams[i].count;
-    return n;
-}
-
-/* The first run of family `name`, or NULL. */
-static const struct metric_fam_rec *fam(const struct metric_buf *b, const char *name)
-{
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strcmp(metric_str(b, b->fams[i].name), name) == 0)
-            return &b->fams[i];
-    return NULL;
-}
-
 /*
  * Every line of the fixture, renamed the way node_exporter documents it:
  * "(x)" -> "_x", kB -> bytes with a _bytes suffix, no suffix without unit.
@@ -69,8 +33,7 @@ static void check_all_fields(const struct metric_buf *b, size_t *nlines)
         }
         snprintf(name, sizeof(name), "node_memory_%s%s", base, nf == 3 ? "_bytes" : "");
         assert_float_equal(tu_value(b, name, ""), want, 0);
-        const struct metric_fam_rec *r = fam(b, name);
-        assert_int_equal(r->type, METRIC_GAUGE);
+        assert_int_equal(tu_type(b, name), METRIC_GAUGE);
         (*nlines)++;
     }
     fclose(f);
@@ -79,24 +42,24 @@ static void check_all_fields(const struct metric_buf *b, size_t *nlines)
 static void test_host1(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("host1/proc"), "meminfo");
+    struct collect *c = tu_collect_source(fixture("host1/proc"), "meminfo");
     const struct metric_buf *b = collect_last(c);
     size_t nlines;
     check_all_fields(b, &nlines);
     assert_true(nlines > 40);
-    assert_int_equal(count_prefix(b, "node_memory_"), nlines);
+    assert_int_equal(tu_count_prefix(b, "node_memory_"), nlines);
     /* Names spelled out, as node_exporter 1.5 prints them. */
     assert_true(tu_find(b, "node_memory_Active_anon_bytes", "", NULL));
     assert_true(tu_find(b, "node_memory_HugePages_Total", "", NULL));
     assert_true(tu_find(b, "node_memory_Hugepagesize_bytes", "", NULL));
-    assert_string_equal(metric_str(b, fam(b, "node_memory_MemTotal_bytes")->help),
+    assert_string_equal(tu_help(b, "node_memory_MemTotal_bytes"),
                         "Memory information field MemTotal_bytes.");
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"meminfo\""), 1);
+    assert_int_equal(tu_source_success(b, "meminfo"), 1);
 
     /* The next tick reuses the state and emits the same shape. */
     collect_once(c, 2000);
     b = collect_last(c);
-    assert_int_equal(count_prefix(b, "node_memory_"), nlines);
+    assert_int_equal(tu_count_prefix(b, "node_memory_"), nlines);
     check_all_fields(b, &nlines);
     collect_free(c);
 }
@@ -104,28 +67,24 @@ static void test_host1(void **state)
 static void test_odd_names(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("odd-meminfo/proc"), "meminfo");
+    struct collect *c = tu_collect_source(fixture("odd-meminfo/proc"), "meminfo");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"meminfo\""), 1);
+    assert_int_equal(tu_source_success(b, "meminfo"), 1);
     assert_float_equal(tu_value(b, "node_memory_MemTotal_bytes", ""), 1000 * 1024, 0);
     assert_float_equal(tu_value(b, "node_memory_Active_anon_bytes", ""), 992 * 1024, 0);
     /* Characters a metric name cannot hold become '_'. */
     assert_float_equal(tu_value(b, "node_memory_Odd_Field_x_bytes", ""), 7 * 1024, 0);
     assert_float_equal(tu_value(b, "node_memory_Nr_a_b", ""), 5, 0);
     assert_float_equal(tu_value(b, "node_memory_HugePages_Total", ""), 3, 0);
-    assert_int_equal(count_prefix(b, "node_memory_"), 5);
+    assert_int_equal(tu_count_prefix(b, "node_memory_"), 5);
     collect_free(c);
 }
 
 static void expect_failure(const char *root)
 {
-    struct collect *c = run(fixture(root), "meminfo");
-    const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"meminfo\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"meminfo\""), 1);
+    struct collect *c = tu_collect_source(fixture(root), "meminfo");
     /* Nothing half-parsed leaks into the batch. */
-    assert_int_equal(count_prefix(b, "node_memory_"), 0);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    tu_assert_source_failed(collect_last(c), "meminfo", 1, "node_memory_");
     collect_free(c);
 }
 

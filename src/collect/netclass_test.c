@@ -14,22 +14,8 @@
 /* Run one cycle with proc_root host1 and sys_root `sys`, only netclass enabled. */
 static struct collect *run(const char *sys)
 {
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "netclass") != 0)
-            disabled[nd++] = names[i];
-    char proc[4096], sysdir[4096];
-    snprintf(sysdir, sizeof(sysdir), "%s", sys);
-    snprintf(proc, sizeof(proc), "%s", fixture("host1/proc"));
-    struct collect_opts o = {
-        .proc_root = proc, .sys_root = sysdir, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
+    struct collect_opts o = {.sys_root = sys};
+    return tu_collect_only_fixture("host1/proc", &o, (const char *const[]){"netclass"}, 1);
 }
 
 /* Contents of dir/dev/attr without the newline; 0 if absent or empty. */
@@ -104,7 +90,7 @@ static void test_host1(void **state)
     snprintf(sys, sizeof(sys), "%s", fixture("host1/sys"));
     struct collect *c = run(sys);
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netclass\""), 1);
+    assert_int_equal(tu_source_success(b, "netclass"), 1);
     size_t ndevs = check_dir(b, sys);
     assert_true(ndevs >= 2);
     assert_true(tu_find(b, "node_network_up", "device=\"lo\"", NULL));
@@ -122,7 +108,7 @@ static void test_odd_links(void **state)
     snprintf(sys, sizeof(sys), "%s", fixture("odd-netclass/sys"));
     struct collect *c = run(sys);
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netclass\""), 1);
+    assert_int_equal(tu_source_success(b, "netclass"), 1);
     assert_int_equal(check_dir(b, sys), 4); /* bonding_masters is not a link */
     assert_float_equal(tu_value(b, "node_network_speed_bytes", "device=\"eth1\""), 125000000, 0);
     assert_float_equal(tu_value(b, "node_network_speed_bytes", "device=\"bond0\""), 3125000000.0,
@@ -195,7 +181,7 @@ static void test_come_and_go(void **state)
     b = collect_last(c);
     assert_int_equal(tu_count(b, "node_network_up"), 1);
     assert_float_equal(tu_value(b, "node_network_up", "device=\"lo\""), 0, 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"netclass\""), 0);
+    assert_int_equal(tu_source_errors(b, "netclass"), 0);
     collect_free(c);
     del_link(root, "lo");
     snprintf(path, sizeof(path), "%s/class/net", root);
@@ -205,17 +191,11 @@ static void test_come_and_go(void **state)
     rmdir(root);
 }
 
-static void expect_failure(const char *sys, int errors)
+static void expect_failure(const char *sys, unsigned errors)
 {
     struct collect *c = run(sys);
-    const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netclass\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"netclass\""),
-                     errors);
     /* Nothing half-read leaks into the batch. */
-    assert_int_equal(tu_count(b, "node_network_up"), 0);
-    assert_int_equal(tu_count(b, "node_network_mtu_bytes"), 0);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    tu_assert_source_failed(collect_last(c), "netclass", errors, "node_network_");
     collect_free(c);
 }
 

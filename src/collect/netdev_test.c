@@ -16,33 +16,6 @@ static const char *const cols[16] = {
     "transmit_fifo",  "transmit_colls",   "transmit_carrier",   "transmit_compressed",
 };
 
-/* Run one cycle on `root` with only the netdev source enabled. */
-static struct collect *run(const char *root)
-{
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "netdev") != 0)
-            disabled[nd++] = names[i];
-    struct collect_opts o = {.proc_root = root, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
-/* Samples in families whose name starts with prefix. */
-static size_t count_prefix(const struct metric_buf *b, const char *prefix)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strncmp(metric_str(b, b->fams[i].name), prefix, strlen(prefix)) == 0)
-            n += b->fams[i].count;
-    return n;
-}
-
 /*
  * Check every column of every interface of the file at `path` (read here
  * with sscanf, independently of the source) and that nothing else is there.
@@ -77,7 +50,7 @@ static size_t check_file(const struct metric_buf *b, const char *path)
         nifaces++;
     }
     fclose(f);
-    assert_int_equal(count_prefix(b, "node_network_"), 16 * nifaces);
+    assert_int_equal(tu_count_prefix(b, "node_network_"), 16 * nifaces);
     for (int i = 0; i < 16; i++) {
         char name[96];
         snprintf(name, sizeof(name), "node_network_%s_total", cols[i]);
@@ -89,7 +62,7 @@ static size_t check_file(const struct metric_buf *b, const char *path)
 static void test_host1(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("host1/proc"));
+    struct collect *c = tu_collect_source(fixture("host1/proc"), "netdev");
     const struct metric_buf *b = collect_last(c);
     char path[4096];
     snprintf(path, sizeof(path), "%s", fixture("host1/proc/net/dev"));
@@ -97,7 +70,7 @@ static void test_host1(void **state)
     assert_true(nifaces >= 2);
     /* lo is reported like any other interface. */
     assert_true(tu_find(b, "node_network_receive_bytes_total", "device=\"lo\"", NULL));
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netdev\""), 1);
+    assert_int_equal(tu_source_success(b, "netdev"), 1);
     for (size_t i = 0; i < b->nfams; i++)
         if (strncmp(metric_str(b, b->fams[i].name), "node_network_", 13) == 0) {
             assert_int_equal(b->fams[i].type, METRIC_COUNTER);
@@ -116,9 +89,9 @@ static void test_host1(void **state)
 static void test_odd_names(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("odd-netdev/proc"));
+    struct collect *c = tu_collect_source(fixture("odd-netdev/proc"), "netdev");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netdev\""), 1);
+    assert_int_equal(tu_source_success(b, "netdev"), 1);
     char path[4096];
     snprintf(path, sizeof(path), "%s", fixture("odd-netdev/proc/net/dev"));
     assert_int_equal(check_file(b, path), 4);
@@ -130,14 +103,6 @@ static void test_odd_names(void **state)
     assert_float_equal(tu_value(b, "node_network_receive_bytes_total", "device=\"eth0\""),
                        18446744073709551615.0, 0);
     collect_free(c);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 /* Interfaces appear and vanish between ticks (containers' veth pairs). */
@@ -155,8 +120,8 @@ static void test_come_and_go(void **state)
     const char *veth = "veth0: 7 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
     char text[4096];
     snprintf(text, sizeof(text), "%s%s%s", hdr, lo, veth);
-    write_file(path, text);
-    struct collect *c = run(root);
+    tu_write_file(path, text);
+    struct collect *c = tu_collect_source(root, "netdev");
     const struct metric_buf *b = collect_last(c);
     assert_int_equal(tu_count(b, "node_network_receive_bytes_total"), 2);
     assert_float_equal(tu_value(b, "node_network_receive_bytes_total", "device=\"veth0\""), 7, 0);
@@ -167,7 +132,7 @@ static void test_come_and_go(void **state)
         for (int k = 1; k <= i; k++)
             n += (size_t)snprintf(text + n, sizeof(text) - n,
                                   "veth%d: %d 0 0 0 0 0 0 0 0 0 0 0 0 0 0 %d\n", k, k, k * 2);
-        write_file(path, text);
+        tu_write_file(path, text);
         collect_once(c, 1000 + 1000 * i);
         b = collect_last(c);
         assert_int_equal(tu_count(b, "node_network_receive_bytes_total"), 1 + (size_t)i);
@@ -177,13 +142,13 @@ static void test_come_and_go(void **state)
     }
     /* Back to lo alone. */
     snprintf(text, sizeof(text), "%s%s", hdr, lo);
-    write_file(path, text);
+    tu_write_file(path, text);
     collect_once(c, 30000);
     b = collect_last(c);
     assert_int_equal(tu_count(b, "node_network_receive_bytes_total"), 1);
     assert_float_equal(tu_value(b, "node_network_transmit_compressed_total", "device=\"lo\""), 16,
                        0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"netdev\""), 0);
+    assert_int_equal(tu_source_errors(b, "netdev"), 0);
     collect_free(c);
     unlink(path);
     rmdir(dir);
@@ -192,13 +157,9 @@ static void test_come_and_go(void **state)
 
 static void expect_failure(const char *root)
 {
-    struct collect *c = run(fixture(root));
-    const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netdev\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"netdev\""), 1);
+    struct collect *c = tu_collect_source(fixture(root), "netdev");
     /* Nothing half-parsed leaks into the batch. */
-    assert_int_equal(count_prefix(b, "node_network_"), 0);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    tu_assert_source_failed(collect_last(c), "netdev", 1, "node_network_");
     collect_free(c);
 }
 

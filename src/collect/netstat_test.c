@@ -5,41 +5,6 @@
 #include "testutil.h"
 #include "collect/collect.h"
 
-/* Run one cycle on `root` with only the netstat source enabled. */
-static struct collect *run(const char *root)
-{
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "netstat") != 0)
-            disabled[nd++] = names[i];
-    struct collect_opts o = {.proc_root = root, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
-/* The family named name, or NULL. */
-static const struct metric_fam_rec *fam(const struct metric_buf *b, const char *name)
-{
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strcmp(metric_str(b, b->fams[i].name), name) == 0)
-            return &b->fams[i];
-    return NULL;
-}
-
-static size_t count_prefix(const struct metric_buf *b, const char *prefix)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strncmp(metric_str(b, b->fams[i].name), prefix, strlen(prefix)) == 0)
-            n += b->fams[i].count;
-    return n;
-}
-
 /* proto's field in a header/value pair file, read straight from the fixture. */
 static double pair_value(const char *path, const char *proto, const char *field)
 {
@@ -84,9 +49,9 @@ static double snmp6_value(const char *path, const char *name)
 static void test_host1(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("host1/proc"));
+    struct collect *c = tu_collect_source(fixture("host1/proc"), "netstat");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netstat\""), 1);
+    assert_int_equal(tu_source_success(b, "netstat"), 1);
     char snmp[4096], netstat[4096], snmp6[4096];
     snprintf(snmp, sizeof(snmp), "%s", fixture("host1/proc/net/snmp"));
     snprintf(netstat, sizeof(netstat), "%s", fixture("host1/proc/net/netstat"));
@@ -165,30 +130,29 @@ static void test_host1(void **state)
     for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
         char name[128];
         snprintf(name, sizeof(name), "node_netstat_%s", want[i]);
-        const struct metric_fam_rec *f = fam(b, name);
+        const struct metric_fam_rec *f = tu_fam(b, name);
         if (!f)
             fail_msg("missing %s", name);
         assert_int_equal(f->type, METRIC_UNTYPED);
         assert_int_equal(f->count, 1);
     }
-    assert_int_equal(count_prefix(b, "node_netstat_"), ARRAY_SIZE(want));
-    assert_string_equal(metric_str(b, fam(b, "node_netstat_TcpExt_ListenDrops")->help),
+    assert_int_equal(tu_count_prefix(b, "node_netstat_"), ARRAY_SIZE(want));
+    assert_string_equal(tu_help(b, "node_netstat_TcpExt_ListenDrops"),
                         "Statistic TcpExtListenDrops.");
-    assert_string_equal(metric_str(b, fam(b, "node_netstat_Ip6_InOctets")->help),
-                        "Statistic Ip6InOctets.");
-    assert_null(fam(b, "node_netstat_Tcp_MaxConn"));
-    assert_null(fam(b, "node_netstat_TcpExt_TW"));
-    assert_null(fam(b, "node_netstat_Ip6_InReceives"));
-    assert_null(fam(b, "node_netstat_IcmpMsg_InType3"));
+    assert_string_equal(tu_help(b, "node_netstat_Ip6_InOctets"), "Statistic Ip6InOctets.");
+    assert_null(tu_fam(b, "node_netstat_Tcp_MaxConn"));
+    assert_null(tu_fam(b, "node_netstat_TcpExt_TW"));
+    assert_null(tu_fam(b, "node_netstat_Ip6_InReceives"));
+    assert_null(tu_fam(b, "node_netstat_IcmpMsg_InType3"));
     collect_free(c);
 }
 
 static void test_no_ipv6(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("nov6-netstat/proc"));
+    struct collect *c = tu_collect_source(fixture("nov6-netstat/proc"), "netstat");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netstat\""), 1);
+    assert_int_equal(tu_source_success(b, "netstat"), 1);
     /* Values as written in nov6-netstat/proc/net/{snmp,netstat}. */
     assert_float_equal(tu_value(b, "node_netstat_Ip_Forwarding", ""), 2, 0);
     assert_float_equal(tu_value(b, "node_netstat_Tcp_CurrEstab", ""), 3, 0);
@@ -200,24 +164,22 @@ static void test_no_ipv6(void **state)
     assert_float_equal(tu_value(b, "node_netstat_TcpExt_ListenOverflows", ""), 4, 0);
     assert_float_equal(tu_value(b, "node_netstat_TcpExt_ListenDrops", ""), 5, 0);
     assert_float_equal(tu_value(b, "node_netstat_TcpExt_TCPBacklogDrop", ""), 2, 0);
-    assert_int_equal(count_prefix(b, "node_netstat_"), 10);
-    assert_int_equal(count_prefix(b, "node_netstat_Ip6"), 0);
-    assert_null(fam(b, "node_netstat_Tcp_MaxConn"));
+    assert_int_equal(tu_count_prefix(b, "node_netstat_"), 10);
+    assert_int_equal(tu_count_prefix(b, "node_netstat_Ip6"), 0);
+    assert_null(tu_fam(b, "node_netstat_Tcp_MaxConn"));
     collect_free(c);
 }
 
 /* The source must fail (not crash), be counted, and leave the batch intact. */
 static void check_fails(const char *root)
 {
-    struct collect *c = run(fixture(root));
+    struct collect *c = tu_collect_source(fixture(root), "netstat");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netstat\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"netstat\""), 1);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    tu_assert_source_failed(b, "netstat", 1, NULL);
     /* Still failing, still counted, on the next tick. */
     collect_once(c, 2000);
     b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"netstat\""), 2);
+    assert_int_equal(tu_source_errors(b, "netstat"), 2);
     collect_free(c);
 }
 
@@ -240,15 +202,13 @@ static void test_missing(void **state)
 {
     (void)state;
     /* garbled/proc exists but has no net/ at all. */
-    struct collect *c = run(fixture("garbled/proc"));
+    struct collect *c = tu_collect_source(fixture("garbled/proc"), "netstat");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"netstat\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"netstat\""), 1);
-    assert_int_equal(count_prefix(b, "node_netstat_"), 0);
+    tu_assert_source_failed(b, "netstat", 1, "node_netstat_");
     /* Missing means disabled: not retried, not counted again. */
     collect_once(c, 2000);
     b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"netstat\""), 1);
+    assert_int_equal(tu_source_errors(b, "netstat"), 1);
     collect_free(c);
 }
 

@@ -5,23 +5,6 @@
 #include "testutil.h"
 #include "collect/collect.h"
 
-/* Run one cycle on `root` with only the source `keep` enabled. */
-static struct collect *run(const char *root, const char *keep)
-{
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], keep) != 0)
-            disabled[nd++] = names[i];
-    struct collect_opts o = {.proc_root = root, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
 /* Samples in families whose name contains part. */
 static size_t count_containing(const struct metric_buf *b, const char *part)
 {
@@ -30,15 +13,6 @@ static size_t count_containing(const struct metric_buf *b, const char *part)
         if (strstr(metric_str(b, b->fams[i].name), part))
             n += b->fams[i].count;
     return n;
-}
-
-static enum metric_type type_of(const struct metric_buf *b, const char *name)
-{
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strcmp(metric_str(b, b->fams[i].name), name) == 0)
-            return b->fams[i].type;
-    fail_msg("no family %s", name);
-    return METRIC_UNTYPED;
 }
 
 struct psi {
@@ -63,9 +37,9 @@ static struct psi read_psi(const char *rel)
 static void test_host1(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("host1/proc"), "pressure");
+    struct collect *c = tu_collect_source(fixture("host1/proc"), "pressure");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"pressure\""), 1);
+    assert_int_equal(tu_source_success(b, "pressure"), 1);
     static const struct {
         const char *file, *res;
         const char *total[2];
@@ -86,11 +60,11 @@ static void test_host1(void **state)
         struct psi p = read_psi(cases[i].file);
         for (int k = 0; k < 2; k++) {
             assert_float_equal(tu_value(b, cases[i].total[k], ""), (double)p.total[k] / 1e6, 1e-12);
-            assert_int_equal(type_of(b, cases[i].total[k]), METRIC_COUNTER);
+            assert_int_equal(tu_type(b, cases[i].total[k]), METRIC_COUNTER);
             char avg[96];
             snprintf(avg, sizeof(avg), "sitrep_pressure_%s_%s_avg10_ratio", cases[i].res, kind[k]);
             assert_float_equal(tu_value(b, avg, ""), p.avg10[k] / 100, 1e-12);
-            assert_int_equal(type_of(b, avg), METRIC_GAUGE);
+            assert_int_equal(tu_type(b, avg), METRIC_GAUGE);
         }
     }
     /* node_exporter 1.5 has no cpu "full" metric: ours is sitrep_-named. */
@@ -102,9 +76,9 @@ static void test_host1(void **state)
 static void test_memory_only(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("partial-pressure/proc"), "pressure");
+    struct collect *c = tu_collect_source(fixture("partial-pressure/proc"), "pressure");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"pressure\""), 1);
+    assert_int_equal(tu_source_success(b, "pressure"), 1);
     /* Values as written in partial-pressure/proc/pressure/memory. */
     assert_float_equal(tu_value(b, "node_pressure_memory_waiting_seconds_total", ""), 2.5, 1e-12);
     assert_float_equal(tu_value(b, "node_pressure_memory_stalled_seconds_total", ""), 1.25, 1e-12);
@@ -119,13 +93,11 @@ static void test_memory_only(void **state)
 
 static void expect_failure(const char *root)
 {
-    struct collect *c = run(fixture(root), "pressure");
+    struct collect *c = tu_collect_source(fixture(root), "pressure");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"pressure\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"pressure\""), 1);
+    tu_assert_source_failed(b, "pressure", 1, NULL);
     /* Not even the well-formed files are emitted. */
     assert_int_equal(count_containing(b, "_pressure_"), 0);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
     collect_free(c);
 }
 

@@ -243,46 +243,6 @@ static void copy_comm(char *dst, const char *src, size_t len)
     dst[o] = '\0';
 }
 
-struct pid_stat {
-    char state;
-    const char *comm;
-    size_t comm_len;
-    uint64_t ticks, threads, start, rss_pages;
-};
-
-/*
- * Parse a /proc/<pid>/stat line in place. comm may hold spaces and ')', so
- * it runs from the first '(' to the last ')'. Returns NULL, or what is wrong.
- */
-static const char *parse_stat(char *buf, struct pid_stat *ps)
-{
-    char *lp = strchr(buf, '('), *rp = strrchr(buf, ')');
-    if (!lp || !rp || rp < lp)
-        return "no '(comm)'";
-    ps->comm = lp + 1;
-    ps->comm_len = (size_t)(rp - lp - 1);
-    char *nl = strchr(rp, '\n');
-    if (nl)
-        *nl = '\0';
-    /* Fields after comm: f[0] is field 3 (state) of proc(5), f[i] is field i+3. */
-    char *f[22];
-    if (collect__fields(rp + 1, f, 22) < 22)
-        return "too few fields (truncated?)";
-    if (f[0][1] != '\0' ||
-        !((f[0][0] >= 'A' && f[0][0] <= 'Z') || (f[0][0] >= 'a' && f[0][0] <= 'z')))
-        return "bad state";
-    ps->state = f[0][0];
-    uint64_t utime, stime;
-    int64_t rss;
-    if (collect__u64(f[11], &utime) < 0 || collect__u64(f[12], &stime) < 0 ||
-        collect__u64(f[17], &ps->threads) < 0 || collect__u64(f[19], &ps->start) < 0 ||
-        collect__i64(f[21], &rss) < 0)
-        return "bad number";
-    ps->ticks = utime + stime;
-    ps->rss_pages = rss > 0 ? (uint64_t)rss : 0;
-    return NULL;
-}
-
 /* A positive decimal pid as /proc lists it, or 0. */
 static int32_t pid_of(const char *name)
 {
@@ -333,34 +293,35 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
         snprintf(path, sizeof(path), "%d/stat", (int)pid); /* == d_name: no leading zeros */
         if (collect__read_small(ctx->proc_fd, path, s->stat, sizeof(s->stat)) <= 0)
             continue; /* exited since readdir saw it */
-        struct pid_stat ps;
-        const char *err = parse_stat(s->stat, &ps);
-        if (err)
+        struct collect_pidstat ps;
+        const char *err;
+        if (collect__parse_pidstat(s->stat, &ps, &err) < 0)
             return collect__fail(ctx, "%s/%s:1: %s", ctx->opts->proc_root, path, err);
+        uint64_t ticks = ps.utime + ps.stime;
         if ((now->n + 1) * 2 > s->cap)
             tables_grow(s);
         now = &s->tab[s->cur];
         if (table_find(now, s->cap, pid))
             continue; /* listed twice while the directory changed */
         (*npids)++;
-        *nthreads += ps.threads;
+        *nthreads += ps.num_threads;
         states[(unsigned char)ps.state]++;
 
         struct proc_info pi = {
-            .pid = pid, .ticks = ps.ticks, .rss_pages = ps.rss_pages, .threads = ps.threads};
+            .pid = pid, .ticks = ticks, .rss_pages = ps.rss_pages, .threads = ps.num_threads};
         const struct pid_slot *old = table_find(&s->tab[!s->cur], s->cap, pid);
-        if (old && old->start == ps.start) {
-            if (ps.ticks > old->ticks && ctx->ts_ms > old->ts_ms)
-                pi.ratio = (double)(ps.ticks - old->ticks) / hz /
+        if (old && old->start == ps.starttime) {
+            if (ticks > old->ticks && ctx->ts_ms > old->ts_ms)
+                pi.ratio = (double)(ticks - old->ticks) / hz /
                            ((double)(ctx->ts_ms - old->ts_ms) / 1000.0);
         } else if (s->have_prev && ctx->ts_ms > s->prev_ts) {
             /* New (or reused pid): it started after the previous walk, so
              * all of its CPU time falls within this interval. */
-            pi.ratio = (double)ps.ticks / hz / ((double)(ctx->ts_ms - s->prev_ts) / 1000.0);
+            pi.ratio = (double)ticks / hz / ((double)(ctx->ts_ms - s->prev_ts) / 1000.0);
         }
         struct pid_slot *slot = table_slot(now, s->cap, pid);
         *slot = (struct pid_slot){
-            .pid = pid, .start = ps.start, .ticks = ps.ticks, .ts_ms = ctx->ts_ms};
+            .pid = pid, .start = ps.starttime, .ticks = ticks, .ts_ms = ctx->ts_ms};
         now->n++;
         if (limit) {
             copy_comm(pi.comm, ps.comm, ps.comm_len);

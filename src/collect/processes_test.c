@@ -14,20 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A collector on `root` with only the processes source; top = top_processes. */
-static struct collect *make(const char *root, int top)
+/* One cycle on `root` with only the processes source; top = top_processes. */
+static struct collect *run(const char *root, int top)
 {
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "processes") != 0)
-            disabled[nd++] = names[i];
-    struct collect_opts o = {
-        .proc_root = root, .disabled = disabled, .ndisabled = nd, .top_processes = top};
-    return collect_new(&o);
+    struct collect_opts o = {.proc_root = root, .top_processes = top};
+    return tu_collect_only(&o, (const char *const[]){"processes"}, 1);
 }
 
 /* The fields of a stat file the source reports, parsed by the test itself. */
@@ -172,10 +163,9 @@ static void test_counts_and_all_series(void **state)
     (void)state;
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s", fixture("procs/proc"));
-    struct collect *c = make(dir, 10); /* more than there are processes */
-    collect_once(c, 1000);
+    struct collect *c = run(dir, 10); /* more than there are processes */
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"processes\""), 1);
+    assert_int_equal(tu_source_success(b, "processes"), 1);
 
     unsigned threads = 0, by_state[128] = {0};
     for (size_t i = 0; i < ARRAY_SIZE(fixture_pids); i++) {
@@ -218,8 +208,7 @@ static void test_top_n_usage_and_reuse(void **state)
     double hz = (double)sysconf(_SC_CLK_TCK);
     char dir[64];
     fresh_copy(dir, sizeof(dir));
-    struct collect *c = make(dir, 2);
-    collect_once(c, 1000);
+    struct collect *c = run(dir, 2);
     const struct metric_buf *b = collect_last(c);
     /* Tick 1: CPU ranks by total CPU time (all usage 0): 300 and 42; RSS
      * ranks 200 and 42. The union has 3 processes. */
@@ -248,7 +237,7 @@ static void test_top_n_usage_and_reuse(void **state)
     rm_tree(p400);
     collect_once(c, 2000);
     b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"processes\""), 1);
+    assert_int_equal(tu_source_success(b, "processes"), 1);
     assert_float_equal(tu_value(b, "node_processes_pids", ""), ARRAY_SIZE(fixture_pids) - 1, 0);
     /* CPU top 2: 1 (150 ticks/s) and 500 (50); RSS top 2: 200 and 42. */
     assert_int_equal(tu_count(b, "sitrep_process_cpu_usage_ratio"), 4); /* the 2N bound */
@@ -282,10 +271,9 @@ static void test_top_n_usage_and_reuse(void **state)
 static void test_top_off(void **state)
 {
     (void)state;
-    struct collect *c = make(fixture("procs/proc"), -1); /* negative: off */
-    collect_once(c, 1000);
+    struct collect *c = run(fixture("procs/proc"), -1); /* negative: off */
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"processes\""), 1);
+    assert_int_equal(tu_source_success(b, "processes"), 1);
     assert_true(tu_find(b, "node_processes_pids", "", NULL));
     assert_int_equal(tu_count(b, "sitrep_process_cpu_seconds_total"), 0);
     assert_int_equal(tu_count(b, "sitrep_process_resident_memory_bytes"), 0);
@@ -315,8 +303,7 @@ static void test_many_processes(void **state)
     assert_non_null(mkdtemp(dir));
     for (int p = 1; p <= 600; p++)
         write_pid(dir, p, (unsigned long long)p, (unsigned long long)p);
-    struct collect *c = make(dir, 3);
-    collect_once(c, 1000);
+    struct collect *c = run(dir, 3);
     const struct metric_buf *b = collect_last(c);
     assert_float_equal(tu_value(b, "node_processes_pids", ""), 600, 0);
     /* Old processes ran p % 7 ticks more; 900 new ones (which grows the
@@ -351,10 +338,9 @@ static void test_host1(void **state)
     (void)state;
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s", fixture("host1/proc"));
-    struct collect *c = make(dir, 0); /* 0: the default, 10 */
-    collect_once(c, 1000);
+    struct collect *c = run(dir, 0); /* 0: the default, 10 */
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"processes\""), 1);
+    assert_int_equal(tu_source_success(b, "processes"), 1);
     struct tstat a, z;
     assert_int_equal(read_tstat(dir, 1, &a), 0);
     assert_int_equal(read_tstat(dir, 2932, &z), 0);
@@ -382,12 +368,8 @@ static void test_host1(void **state)
 
 static void check_fails(const char *root)
 {
-    struct collect *c = make(fixture(root), 0);
-    collect_once(c, 1000);
-    const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"processes\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"processes\""), 1);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    struct collect *c = run(fixture(root), 0);
+    tu_assert_source_failed(collect_last(c), "processes", 1, NULL);
     collect_free(c);
 }
 
@@ -407,10 +389,9 @@ static void test_truncated(void **state)
 static void test_missing(void **state)
 {
     (void)state;
-    struct collect *c = make(fixture("does-not-exist"), 0);
-    collect_once(c, 1000);
+    struct collect *c = run(fixture("does-not-exist"), 0);
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"processes\""), 0);
+    assert_int_equal(tu_source_success(b, "processes"), 0);
     assert_int_equal(tu_count(b, "node_processes_pids"), 0);
     collect_free(c);
 }

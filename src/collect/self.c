@@ -120,27 +120,16 @@ static int self_collect(void *p, struct collect_ctx *ctx)
     long n = collect__read_small(s->self_fd, "stat", s->buf, sizeof(s->buf));
     if (n < 0)
         return collect__fail(ctx, "/proc/self/stat: %s", strerror((int)-n));
-    char *rp = strrchr(s->buf, ')'), *f[22];
-    if (!rp)
-        return collect__fail(ctx, "/proc/self/stat:1: no '(comm)'");
-    char *nl = strchr(rp, '\n');
-    if (nl)
-        *nl = '\0';
-    /* f[i] is field i+3 of proc(5): utime 14, stime 15, num_threads 20,
-     * starttime 22, vsize 23, rss 24. */
-    uint64_t utime, stime, threads, start, vsize;
-    int64_t rss;
-    if (collect__fields(rp + 1, f, 22) < 22 || collect__u64(f[11], &utime) < 0 ||
-        collect__u64(f[12], &stime) < 0 || collect__u64(f[17], &threads) < 0 ||
-        collect__u64(f[19], &start) < 0 || collect__u64(f[20], &vsize) < 0 ||
-        collect__i64(f[21], &rss) < 0)
-        return collect__fail(ctx, "/proc/self/stat:1: too few fields or a bad number");
+    struct collect_pidstat ps;
+    const char *err;
+    if (collect__parse_pidstat(s->buf, &ps, &err) < 0)
+        return collect__fail(ctx, "/proc/self/stat:1: %s", err);
 
     if (!s->have_start) {
         double bt = boot_time(ctx);
         if (bt < 0)
             return collect__fail(ctx, "/proc/stat: no btime line");
-        s->start_time = bt + (double)start / hz;
+        s->start_time = bt + (double)ps.starttime / hz;
         s->have_start = 1;
     }
 
@@ -163,17 +152,18 @@ static int self_collect(void *p, struct collect_ctx *ctx)
 
     metric_fam(ctx->out, "process_cpu_seconds_total",
                "Total user and system CPU time spent in seconds.", METRIC_COUNTER);
-    metric_add0(ctx->out, (double)(utime + stime) / hz);
+    metric_add0(ctx->out, (double)(ps.utime + ps.stime) / hz);
     gauge(ctx, "process_open_fds", "Number of open file descriptors.", nfds);
     gauge(ctx, "process_max_fds", "Maximum number of open file descriptors.", max_fds);
-    gauge(ctx, "process_virtual_memory_bytes", "Virtual memory size in bytes.", (double)vsize);
+    gauge(ctx, "process_virtual_memory_bytes", "Virtual memory size in bytes.", (double)ps.vsize);
     gauge(ctx, "process_virtual_memory_max_bytes",
           "Maximum amount of virtual memory available in bytes.", max_vm);
     gauge(ctx, "process_resident_memory_bytes", "Resident memory size in bytes.",
-          rss > 0 ? (double)rss * page : 0);
+          (double)ps.rss_pages * page);
     gauge(ctx, "process_start_time_seconds",
           "Start time of the process since unix epoch in seconds.", s->start_time);
-    gauge(ctx, "sitrep_threads", "Number of OS threads in the sitrep process.", (double)threads);
+    gauge(ctx, "sitrep_threads", "Number of OS threads in the sitrep process.",
+          (double)ps.num_threads);
     return COLLECT_OK;
 }
 

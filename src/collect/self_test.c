@@ -2,6 +2,7 @@
  * self_test.c: the self source reports this very test process from the real
  * /proc/self, whatever proc_root points at. Values are checked against what
  * the test reads itself (rlimits, /proc/self/fd, /proc/self/task, clocks).
+ * proc_root is a fixture root throughout: self must not read from it.
  */
 #include "testutil.h"
 #include "collect/collect.h"
@@ -10,21 +11,6 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-
-static struct collect *make(const char *root)
-{
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "self") != 0)
-            disabled[nd++] = names[i];
-    /* A fixture root: self must not read from it. */
-    struct collect_opts o = {.proc_root = root, .disabled = disabled, .ndisabled = nd};
-    return collect_new(&o);
-}
 
 /* Entries of a /proc directory, without "." and "..". */
 static double count_dir(const char *path)
@@ -40,29 +26,19 @@ static double count_dir(const char *path)
     return n;
 }
 
-static const struct metric_fam_rec *fam(const struct metric_buf *b, const char *name)
-{
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strcmp(metric_str(b, b->fams[i].name), name) == 0)
-            return &b->fams[i];
-    fail_msg("no family %s", name);
-    return NULL;
-}
-
 static void test_self(void **state)
 {
     (void)state;
-    struct collect *c = make(fixture("procs/proc"));
-    collect_once(c, 1000);
+    struct collect *c = tu_collect_source(fixture("procs/proc"), "self");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"self\""), 1);
+    assert_int_equal(tu_source_success(b, "self"), 1);
 
     struct timespec cpu;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
     double cpu_s = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
     double v = tu_value(b, "process_cpu_seconds_total", "");
     assert_true(v >= 0 && v <= cpu_s + 0.05);
-    assert_int_equal(fam(b, "process_cpu_seconds_total")->type, METRIC_COUNTER);
+    assert_int_equal(tu_type(b, "process_cpu_seconds_total"), METRIC_COUNTER);
 
     struct rlimit rl;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -93,8 +69,8 @@ static void test_self(void **state)
         "sitrep_threads",
     };
     for (size_t i = 0; i < ARRAY_SIZE(gauges); i++)
-        assert_int_equal(fam(b, gauges[i])->type, METRIC_GAUGE);
-    assert_string_equal(metric_str(b, fam(b, "process_resident_memory_bytes")->help),
+        assert_int_equal(tu_type(b, gauges[i]), METRIC_GAUGE);
+    assert_string_equal(tu_help(b, "process_resident_memory_bytes"),
                         "Resident memory size in bytes.");
     collect_free(c);
 }
@@ -102,14 +78,13 @@ static void test_self(void **state)
 static void test_ticks_leak_nothing(void **state)
 {
     (void)state;
-    struct collect *c = make(fixture("host1/proc"));
-    collect_once(c, 1000);
+    struct collect *c = tu_collect_source(fixture("host1/proc"), "self");
     double fds = tu_value(collect_last(c), "process_open_fds", "");
     double start = tu_value(collect_last(c), "process_start_time_seconds", "");
     for (int i = 2; i <= 5; i++)
         collect_once(c, i * 1000);
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"self\""), 0);
+    assert_int_equal(tu_source_errors(b, "self"), 0);
     assert_float_equal(tu_value(b, "process_open_fds", ""), fds, 0);
     assert_float_equal(tu_value(b, "process_start_time_seconds", ""), start, 0);
     collect_free(c);

@@ -7,32 +7,6 @@
 
 #include <unistd.h>
 
-/* Run one cycle on `root` with only the sockstat source enabled. */
-static struct collect *run(const char *root)
-{
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "sockstat") != 0)
-            disabled[nd++] = names[i];
-    struct collect_opts o = {.proc_root = root, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
-static size_t count_prefix(const struct metric_buf *b, const char *prefix)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strncmp(metric_str(b, b->fams[i].name), prefix, strlen(prefix)) == 0)
-            n += b->fams[i].count;
-    return n;
-}
-
 /* Every key/value pair of the fixture file must be exported under its
  * node_exporter name (except "sockets" in the IPv6 file); returns how many
  * families that makes, including the _mem_bytes ones. */
@@ -73,14 +47,14 @@ static size_t check_file(const struct metric_buf *b, const char *path, int v6)
 static void test_host1(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("host1/proc"));
+    struct collect *c = tu_collect_source(fixture("host1/proc"), "sockstat");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"sockstat\""), 1);
+    assert_int_equal(tu_source_success(b, "sockstat"), 1);
     char v4[4096], v6[4096];
     snprintf(v4, sizeof(v4), "%s", fixture("host1/proc/net/sockstat"));
     snprintf(v6, sizeof(v6), "%s", fixture("host1/proc/net/sockstat6"));
     size_t n = check_file(b, v4, 0) + check_file(b, v6, 1);
-    assert_int_equal(count_prefix(b, "node_sockstat_"), n);
+    assert_int_equal(tu_count_prefix(b, "node_sockstat_"), n);
     /* The names node_exporter 1.5 exports on this kernel. */
     static const char *const want[] = {
         "sockets_used",  "TCP_inuse",      "TCP_orphan", "TCP_tw",      "TCP_alloc",
@@ -94,18 +68,16 @@ static void test_host1(void **state)
         snprintf(name, sizeof(name), "node_sockstat_%s", want[i]);
         assert_true(tu_find(b, name, "", NULL));
     }
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strncmp(metric_str(b, b->fams[i].name), "node_sockstat_", 14) == 0)
-            assert_int_equal(b->fams[i].type, METRIC_GAUGE);
+    tu_assert_prefix_type(b, "node_sockstat_", METRIC_GAUGE);
     collect_free(c);
 }
 
 static void test_no_ipv6(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("nov6-sockstat/proc"));
+    struct collect *c = tu_collect_source(fixture("nov6-sockstat/proc"), "sockstat");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"sockstat\""), 1);
+    assert_int_equal(tu_source_success(b, "sockstat"), 1);
     /* As written in nov6-sockstat/proc/net/sockstat. */
     assert_float_equal(tu_value(b, "node_sockstat_sockets_used", ""), 12, 0);
     assert_float_equal(tu_value(b, "node_sockstat_TCP_tw", ""), 2, 0);
@@ -115,17 +87,14 @@ static void test_no_ipv6(void **state)
                        7.0 * (double)sysconf(_SC_PAGESIZE), 0);
     assert_float_equal(tu_value(b, "node_sockstat_RAW_inuse", ""), 1, 0);
     assert_false(tu_find(b, "node_sockstat_TCP6_inuse", "", NULL));
-    assert_int_equal(count_prefix(b, "node_sockstat_"), 14);
+    assert_int_equal(tu_count_prefix(b, "node_sockstat_"), 14);
     collect_free(c);
 }
 
 static void check_fails(const char *root)
 {
-    struct collect *c = run(fixture(root));
-    const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"sockstat\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"sockstat\""), 1);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    struct collect *c = tu_collect_source(fixture(root), "sockstat");
+    tu_assert_source_failed(collect_last(c), "sockstat", 1, NULL);
     collect_free(c);
 }
 
@@ -144,10 +113,10 @@ static void test_truncated(void **state)
 static void test_missing(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("garbled/proc")); /* no net/ */
+    struct collect *c = tu_collect_source(fixture("garbled/proc"), "sockstat"); /* no net/ */
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"sockstat\""), 0);
-    assert_int_equal(count_prefix(b, "node_sockstat_"), 0);
+    assert_int_equal(tu_source_success(b, "sockstat"), 0);
+    assert_int_equal(tu_count_prefix(b, "node_sockstat_"), 0);
     collect_free(c);
 }
 

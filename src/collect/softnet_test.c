@@ -6,23 +6,6 @@
 #include "testutil.h"
 #include "collect/collect.h"
 
-/* Run one cycle on `root` with only the source `keep` enabled. */
-static struct collect *run(const char *root, const char *keep)
-{
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], keep) != 0)
-            disabled[nd++] = names[i];
-    struct collect_opts o = {.proc_root = root, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
 static const char *const fams[] = {"node_softnet_processed_total", "node_softnet_dropped_total",
                                    "node_softnet_times_squeezed_total"};
 
@@ -58,9 +41,9 @@ static size_t check_against(const struct metric_buf *b, const char *rel)
 static void test_host1(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("host1/proc"), "softnet");
+    struct collect *c = tu_collect_source(fixture("host1/proc"), "softnet");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"softnet\""), 1);
+    assert_int_equal(tu_source_success(b, "softnet"), 1);
     assert_true(check_against(b, "host1/proc/net/softnet_stat") >= 1);
     collect_free(c);
 }
@@ -68,9 +51,9 @@ static void test_host1(void **state)
 static void test_offline_cpu(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("odd-softnet/proc"), "softnet");
+    struct collect *c = tu_collect_source(fixture("odd-softnet/proc"), "softnet");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"softnet\""), 1);
+    assert_int_equal(tu_source_success(b, "softnet"), 1);
     assert_int_equal(check_against(b, "odd-softnet/proc/net/softnet_stat"), 3);
     /* CPU 1 is offline: the second line is CPU 2, labelled by its id. */
     assert_false(tu_find(b, "node_softnet_processed_total", "cpu=\"1\"", NULL));
@@ -83,9 +66,9 @@ static void test_offline_cpu(void **state)
 static void test_old_kernel(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("old-softnet/proc"), "softnet");
+    struct collect *c = tu_collect_source(fixture("old-softnet/proc"), "softnet");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"softnet\""), 1);
+    assert_int_equal(tu_source_success(b, "softnet"), 1);
     assert_int_equal(check_against(b, "old-softnet/proc/net/softnet_stat"), 2);
     assert_float_equal(tu_value(b, "node_softnet_processed_total", "cpu=\"1\""), 2000, 0);
     collect_free(c);
@@ -93,13 +76,8 @@ static void test_old_kernel(void **state)
 
 static void expect_failure(const char *root)
 {
-    struct collect *c = run(fixture(root), "softnet");
-    const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"softnet\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"softnet\""), 1);
-    for (int k = 0; k < 3; k++)
-        assert_int_equal(tu_count(b, fams[k]), 0);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    struct collect *c = tu_collect_source(fixture(root), "softnet");
+    tu_assert_source_failed(collect_last(c), "softnet", 1, "node_softnet_");
     collect_free(c);
 }
 

@@ -6,21 +6,10 @@
 
 #include <unistd.h>
 
-static struct collect *run(const char *root)
-{
-    const char *only[] = {"loadavg",  "meminfo",   "vmstat",    "pressure",   "vfs",
-                          "netdev",   "netclass",  "diskstats", "filesystem", "netstat",
-                          "sockstat", "processes", "self"};
-    struct collect_opts o = {.proc_root = root, .disabled = only, .ndisabled = 13};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
 static void test_host1(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("host1/proc"));
+    struct collect *c = tu_collect_source(fixture("host1/proc"), "stat");
     const struct metric_buf *b = collect_last(c);
     double hz = (double)sysconf(_SC_CLK_TCK);
     /* cpu0 line of the fixture, recomputed from the file itself. */
@@ -48,28 +37,25 @@ static void test_host1(void **state)
     assert_true(tu_find(b, "node_procs_blocked", "", NULL));
     assert_true(tu_find(b, "node_intr_total", "", NULL));
     assert_true(tu_find(b, "node_cpu_guest_seconds_total", "cpu=\"0\",mode=\"nice\"", NULL));
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"stat\""), 1);
+    assert_int_equal(tu_source_success(b, "stat"), 1);
     collect_free(c);
 }
 
 static void test_garbled(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("garbled/proc"));
-    const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"stat\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"stat\""), 1);
+    struct collect *c = tu_collect_source(fixture("garbled/proc"), "stat");
     /* A failed source still leaves the rest of the batch intact. */
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    tu_assert_source_failed(collect_last(c), "stat", 1, NULL);
     collect_free(c);
 }
 
 static void test_missing(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("does-not-exist"));
+    struct collect *c = tu_collect_source(fixture("does-not-exist"), "stat");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"stat\""), 0);
+    assert_int_equal(tu_source_success(b, "stat"), 0);
     assert_int_equal(tu_count(b, "node_cpu_seconds_total"), 0);
     collect_free(c);
 }

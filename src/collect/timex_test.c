@@ -10,35 +10,11 @@
 
 #include <time.h>
 
+/* One cycle with proc_root host1 and sys_root `sys`, only timex enabled. */
 static struct collect *run(const char *sys)
 {
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "timex") != 0)
-            disabled[nd++] = names[i];
-    /* fixture() returns a static buffer: copy sys before calling it. */
-    char sysr[4096], proc[4096];
-    snprintf(sysr, sizeof(sysr), "%s", sys);
-    snprintf(proc, sizeof(proc), "%s", fixture("host1/proc"));
-    struct collect_opts o = {
-        .proc_root = proc, .sys_root = sysr, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
-/* Type of family `name`, failing the test if absent. */
-static enum metric_type fam_type(const struct metric_buf *b, const char *name)
-{
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strcmp(metric_str(b, b->fams[i].name), name) == 0)
-            return b->fams[i].type;
-    fail_msg("no family %s", name);
-    return METRIC_UNTYPED;
+    struct collect_opts o = {.sys_root = sys};
+    return tu_collect_only_fixture("host1/proc", &o, (const char *const[]){"timex"}, 1);
 }
 
 static void test_live(void **state)
@@ -46,7 +22,7 @@ static void test_live(void **state)
     (void)state;
     struct collect *c = run(fixture("host1/sys"));
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"timex\""), 1);
+    assert_int_equal(tu_source_success(b, "timex"), 1);
     static const char *const gauges[] = {"node_timex_sync_status",
                                          "node_timex_offset_seconds",
                                          "node_timex_frequency_adjustment_ratio",
@@ -65,11 +41,11 @@ static void test_live(void **state)
         "node_timex_pps_jitter_total", "node_timex_pps_calibration_total",
         "node_timex_pps_error_total", "node_timex_pps_stability_exceeded_total"};
     for (size_t i = 0; i < ARRAY_SIZE(gauges); i++) {
-        assert_int_equal(fam_type(b, gauges[i]), METRIC_GAUGE);
+        assert_int_equal(tu_type(b, gauges[i]), METRIC_GAUGE);
         assert_int_equal(tu_count(b, gauges[i]), 1);
     }
     for (size_t i = 0; i < ARRAY_SIZE(counters); i++) {
-        assert_int_equal(fam_type(b, counters[i]), METRIC_COUNTER);
+        assert_int_equal(tu_type(b, counters[i]), METRIC_COUNTER);
         assert_true(tu_value(b, counters[i], "") >= 0);
     }
     double tick = tu_value(b, "node_timex_tick_seconds", "");
@@ -115,7 +91,7 @@ static void test_no_sysfs(void **state)
     /* Without sysfs the clocksource metrics are absent, not an error. */
     struct collect *c = run(fixture("does-not-exist"));
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"timex\""), 1);
+    assert_int_equal(tu_source_success(b, "timex"), 1);
     assert_int_equal(tu_count(b, "node_time_clocksource_current_info"), 0);
     assert_int_equal(tu_count(b, "node_timex_tick_seconds"), 1);
     collect_free(c);

@@ -12,31 +12,11 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-/* A collector with only the uname and os sources, os-release read below rootfs. */
-static struct collect *make(const char *rootfs)
-{
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "uname") != 0 && strcmp(names[i], "os") != 0)
-            disabled[nd++] = names[i];
-    /* fixture() returns a static buffer: copy rootfs before calling it. */
-    char root[4096], proc[4096];
-    snprintf(root, sizeof(root), "%s", rootfs);
-    snprintf(proc, sizeof(proc), "%s", fixture("host1/proc"));
-    struct collect_opts o = {
-        .proc_root = proc, .rootfs = root, .disabled = disabled, .ndisabled = nd};
-    return collect_new(&o);
-}
-
+/* One cycle with only the uname and os sources, os-release read below rootfs. */
 static struct collect *run(const char *rootfs)
 {
-    struct collect *c = make(rootfs);
-    collect_once(c, 1000);
-    return c;
+    struct collect_opts o = {.rootfs = rootfs};
+    return tu_collect_only_fixture("host1/proc", &o, (const char *const[]){"uname", "os"}, 2);
 }
 
 static void check_uname(const struct metric_buf *b)
@@ -83,8 +63,8 @@ static void test_host1(void **state)
     (void)state;
     struct collect *c = run(fixture("host1"));
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"uname\""), 1);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"os\""), 1);
+    assert_int_equal(tu_source_success(b, "uname"), 1);
+    assert_int_equal(tu_source_success(b, "os"), 1);
     check_uname(b);
     static const char *const keys[] = {
         "BUILD_ID",    "ID",      "ID_LIKE",    "IMAGE_ID", "IMAGE_VERSION",    "NAME",
@@ -115,7 +95,7 @@ static void test_quoting(void **state)
     (void)state;
     struct collect *c = run(fixture("odd-os"));
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"os\""), 1);
+    assert_int_equal(tu_source_success(b, "os"), 1);
     /* Known text of odd-os/etc/os-release: escaped quotes, single quotes,
      * trailing comments, "export", an unknown key. */
     assert_float_equal(
@@ -137,7 +117,7 @@ static void test_usr_lib_fallback(void **state)
     (void)state;
     struct collect *c = run(fixture("usrlib-os"));
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"os\""), 1);
+    assert_int_equal(tu_source_success(b, "os"), 1);
     assert_float_equal(
         tu_value(b, "node_os_info",
                  "build_id=\"rolling\",id=\"arch\",id_like=\"\",image_id=\"archlinux\","
@@ -155,16 +135,13 @@ static void test_garbled(void **state)
     struct collect *c = run(fixture("garbled-os"));
     const struct metric_buf *b = collect_last(c);
     /* The os source fails; uname, a source of its own, is unaffected. */
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"os\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"os\""), 1);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"uname\""), 1);
+    tu_assert_source_failed(b, "os", 1, "node_os_");
+    assert_int_equal(tu_source_success(b, "uname"), 1);
     check_uname(b);
-    assert_int_equal(tu_count(b, "node_os_info"), 0);
-    assert_int_equal(tu_count(b, "node_os_version"), 0);
     /* Failing every tick, not only the one that read the file. */
     collect_once(c, 2000);
     b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"os\""), 2);
+    assert_int_equal(tu_source_errors(b, "os"), 2);
     collect_free(c);
 }
 
@@ -174,19 +151,11 @@ static void test_absent(void **state)
     /* A rootfs without os-release: the os source is missing, uname is not. */
     struct collect *c = run(fixture("odd-softnet"));
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"uname\""), 1);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"os\""), 0);
+    assert_int_equal(tu_source_success(b, "uname"), 1);
+    assert_int_equal(tu_source_success(b, "os"), 0);
     check_uname(b);
     assert_int_equal(tu_count(b, "node_os_info"), 0);
     collect_free(c);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 static void test_read_once(void **state)
@@ -197,14 +166,13 @@ static void test_read_once(void **state)
     snprintf(etc, sizeof(etc), "%s/etc", dir);
     snprintf(file, sizeof(file), "%s/os-release", etc);
     assert_int_equal(mkdir(etc, 0700), 0);
-    write_file(file, "ID=first\nVERSION_ID=1.5\n");
-    struct collect *c = make(dir);
-    collect_once(c, 1000);
+    tu_write_file(file, "ID=first\nVERSION_ID=1.5\n");
+    struct collect *c = run(dir);
     const struct metric_buf *b = collect_last(c);
     assert_float_equal(tu_value(b, "node_os_version", "id=\"first\",id_like=\"\",name=\"\""), 1.5,
                        0);
     /* os-release does not change at runtime: a rewrite is not seen. */
-    write_file(file, "ID=second\nVERSION_ID=2\n");
+    tu_write_file(file, "ID=second\nVERSION_ID=2\n");
     for (int i = 2; i <= 3; i++)
         collect_once(c, i * 1000);
     b = collect_last(c);

@@ -5,33 +5,6 @@
 #include "testutil.h"
 #include "collect/collect.h"
 
-/* Run one cycle on `root` with only the source `keep` enabled. */
-static struct collect *run(const char *root, const char *keep)
-{
-    size_t n;
-    const char *const *names = collect_source_names(&n);
-    const char *disabled[64];
-    size_t nd = 0;
-    assert_true(n <= ARRAY_SIZE(disabled));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], keep) != 0)
-            disabled[nd++] = names[i];
-    struct collect_opts o = {.proc_root = root, .disabled = disabled, .ndisabled = nd};
-    struct collect *c = collect_new(&o);
-    collect_once(c, 1000);
-    return c;
-}
-
-/* Samples in families whose name starts with prefix. */
-static size_t count_prefix(const struct metric_buf *b, const char *prefix)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < b->nfams; i++)
-        if (strncmp(metric_str(b, b->fams[i].name), prefix, strlen(prefix)) == 0)
-            n += b->fams[i].count;
-    return n;
-}
-
 static int starts(const char *s, const char *p)
 {
     return strncmp(s, p, strlen(p)) == 0;
@@ -72,9 +45,9 @@ static double fixture_field(const char *rel, const char *k)
 static void test_host1(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("host1/proc"), "vmstat");
+    struct collect *c = tu_collect_source(fixture("host1/proc"), "vmstat");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"vmstat\""), 1);
+    assert_int_equal(tu_source_success(b, "vmstat"), 1);
 
     /* Every selected line of the fixture, with its value; nothing else. */
     FILE *f = fopen(fixture("host1/proc/vmstat"), "r");
@@ -92,7 +65,7 @@ static void test_host1(void **state)
         }
     }
     fclose(f);
-    assert_int_equal(count_prefix(b, "node_vmstat_"), nsel);
+    assert_int_equal(tu_count_prefix(b, "node_vmstat_"), nsel);
 
     /* The fields the brief requires, named explicitly. */
     static const char *const must[] = {
@@ -120,18 +93,16 @@ static void test_host1(void **state)
     }
     assert_false(tu_find(b, "node_vmstat_nr_free_pages", "", NULL));
     assert_false(tu_find(b, "node_vmstat_compact_fail", "", NULL));
-    for (size_t i = 0; i < b->nfams; i++)
-        if (starts(metric_str(b, b->fams[i].name), "node_vmstat_"))
-            assert_int_equal(b->fams[i].type, METRIC_UNTYPED);
+    tu_assert_prefix_type(b, "node_vmstat_", METRIC_UNTYPED);
     collect_free(c);
 }
 
 static void test_old_kernel(void **state)
 {
     (void)state;
-    struct collect *c = run(fixture("old-vmstat/proc"), "vmstat");
+    struct collect *c = tu_collect_source(fixture("old-vmstat/proc"), "vmstat");
     const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"vmstat\""), 1);
+    assert_int_equal(tu_source_success(b, "vmstat"), 1);
     /* Values as written in old-vmstat/proc/vmstat. */
     assert_float_equal(tu_value(b, "node_vmstat_allocstall", ""), 2, 0);
     assert_float_equal(tu_value(b, "node_vmstat_workingset_refault", ""), 41, 0);
@@ -146,18 +117,14 @@ static void test_old_kernel(void **state)
     assert_false(tu_find(b, "node_vmstat_oom_kill", "", NULL));
     /* pgpgin pgpgout pswpin pswpout pgfault pgmajfault workingset_refault
      * pgscan x2 pgsteal allocstall compact_stall */
-    assert_int_equal(count_prefix(b, "node_vmstat_"), 12);
+    assert_int_equal(tu_count_prefix(b, "node_vmstat_"), 12);
     collect_free(c);
 }
 
 static void expect_failure(const char *root)
 {
-    struct collect *c = run(fixture(root), "vmstat");
-    const struct metric_buf *b = collect_last(c);
-    assert_int_equal(tu_value(b, "sitrep_collector_success", "collector=\"vmstat\""), 0);
-    assert_int_equal(tu_value(b, "sitrep_collector_errors_total", "collector=\"vmstat\""), 1);
-    assert_int_equal(count_prefix(b, "node_vmstat_"), 0);
-    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
+    struct collect *c = tu_collect_source(fixture(root), "vmstat");
+    tu_assert_source_failed(collect_last(c), "vmstat", 1, "node_vmstat_");
     collect_free(c);
 }
 

@@ -1,6 +1,7 @@
 /*
  * testutil.h: helpers for unit tests (included by *_test.c only): fixture
- * paths and lookups of samples in a metric_buf by name and label text.
+ * paths, lookups of samples and families in a metric_buf by name and label
+ * text, and collectors that run only the sources under test.
  */
 #ifndef SITREP_TESTUTIL_H
 #define SITREP_TESTUTIL_H
@@ -14,10 +15,14 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "collect/collect.h"
 #include "metric/metric.h"
 #include "util/util.h"
 
-/* Path of a fixture below $SITREP_FIXTURES (set by ctest). Static buffer. */
+/*
+ * Path of a fixture below $SITREP_FIXTURES (set by ctest). Static buffer:
+ * valid until the next call, so copy it before calling fixture() again.
+ */
 static inline const char *fixture(const char *rel)
 {
     static char path[4096];
@@ -82,6 +87,170 @@ static inline double tu_value(const struct metric_buf *b, const char *name, cons
     if (!tu_find(b, name, labels, &v))
         fail_msg("no sample %s{%s}", name, labels);
     return v;
+}
+
+/* Samples in all families whose name starts with prefix. */
+static inline size_t tu_count_prefix(const struct metric_buf *b, const char *prefix)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->nfams; i++)
+        if (strncmp(metric_str(b, b->fams[i].name), prefix, strlen(prefix)) == 0)
+            n += b->fams[i].count;
+    return n;
+}
+
+/* The first run of family `name`, or NULL if the batch has none. */
+static inline const struct metric_fam_rec *tu_fam(const struct metric_buf *b, const char *name)
+{
+    for (size_t i = 0; i < b->nfams; i++)
+        if (strcmp(metric_str(b, b->fams[i].name), name) == 0)
+            return &b->fams[i];
+    return NULL;
+}
+
+/* Like tu_fam(), but failing the test if the family is absent. Never NULL. */
+static inline const struct metric_fam_rec *tu_fam_must(const struct metric_buf *b, const char *name)
+{
+    const struct metric_fam_rec *f = tu_fam(b, name);
+    if (!f)
+        fail_msg("no family %s", name);
+    return f;
+}
+
+/* Type of family `name`, failing the test if it is absent. */
+static inline enum metric_type tu_type(const struct metric_buf *b, const char *name)
+{
+    return tu_fam_must(b, name)->type;
+}
+
+/* Help text of family `name`, failing the test if it is absent. */
+static inline const char *tu_help(const struct metric_buf *b, const char *name)
+{
+    return metric_str(b, tu_fam_must(b, name)->help);
+}
+
+/* Assert that every family whose name starts with prefix has type `type`. */
+static inline void tu_assert_prefix_type(const struct metric_buf *b, const char *prefix,
+                                         enum metric_type type)
+{
+    for (size_t i = 0; i < b->nfams; i++)
+        if (strncmp(metric_str(b, b->fams[i].name), prefix, strlen(prefix)) == 0)
+            assert_int_equal(b->fams[i].type, type);
+}
+
+/* The one unsigned decimal at the start of a fixture file (a sysctl). */
+static inline double tu_fixture_number(const char *rel)
+{
+    FILE *f = fopen(fixture(rel), "r");
+    assert_non_null(f);
+    unsigned long long v;
+    assert_int_equal(fscanf(f, "%llu", &v), 1);
+    fclose(f);
+    return (double)v;
+}
+
+/* Replace the file at path with text, failing the test if it cannot. */
+static inline void tu_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/*
+ * Create a collector from a copy of *base (NULL: all defaults) with every
+ * source disabled but the nkeep names in keep (base->disabled is ignored),
+ * run one cycle at ts_ms 1000 and return it: collect_last() then holds that
+ * cycle's batch. The caller frees it with collect_free(). The paths in base
+ * need to live only during the call (collect_new() copies them, and nothing
+ * here calls fixture()). Fails the test if a name in keep is no source.
+ */
+static inline struct collect *tu_collect_only(const struct collect_opts *base,
+                                              const char *const *keep, size_t nkeep)
+{
+    size_t n, nd = 0, nkept = 0;
+    const char *const *names = collect_source_names(&n);
+    const char *disabled[64];
+    assert_true(n <= ARRAY_SIZE(disabled));
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < nkeep && strcmp(names[i], keep[k]) != 0)
+            k++;
+        if (k < nkeep)
+            nkept++;
+        else
+            disabled[nd++] = names[i];
+    }
+    assert_int_equal(nkept, nkeep);
+    struct collect_opts o = base ? *base : (struct collect_opts){0};
+    o.disabled = disabled;
+    o.ndisabled = nd;
+    struct collect *c = collect_new(&o);
+    collect_once(c, 1000);
+    return c;
+}
+
+/* tu_collect_only() of the one source `source`, reading proc_root. */
+static inline struct collect *tu_collect_source(const char *proc_root, const char *source)
+{
+    struct collect_opts o = {.proc_root = proc_root};
+    return tu_collect_only(&o, &source, 1);
+}
+
+/*
+ * tu_collect_only() with proc_root set to fixture(proc_rel). base's
+ * sys_root and rootfs are copied first, so they may be fixture()'s buffer.
+ */
+static inline struct collect *tu_collect_only_fixture(const char *proc_rel,
+                                                      const struct collect_opts *base,
+                                                      const char *const *keep, size_t nkeep)
+{
+    char sys[4096], rootfs[4096];
+    struct collect_opts o = base ? *base : (struct collect_opts){0};
+    if (o.sys_root) {
+        snprintf(sys, sizeof(sys), "%s", o.sys_root);
+        o.sys_root = sys;
+    }
+    if (o.rootfs) {
+        snprintf(rootfs, sizeof(rootfs), "%s", o.rootfs);
+        o.rootfs = rootfs;
+    }
+    o.proc_root = fixture(proc_rel);
+    return tu_collect_only(&o, keep, nkeep);
+}
+
+/* sitrep_collector_success{collector="source"}, failing the test if absent. */
+static inline double tu_source_success(const struct metric_buf *b, const char *source)
+{
+    char l[128];
+    snprintf(l, sizeof(l), "collector=\"%s\"", source);
+    return tu_value(b, "sitrep_collector_success", l);
+}
+
+/* sitrep_collector_errors_total{collector="source"}, failing the test if absent. */
+static inline double tu_source_errors(const struct metric_buf *b, const char *source)
+{
+    char l[128];
+    snprintf(l, sizeof(l), "collector=\"%s\"", source);
+    return tu_value(b, "sitrep_collector_errors_total", l);
+}
+
+/*
+ * Assert that `source` failed in the cycle behind b and the batch survived:
+ * sitrep_collector_success is 0, sitrep_collector_errors_total equals
+ * errors_total, no family starting with family_prefix has samples (nothing
+ * half-parsed leaked; NULL skips this check), and the collector's own
+ * sitrep_collect_ticks_total is still there.
+ */
+static inline void tu_assert_source_failed(const struct metric_buf *b, const char *source,
+                                           unsigned errors_total, const char *family_prefix)
+{
+    assert_int_equal(tu_source_success(b, source), 0);
+    assert_int_equal(tu_source_errors(b, source), errors_total);
+    if (family_prefix)
+        assert_int_equal(tu_count_prefix(b, family_prefix), 0);
+    assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
 }
 
 #endif
