@@ -289,8 +289,10 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
         int32_t pid = pid_of(de->d_name);
         if (!pid)
             continue;
-        char path[32];
-        snprintf(path, sizeof(path), "%d/stat", (int)pid); /* == d_name: no leading zeros */
+        char path[32]; /* "<d_name>/stat": pid_of accepted d_name, so it is short digits */
+        size_t nl = strlen(de->d_name);
+        memcpy(path, de->d_name, nl);
+        memcpy(path + nl, "/stat", 6);
         if (collect__read_small(ctx->proc_fd, path, s->stat, sizeof(s->stat)) <= 0)
             continue; /* exited since readdir saw it */
         struct collect_pidstat ps;
