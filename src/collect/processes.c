@@ -26,6 +26,13 @@
 
 #define COMM_MAX  64 /* kernel threads' names can be longer than TASK_COMM_LEN */
 #define TABLE_MIN 1024
+/*
+ * Open /proc/<pid>/stat files kept between ticks and re-read with pread:
+ * opening and closing them was half of this source's cost. Capped so a host
+ * with many processes cannot push sitrep towards its file descriptor limit;
+ * processes past the cap are opened and closed each tick as before.
+ */
+#define FD_CACHE_MAX 256
 
 struct pid_slot {
     int32_t pid;    /* 0: empty */
@@ -33,6 +40,7 @@ struct pid_slot {
     uint64_t start; /* starttime (clock ticks after boot): tells reused pids apart */
     uint64_t ticks; /* utime + stime at ts_ms */
     int64_t ts_ms;
+    int fd; /* open <pid>/stat + 1, 0 if none (zeroed slots hold no fd) */
 };
 
 struct pid_table {
@@ -66,12 +74,61 @@ struct processes_state {
     int have_prev;
     int64_t prev_ts; /* timestamp of the last complete walk */
     struct top_heap by_cpu, by_rss;
+    size_t nfds;     /* cached <pid>/stat descriptors held in the tables */
     char stat[1024]; /* one /proc/<pid>/stat; only its first ~25 fields matter */
 };
+
+/* Close the cached descriptors a table still holds. */
+static void close_table_fds(struct processes_state *s, struct pid_table *t)
+{
+    for (size_t i = 0; i < s->cap; i++)
+        if (t->slots[i].fd) {
+            close(t->slots[i].fd - 1);
+            t->slots[i].fd = 0;
+            s->nfds--;
+        }
+}
+
+/*
+ * Read <pid>/stat into s->stat through the descriptor the previous walk kept
+ * (*fd, or -1), falling back to opening it by path: the old descriptor fails
+ * once its process is gone, even if a new process got the same pid. On
+ * return *fd is the descriptor to keep (or -1). Returns the bytes read, <= 0
+ * if the process is gone.
+ */
+static long read_stat(struct processes_state *s, struct collect_ctx *ctx, const char *path, int *fd)
+{
+    ssize_t n = -1;
+    if (*fd >= 0) {
+        n = pread(*fd, s->stat, sizeof(s->stat) - 1, 0);
+        if (n <= 0) {
+            close(*fd);
+            s->nfds--;
+            *fd = -1;
+        }
+    }
+    if (*fd < 0) {
+        int f = openat(ctx->proc_fd, path, O_RDONLY | O_CLOEXEC);
+        if (f < 0)
+            return -1;
+        n = read(f, s->stat, sizeof(s->stat) - 1);
+        if (n > 0 && s->nfds < FD_CACHE_MAX) {
+            *fd = f;
+            s->nfds++;
+        } else {
+            close(f);
+        }
+    }
+    if (n > 0)
+        s->stat[n] = '\0';
+    return (long)n;
+}
 
 static void processes_release(void *p)
 {
     struct processes_state *s = p;
+    close_table_fds(s, &s->tab[0]);
+    close_table_fds(s, &s->tab[1]);
     if (s->dir)
         closedir(s->dir);
     free(s->tab[0].slots);
@@ -293,29 +350,40 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
         size_t nl = strlen(de->d_name);
         memcpy(path, de->d_name, nl);
         memcpy(path + nl, "/stat", 6);
-        if (collect__read_small(ctx->proc_fd, path, s->stat, sizeof(s->stat)) <= 0)
+        /* The previous walk's record of this pid (copied: the tables may grow). */
+        struct pid_slot *prev = table_find(&s->tab[!s->cur], s->cap, pid);
+        struct pid_slot old = prev ? *prev : (struct pid_slot){0};
+        int fd = old.fd - 1;
+        if (prev)
+            prev->fd = 0; /* the descriptor moves to this walk's slot */
+        if (read_stat(s, ctx, path, &fd) <= 0)
             continue; /* exited since readdir saw it */
         struct collect_pidstat ps;
-        const char *err;
-        if (collect__parse_pidstat(s->stat, &ps, &err) < 0)
-            return collect__fail(ctx, "%s/%s:1: %s", ctx->opts->proc_root, path, err);
-        uint64_t ticks = ps.utime + ps.stime;
-        if ((now->n + 1) * 2 > s->cap)
+        const char *err = NULL;
+        int bad = collect__parse_pidstat(s->stat, &ps, &err) < 0;
+        if (!bad && (now->n + 1) * 2 > s->cap)
             tables_grow(s);
-        now = &s->tab[s->cur];
-        if (table_find(now, s->cap, pid))
+        if (bad || table_find(&s->tab[s->cur], s->cap, pid)) {
+            if (fd >= 0) {
+                close(fd);
+                s->nfds--;
+            }
+            if (bad)
+                return collect__fail(ctx, "%s/%s:1: %s", ctx->opts->proc_root, path, err);
             continue; /* listed twice while the directory changed */
+        }
+        now = &s->tab[s->cur];
+        uint64_t ticks = ps.utime + ps.stime;
         (*npids)++;
         *nthreads += ps.num_threads;
         states[(unsigned char)ps.state]++;
 
         struct proc_info pi = {
             .pid = pid, .ticks = ticks, .rss_pages = ps.rss_pages, .threads = ps.num_threads};
-        const struct pid_slot *old = table_find(&s->tab[!s->cur], s->cap, pid);
-        if (old && old->start == ps.starttime) {
-            if (ticks > old->ticks && ctx->ts_ms > old->ts_ms)
-                pi.ratio = (double)(ticks - old->ticks) / hz /
-                           ((double)(ctx->ts_ms - old->ts_ms) / 1000.0);
+        if (prev && old.start == ps.starttime) {
+            if (ticks > old.ticks && ctx->ts_ms > old.ts_ms)
+                pi.ratio =
+                    (double)(ticks - old.ticks) / hz / ((double)(ctx->ts_ms - old.ts_ms) / 1000.0);
         } else if (s->have_prev && ctx->ts_ms > s->prev_ts) {
             /* New (or reused pid): it started after the previous walk, so
              * all of its CPU time falls within this interval. */
@@ -323,7 +391,7 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
         }
         struct pid_slot *slot = table_slot(now, s->cap, pid);
         *slot = (struct pid_slot){
-            .pid = pid, .start = ps.starttime, .ticks = ticks, .ts_ms = ctx->ts_ms};
+            .pid = pid, .start = ps.starttime, .ticks = ticks, .ts_ms = ctx->ts_ms, .fd = fd + 1};
         now->n++;
         if (limit) {
             copy_comm(pi.comm, ps.comm, ps.comm_len);
@@ -381,8 +449,13 @@ static int processes_collect(void *p, struct collect_ctx *ctx)
     s->by_cpu.n = s->by_rss.n = 0;
     uint32_t states[256] = {0};
     uint64_t npids = 0, nthreads = 0;
-    if (walk(s, ctx, states, &npids, &nthreads) != COLLECT_OK)
-        return COLLECT_FAILED; /* the previous walk stays the reference */
+    if (walk(s, ctx, states, &npids, &nthreads) != COLLECT_OK) {
+        /* The previous walk stays the reference; the descriptors moved into
+         * this one would be lost when it is cleared next tick. */
+        close_table_fds(s, &s->tab[s->cur]);
+        return COLLECT_FAILED;
+    }
+    close_table_fds(s, &s->tab[!s->cur]); /* processes that are gone */
 
     struct metric_buf *b = ctx->out;
     metric_fam(b, "node_processes_state", "Number of processes in each state.", METRIC_GAUGE);
