@@ -29,6 +29,7 @@ run: build
 
 test: build-asan
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
+	@grep -h '^overlap:' build-asan/Testing/Temporary/LastTest.log | sed 's/^/node_exporter /' || true
 
 bench: build test-deps
 	bench/run.sh
