@@ -7,3 +7,7 @@ cd "$(dirname "$0")/.."
 mkdir -p bench/out
 python3 bench/collect_vs_node_exporter.py --sitrep build/sitrep --cycles-bin build/collect_bench \
     --runs "${BENCH_RUNS:-5}" | tee bench/out/collect.md
+# Sample codec vs a plain Gorilla codec on the same series (synthetic shapes,
+# plus a recorded host corpus when CHUNK_CORPUS names one made by
+# build/record_corpus).
+build/chunk_bench ${CHUNK_CORPUS:-} | tee bench/out/chunk.md

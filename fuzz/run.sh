@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# run.sh: build the fuzz targets with clang's libFuzzer, AddressSanitizer and
+# UndefinedBehaviorSanitizer, then run each for a bounded time over its seed
+# corpus in fuzz/corpus/<name>/ (new inputs go to the build folder, not to
+# the seeds). A crash leaves its input as build-fuzz/<target>-crash-*.
+# Usage: fuzz/run.sh [seconds per target, default 30; 0 = replay the seeds
+#        once] [target...]      (targets: the fuzz/*_fuzz.c names)
+set -eu
+cd "$(dirname "$0")/.."
+secs=${1:-30}
+[ $# -gt 0 ] && shift
+out=${FUZZ_BUILD:-build-fuzz}
+cc=${FUZZ_CC:-clang}
+mkdir -p "$out"
+
+# What each target links beyond its own file (one line per target).
+declare -A deps=(
+    [chunk_fuzz]="src/tsdb/chunk.c src/tsdb/crc32c.c src/util/util.c"
+)
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=($(printf '%s\n' "${!deps[@]}" | sort))
+flags="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Isrc
+       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+       -Wall -Wextra -Werror -Wshadow -Wvla -Wstrict-prototypes -Wmissing-prototypes"
+for t in "${targets[@]}"; do
+    [ -n "${deps[$t]+x}" ] || { echo "run.sh: unknown target $t" >&2; exit 2; }
+    seeds=fuzz/corpus/${t%_fuzz}
+    work=$out/corpus-$t
+    mkdir -p "$work"
+    # shellcheck disable=SC2086
+    $cc $flags "fuzz/$t.c" ${deps[$t]} -lpthread -lm -o "$out/$t"
+    if [ "$secs" = 0 ]; then
+        "$out/$t" -runs=0 "$seeds"
+    else
+        "$out/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+            -print_final_stats=1 -artifact_prefix="$out/$t-" "$work" "$seeds"
+    fi
+    echo "run.sh: $t ok"
+done

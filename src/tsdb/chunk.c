@@ -1,0 +1,1098 @@
+/*
+ * chunk.c: the sample codec of the store: blocks of up to TSDB_BLOCK_MAX
+ * samples, each coded with whichever of several timestamp and value methods
+ * is smallest for that block, chained into chunks. Decoding is defensive:
+ * any byte string gives samples or an error, never a crash or a long loop.
+ *
+ * Format (version 1). All multi-byte integers are little-endian.
+ *
+ * Chunk:  u8 version (1) | u32 sample count | blocks...
+ *         The blocks hold exactly `count` samples and end at the chunk's end.
+ *
+ * Block:  a bit string, LSB-first within each byte, padded with zero bits
+ *         to a whole byte. Fields, in order:
+ *
+ *   ts_method:2  v_method:3  full:1
+ *   [uvar n-1]                    only when !full (full: n = TSDB_BLOCK_MAX)
+ *   [uvar zz(ts0)] [xor1(v0, 0)]  only in a chunk's first block: the first
+ *                                 sample is written explicitly and the methods
+ *                                 below code the other n-1 against it
+ *   timestamps of the m coded samples (by ts_method)
+ *   values of the m coded samples (by v_method)
+ *
+ * Every method codes the m samples against "prev", the sample before them
+ * (the previous block's last one, or the explicit first). With m = 0 both
+ * methods must be SAME.
+ *
+ * Building blocks:
+ *   uvar       unsigned varint: 4-bit groups, low group first, each followed
+ *              by a continue bit (5 bits per group, at most 16 groups).
+ *   zz(x)      zigzag: (x << 1) ^ (x >> 63), so small negatives stay small.
+ *   xor1(x, p) one value against p: d = x ^ p; lz:6 (leading zeros), len-1:6,
+ *              then the len meaningful bits of d (d = 0 is lz 63, len 1, bit 0).
+ *   pack(s[m]) mode:1, then
+ *              mode 0, frame of reference: uvar zz(min), w:6 (63 means
+ *                64); if w > 0: uvar (g-1), then m fields of w bits:
+ *                (s[i]-min)/g, g being the gcd of all s[i]-min;
+ *              mode 1, Exp-Golomb around a reference (the median): uvar
+ *                zz(ref), uvar (g-1), k:6 (<= 55), then for each value
+ *                u = zz((s[i]-ref)/g) (below 2^55) as an order-k Exp-Golomb
+ *                code: q = (u >> k) + 1 has len+1 bits; len zero bits, a
+ *                one bit, the low len bits of q, the low k bits of u.
+ *              All arithmetic is mod 2^64.
+ *   seq1(x[m], base)  deltas d[i] = x[i] - x[i-1] (x[-1] = base): pack(d)
+ *   seq2(x[m], base)  uvar zz(d[0]), then pack(d[i] - d[i-1]) for i >= 1
+ *
+ * Timestamp methods (deltas are taken mod 2^64, so INT64 extremes work):
+ *   0 SAME    every step equals the previous block's last step: 0 bits
+ *   1 DELTA   seq1(ts, prev ts)  (regular steps: w = 0, about 3 bytes)
+ *   2 DOD     seq2(ts, prev ts)  (jitter around a drifting step)
+ *   3 VARINT  uvar zz(d[i]) for each delta
+ *
+ * Value methods (values as their 64 IEEE bits):
+ *   0 SAME    all equal prev, bit for bit: 0 bits
+ *   1 CONST   all equal one value c: xor1(c, prev)
+ *   2 DEC     decimal: k:3, mode:2, explicit:1, then integers x[i] such
+ *             that v[i] is, to the bit, x[i] / 10^e (mode 0), x[i] * 1e-e
+ *             (mode 1: producers that multiply by 0.001) or x[i] / 10^e /
+ *             100 (mode 2: a parsed percentage turned into a ratio); e is
+ *             0..6 for k = 0..6 and 9 (nanoseconds) for k = 7; |x| <= 2^53.
+ *             Mode 3 is invalid.
+ *             explicit = 0: prev converts the same way and is the base;
+ *             explicit = 1: uvar zz(x[0]) and x[1..] use x[0] as base.
+ *             Then seq1 of the integers.
+ *   3 DEC_DOD as DEC with seq2
+ *   4 XOR     Gorilla: per value d = v ^ previous value; "0" if d = 0; "10"
+ *             + the bits of the current window if d fits it; else "11" +
+ *             lz:6 + len-1:6 + len bits (the new window)
+ *   5 RAW     64 bits per value
+ *   6, 7      invalid
+ */
+#include "tsdb/chunk.h"
+#include "tsdb/bitio.h"
+#include "util/util.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FULL_BIT 32u
+
+/* Decimal scales by their 3-bit code: 10^0..10^6 and 10^9 (nanoseconds). */
+static const double P10[8] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e9};
+static const double PINV[8] = {1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-9};
+
+const char *tsdb__strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "success";
+    case TSDB__ECORRUPT:
+        return "corrupt encoding";
+    case TSDB__ETRUNC:
+        return "truncated encoding";
+    case TSDB__ESPACE:
+        return "block larger than the output array";
+    case TSDB__EORDER:
+        return "timestamps not strictly increasing";
+    case TSDB__EFULL:
+        return "chunk full";
+    case TSDB__EINVAL:
+        return "invalid argument";
+    }
+    return "unknown error";
+}
+
+void tsdb__block_ctx_init(struct tsdb__block_ctx *ctx)
+{
+    memset(ctx, 0, sizeof(*ctx));
+}
+
+/* ---- small integer helpers ---------------------------------------------- */
+
+static inline uint64_t zz(uint64_t x)
+{
+    return (x << 1) ^ (0 - (x >> 63));
+}
+
+static inline uint64_t unzz(uint64_t u)
+{
+    return (u >> 1) ^ (0 - (u & 1));
+}
+
+static inline unsigned bitlen(uint64_t u)
+{
+    return u ? 64u - (unsigned)__builtin_clzll(u) : 0;
+}
+
+static inline unsigned uvar_bits(uint64_t u)
+{
+    unsigned g = (bitlen(u) + 3) / 4;
+    return 5 * (g ? g : 1);
+}
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    int shift = __builtin_ctzll(a | b);
+    a >>= __builtin_ctzll(a);
+    do {
+        b >>= __builtin_ctzll(b);
+        if (a > b) {
+            uint64_t t = a;
+            a = b;
+            b = t;
+        }
+        b -= a;
+    } while (b);
+    return a << shift;
+}
+
+static inline uint64_t dbits(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    return u;
+}
+
+static inline double bitsd(uint64_t u)
+{
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+
+/* Two's complement reinterpretation (well defined, unlike a cast of a big uint64). */
+static inline int64_t as_i64(uint64_t u)
+{
+    int64_t x;
+    memcpy(&x, &u, 8);
+    return x;
+}
+
+enum { DEC_DIV, DEC_MUL, DEC_PERCENT, DEC_MODES };
+
+static inline double dec_value(int64_t x, unsigned k, unsigned mode)
+{
+    if (mode == DEC_MUL)
+        return (double)x * PINV[k];
+    if (mode == DEC_PERCENT)
+        return (double)x / P10[k] / 100;
+    return (double)x / P10[k];
+}
+
+/*
+ * If v is exactly dec_value(x, k, mode) for an integer |x| <= 2^53, store x
+ * and return 1. Encoder and decoder both call this on the previous value, so
+ * it must be deterministic (it is: IEEE arithmetic, no library calls).
+ */
+static inline int dec_int(double v, unsigned k, unsigned mode, int64_t *x)
+{
+    double s = v * P10[k] * (mode == DEC_PERCENT ? 100 : 1);
+    if (!(s >= -0x1p53 && s <= 0x1p53))
+        return 0; /* also NaN */
+    int64_t xi = (int64_t)(s + (s < 0 ? -0.5 : 0.5));
+    if (dbits(dec_value(xi, k, mode)) != dbits(v))
+        return 0;
+    *x = xi;
+    return 1;
+}
+
+/* Move ctx past a block of n samples whose last value has bits last_v. */
+static void ctx_advance(struct tsdb__block_ctx *ctx, const int64_t *ts, size_t n, uint64_t last_v)
+{
+    uint64_t before = n >= 2 ? (uint64_t)ts[n - 2] : (uint64_t)ctx->ts;
+    ctx->delta = n >= 2 || ctx->valid ? as_i64((uint64_t)ts[n - 1] - before) : 0;
+    ctx->ts = ts[n - 1];
+    ctx->v = last_v;
+    ctx->valid = 1;
+}
+
+/* ---- writer side -------------------------------------------------------- */
+
+static void put_uvar(struct tsdb__bitw *w, uint64_t u)
+{
+    while (u >= 16) {
+        tsdb__bitw_put(w, (u & 15) | 16, 5);
+        u >>= 4;
+    }
+    tsdb__bitw_put(w, u, 5);
+}
+
+static void xor1_parts(uint64_t d, unsigned *lz, unsigned *len)
+{
+    if (!d) {
+        *lz = 63;
+        *len = 1;
+        return;
+    }
+    *lz = (unsigned)__builtin_clzll(d);
+    *len = 64 - *lz - (unsigned)__builtin_ctzll(d);
+}
+
+static unsigned xor1_bits(uint64_t x, uint64_t prev)
+{
+    unsigned lz, len;
+    xor1_parts(x ^ prev, &lz, &len);
+    return 12 + len;
+}
+
+static void put_xor1(struct tsdb__bitw *w, uint64_t x, uint64_t prev)
+{
+    uint64_t d = x ^ prev;
+    unsigned lz, len;
+    xor1_parts(d, &lz, &len);
+    tsdb__bitw_put(w, lz | (uint64_t)(len - 1) << 6, 12);
+    tsdb__bitw_put64(w, d >> (64 - lz - len), len);
+}
+
+/*
+ * A plan for packing s[0..m): frame of reference (mode 0: fixed width w
+ * above the minimum) or Exp-Golomb around the median (mode 1: order w),
+ * whichever is smaller. FOR suits values spread evenly; Exp-Golomb suits
+ * values bunched around one level with a few outliers (a CPU counter that
+ * grows by 99..100 ticks a second but once by 4), where FOR would pay the
+ * outlier's width on every value.
+ */
+struct pack {
+    unsigned mode;
+    uint64_t ref; /* FOR: the minimum; EG: the median */
+    uint64_t g;   /* common divisor of s[i] - ref */
+    unsigned w;   /* FOR: bit width; EG: order k */
+    uint64_t bits;
+};
+
+#define EG_MAX_BITS 55 /* Exp-Golomb only for zigzagged residuals below 2^55 */
+
+static inline unsigned eg_bits(uint64_t u, unsigned k)
+{
+    return 2 * (bitlen((u >> k) + 1) - 1) + 1 + k;
+}
+
+/*
+ * The reference for Exp-Golomb: the median of up to 9 values spread over
+ * s[0..m). Close enough to the true median to code as well, and much
+ * cheaper than selecting it (this runs for every candidate sequence).
+ */
+static uint64_t approx_median(const uint64_t *s, size_t m)
+{
+    int64_t t[9];
+    size_t k = m < 9 ? m : 9;
+    for (size_t i = 0; i < k; i++) {
+        int64_t x = as_i64(s[i * m / k]);
+        size_t j = i;
+        for (; j > 0 && t[j - 1] > x; j--)
+            t[j] = t[j - 1];
+        t[j] = x;
+    }
+    return (uint64_t)t[k / 2];
+}
+
+static void eg_plan(const uint64_t *s, size_t m, struct pack *best)
+{
+    uint64_t ref = approx_median(s, m), g = 0;
+    for (size_t i = 0; i < m && g != 1; i++) {
+        uint64_t d = s[i] - ref;
+        g = gcd64(g, as_i64(d) < 0 ? 0 - d : d);
+    }
+    if (g == 0 || g > INT64_MAX)
+        return; /* all equal (FOR does that in 0 bits per value), or absurd */
+    uint64_t u[TSDB_BLOCK_MAX], maxu = 0;
+    unsigned hist[65] = {0};
+    for (size_t i = 0; i < m; i++) {
+        int64_t q = as_i64(s[i] - ref);
+        u[i] = zz((uint64_t)(g == 1 ? q : q / (int64_t)g));
+        maxu = u[i] > maxu ? u[i] : maxu;
+        hist[bitlen(u[i])]++;
+    }
+    unsigned bmax = bitlen(maxu), k = 0;
+    if (bmax > EG_MAX_BITS)
+        return;
+    /*
+     * Pick k from the histogram of lengths: a value of b bits costs 1 + k
+     * bits if b <= k, else 2b - k - 1 (exact up to a carry); then cost the
+     * chosen k exactly. `le` counts values of at most kk bits, `gt2b` sums
+     * 2b over the others.
+     */
+    uint64_t le = 0, gt2b = 0, kcost = UINT64_MAX;
+    for (unsigned b = 0; b <= bmax; b++)
+        gt2b += 2 * (uint64_t)b * hist[b];
+    for (unsigned kk = 0; kk <= bmax; kk++) {
+        le += hist[kk];
+        gt2b -= 2 * (uint64_t)kk * hist[kk];
+        uint64_t c = le * (1 + kk) + gt2b - (m - le) * (kk + 1);
+        if (c < kcost) {
+            kcost = c;
+            k = kk;
+        }
+    }
+    uint64_t bits = 1 + uvar_bits(zz(ref)) + uvar_bits(g - 1) + 6;
+    for (size_t i = 0; i < m; i++)
+        bits += eg_bits(u[i], k);
+    if (bits < best->bits) {
+        best->mode = 1;
+        best->ref = ref;
+        best->g = g;
+        best->w = k;
+        best->bits = bits;
+    }
+}
+
+static void pack_plan(const uint64_t *s, size_t m, struct pack *p)
+{
+    p->mode = 0;
+    p->ref = 0;
+    p->g = 1;
+    p->w = 0;
+    p->bits = 0;
+    if (!m)
+        return;
+    int64_t mn = as_i64(s[0]), mx = mn;
+    for (size_t i = 1; i < m; i++) {
+        int64_t x = as_i64(s[i]);
+        mn = x < mn ? x : mn;
+        mx = x > mx ? x : mx;
+    }
+    p->ref = (uint64_t)mn;
+    uint64_t range = (uint64_t)mx - (uint64_t)mn;
+    if (range) {
+        uint64_t g = 0;
+        for (size_t i = 0; i < m && g != 1; i++)
+            g = gcd64(g, s[i] - p->ref);
+        p->g = g;
+        p->w = bitlen(range / g);
+        if (p->w == 63)
+            p->w = 64; /* the 6-bit field spells 64 as 63 */
+    }
+    p->bits = 1 + uvar_bits(zz(p->ref)) + 6;
+    if (p->w) {
+        p->bits += uvar_bits(p->g - 1) + (uint64_t)m * p->w;
+        if (m > 2 && p->w > 2)
+            eg_plan(s, m, p); /* at 1..2 bits a value, FOR is as good as it gets */
+    }
+}
+
+static void put_pack(struct tsdb__bitw *w, const uint64_t *s, size_t m, const struct pack *p)
+{
+    if (!m)
+        return;
+    tsdb__bitw_put(w, p->mode, 1);
+    put_uvar(w, zz(p->ref));
+    if (p->mode == 1) {
+        put_uvar(w, p->g - 1);
+        tsdb__bitw_put(w, p->w, 6);
+        for (size_t i = 0; i < m; i++) {
+            int64_t d = as_i64(s[i] - p->ref);
+            uint64_t u = zz((uint64_t)(p->g == 1 ? d : d / (int64_t)p->g));
+            uint64_t q = (u >> p->w) + 1;
+            unsigned len = bitlen(q) - 1;
+            tsdb__bitw_put(w, (uint64_t)1 << len, len + 1); /* len zeros, then a one */
+            tsdb__bitw_put(w, q & tsdb__mask(len), len);
+            tsdb__bitw_put(w, u & tsdb__mask(p->w), p->w);
+        }
+        return;
+    }
+    tsdb__bitw_put(w, p->w == 64 ? 63 : p->w, 6);
+    if (!p->w)
+        return;
+    put_uvar(w, p->g - 1);
+    if (p->g == 1) {
+        for (size_t i = 0; i < m; i++)
+            tsdb__bitw_put64(w, s[i] - p->ref, p->w);
+    } else {
+        for (size_t i = 0; i < m; i++)
+            tsdb__bitw_put64(w, (s[i] - p->ref) / p->g, p->w);
+    }
+}
+
+/*
+ * A plan for coding x[0..m) against base with seq1 (order 1) or seq2
+ * (order 2). d holds the deltas (order 1) or the first delta and then the
+ * delta-of-deltas (order 2).
+ */
+struct seq {
+    int order;
+    uint64_t d[TSDB_BLOCK_MAX];
+    struct pack p;
+    uint64_t bits;
+};
+
+static void seq_plan(const uint64_t *x, size_t m, uint64_t base, int order, struct seq *q)
+{
+    q->order = order;
+    uint64_t prev = base, prevd = 0;
+    for (size_t i = 0; i < m; i++) {
+        uint64_t d = x[i] - prev;
+        prev = x[i];
+        q->d[i] = order == 1 || i == 0 ? d : d - prevd;
+        prevd = d;
+    }
+    if (order == 1 || m == 0) {
+        pack_plan(q->d, m, &q->p);
+        q->bits = q->p.bits;
+    } else {
+        pack_plan(q->d + 1, m - 1, &q->p);
+        q->bits = uvar_bits(zz(q->d[0])) + q->p.bits;
+    }
+}
+
+static void put_seq(struct tsdb__bitw *w, size_t m, const struct seq *q)
+{
+    if (q->order == 1 || m == 0) {
+        put_pack(w, q->d, m, &q->p);
+    } else {
+        put_uvar(w, zz(q->d[0]));
+        put_pack(w, q->d + 1, m - 1, &q->p);
+    }
+}
+
+/* Gorilla XOR: writes when w is not NULL; returns the bits either way. */
+static uint64_t xor_run(struct tsdb__bitw *w, uint64_t prev, const uint64_t *x, size_t m)
+{
+    uint64_t bits = 0;
+    unsigned wl = 0, wt = 0, wlen = 0;
+    int have = 0;
+    for (size_t i = 0; i < m; i++) {
+        uint64_t d = x[i] ^ prev;
+        prev = x[i];
+        if (!d) {
+            bits += 1;
+            if (w)
+                tsdb__bitw_put(w, 0, 1);
+            continue;
+        }
+        unsigned lz = (unsigned)__builtin_clzll(d), tz = (unsigned)__builtin_ctzll(d);
+        if (have && lz >= wl && tz >= wt) {
+            bits += 2 + wlen;
+            if (w) {
+                tsdb__bitw_put(w, 1, 2);
+                tsdb__bitw_put64(w, d >> wt, wlen);
+            }
+        } else {
+            wl = lz;
+            wt = tz;
+            wlen = 64 - lz - tz;
+            have = 1;
+            bits += 14 + wlen;
+            if (w) {
+                tsdb__bitw_put(w, 3 | (uint64_t)lz << 2 | (uint64_t)(wlen - 1) << 8, 14);
+                tsdb__bitw_put64(w, d >> tz, wlen);
+            }
+        }
+    }
+    return bits;
+}
+
+/* The chosen value coding for one block. */
+struct vplan {
+    int method;
+    uint64_t bits;
+    unsigned k, mode, explicit_base;
+    int64_t x0;
+    struct seq seq;
+};
+
+/*
+ * Find the smallest decimal scale k (and mode) at which every value is an
+ * exact integer; fill xi. Returns 0 if there is none.
+ */
+static int dec_find(const uint64_t *vb, size_t m, unsigned *k_out, unsigned *mode_out, int64_t *xi)
+{
+    for (unsigned k = 0; k < 8; k++) {
+        for (unsigned mode = 0; mode < DEC_MODES; mode++) {
+            if (mode == DEC_MUL && k == 0)
+                continue; /* the same as DEC_DIV */
+            size_t i = 0;
+            while (i < m && dec_int(bitsd(vb[i]), k, mode, &xi[i]))
+                i++;
+            if (i == m) {
+                *k_out = k;
+                *mode_out = mode;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void plan_values(uint64_t prev, const uint64_t *vb, size_t m, struct vplan *best,
+                        struct seq *tmp)
+{
+    size_t i = 0;
+    while (i < m && vb[i] == prev)
+        i++;
+    if (i == m) {
+        best->method = TSDB__V_SAME;
+        best->bits = 0;
+        return;
+    }
+    best->method = TSDB__V_RAW;
+    best->bits = 64 * (uint64_t)m;
+
+    i = 1;
+    while (i < m && vb[i] == vb[0])
+        i++;
+    if (i == m) {
+        best->method = TSDB__V_CONST;
+        best->bits = xor1_bits(vb[0], prev);
+        return; /* nothing else beats one value for the whole block */
+    }
+
+    uint64_t xb = xor_run(NULL, prev, vb, m);
+    if (xb < best->bits) {
+        best->method = TSDB__V_XOR;
+        best->bits = xb;
+    }
+
+    int64_t xi[TSDB_BLOCK_MAX];
+    unsigned k, mode;
+    if (!dec_find(vb, m, &k, &mode, xi))
+        return;
+    uint64_t xs[TSDB_BLOCK_MAX];
+    for (i = 0; i < m; i++)
+        xs[i] = (uint64_t)xi[i];
+    /*
+     * Code against prev when it converts at this scale (it usually does),
+     * else from an explicit first integer. Trying the explicit form as well
+     * when prev converts buys little: a jump from prev is one outlier, which
+     * Exp-Golomb takes in stride.
+     */
+    int64_t px;
+    unsigned expl = !dec_int(bitsd(prev), k, mode, &px);
+    uint64_t head = 6 + (expl ? uvar_bits(zz(xs[0])) : 0);
+    for (int order = 1; order <= 2; order++) {
+        if (expl)
+            seq_plan(xs + 1, m - 1, xs[0], order, tmp);
+        else
+            seq_plan(xs, m, (uint64_t)px, order, tmp);
+        if (head + tmp->bits < best->bits) {
+            best->method = order == 1 ? TSDB__V_DEC : TSDB__V_DEC_DOD;
+            best->bits = head + tmp->bits;
+            best->k = k;
+            best->mode = mode;
+            best->explicit_base = expl;
+            best->x0 = xi[0];
+            best->seq = *tmp;
+        }
+    }
+}
+
+static void put_values(struct tsdb__bitw *w, uint64_t prev, const uint64_t *vb, size_t m,
+                       const struct vplan *p)
+{
+    switch (p->method) {
+    case TSDB__V_SAME:
+        break;
+    case TSDB__V_CONST:
+        put_xor1(w, vb[0], prev);
+        break;
+    case TSDB__V_DEC:
+    case TSDB__V_DEC_DOD:
+        tsdb__bitw_put(w, p->k | p->mode << 3 | p->explicit_base << 5, 6);
+        if (p->explicit_base) {
+            put_uvar(w, zz((uint64_t)p->x0));
+            put_seq(w, m - 1, &p->seq);
+        } else {
+            put_seq(w, m, &p->seq);
+        }
+        break;
+    case TSDB__V_XOR:
+        xor_run(w, prev, vb, m);
+        break;
+    default:
+        for (size_t i = 0; i < m; i++)
+            tsdb__bitw_put64(w, vb[i], 64);
+        break;
+    }
+}
+
+/* The chosen timestamp coding for one block. */
+struct tplan {
+    int method;
+    uint64_t bits;
+    struct seq seq;
+};
+
+static void plan_times(const struct tsdb__block_ctx *c, const int64_t *ts, size_t m,
+                       struct tplan *best, struct seq *tmp)
+{
+    uint64_t t[TSDB_BLOCK_MAX];
+    uint64_t vbits = 0, prev = (uint64_t)c->ts;
+    int same = 1;
+    for (size_t i = 0; i < m; i++) {
+        t[i] = (uint64_t)ts[i];
+        uint64_t d = t[i] - prev;
+        prev = t[i];
+        same &= d == (uint64_t)c->delta;
+        vbits += uvar_bits(zz(d));
+    }
+    if (same) {
+        best->method = TSDB__TS_SAME;
+        best->bits = 0;
+        return;
+    }
+    best->method = TSDB__TS_VARINT;
+    best->bits = vbits;
+    for (int order = 1; order <= 2; order++) {
+        seq_plan(t, m, (uint64_t)c->ts, order, tmp);
+        if (tmp->bits <= best->bits) {
+            best->method = order == 1 ? TSDB__TS_DELTA : TSDB__TS_DOD;
+            best->bits = tmp->bits;
+            best->seq = *tmp;
+        }
+    }
+}
+
+static void put_times(struct tsdb__bitw *w, const struct tsdb__block_ctx *c, const int64_t *ts,
+                      size_t m, const struct tplan *p)
+{
+    if (p->method == TSDB__TS_DELTA || p->method == TSDB__TS_DOD) {
+        put_seq(w, m, &p->seq);
+    } else if (p->method == TSDB__TS_VARINT) {
+        uint64_t prev = (uint64_t)c->ts;
+        for (size_t i = 0; i < m; i++) {
+            put_uvar(w, zz((uint64_t)ts[i] - prev));
+            prev = (uint64_t)ts[i];
+        }
+    }
+}
+
+size_t tsdb__block_encode(struct tsdb__block_ctx *ctx, const int64_t *ts, const double *v, size_t n,
+                          uint8_t *out, size_t cap)
+{
+    if (n < 1 || n > TSDB_BLOCK_MAX)
+        return 0;
+    if (ctx->valid && ts[0] <= ctx->ts)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if (ts[i] <= ts[i - 1])
+            return 0;
+
+    uint64_t vb[TSDB_BLOCK_MAX];
+    for (size_t i = 0; i < n; i++)
+        vb[i] = dbits(v[i]);
+
+    struct tsdb__block_ctx c = *ctx;
+    uint64_t bits = 6 + (n == TSDB_BLOCK_MAX ? 0 : uvar_bits(n - 1));
+    size_t first = 0;
+    if (!c.valid) {
+        bits += uvar_bits(zz((uint64_t)ts[0])) + xor1_bits(vb[0], 0);
+        c.ts = ts[0];
+        c.delta = 0;
+        c.v = vb[0];
+        first = 1;
+    }
+    size_t m = n - first;
+
+    struct {
+        struct tplan t;
+        struct vplan v;
+        struct seq tmp;
+    } pl;
+    plan_times(&c, ts + first, m, &pl.t, &pl.tmp);
+    plan_values(c.v, vb + first, m, &pl.v, &pl.tmp);
+    bits += pl.t.bits + pl.v.bits;
+    if ((bits + 7) / 8 > cap)
+        return 0;
+
+    struct tsdb__bitw w;
+    tsdb__bitw_init(&w, out, cap);
+    unsigned hdr = (unsigned)pl.t.method | (unsigned)pl.v.method << 2;
+    tsdb__bitw_put(&w, hdr | (n == TSDB_BLOCK_MAX ? FULL_BIT : 0), 6);
+    if (n != TSDB_BLOCK_MAX)
+        put_uvar(&w, n - 1);
+    if (first) {
+        put_uvar(&w, zz((uint64_t)ts[0]));
+        put_xor1(&w, vb[0], 0);
+    }
+    put_times(&w, &c, ts + first, m, &pl.t);
+    put_values(&w, c.v, vb + first, m, &pl.v);
+    size_t used = tsdb__bitw_finish(&w);
+    assert(used == (bits + 7) / 8); /* the plans' costs are exact */
+    if (!used)
+        return 0;
+
+    ctx_advance(ctx, ts, n, vb[n - 1]);
+    return used;
+}
+
+/* ---- reader side -------------------------------------------------------- */
+
+struct rd {
+    struct tsdb__bitr b;
+    int bad; /* malformed (as opposed to truncated, which b.err says) */
+};
+
+static uint64_t get_uvar(struct rd *r)
+{
+    uint64_t u = 0;
+    for (unsigned i = 0; i < 16; i++) {
+        uint64_t g = tsdb__bitr_get(&r->b, 5);
+        u |= (g & 15) << (4 * i);
+        if (!(g & 16))
+            return u;
+    }
+    r->bad = 1; /* a 17th group would not fit 64 bits */
+    return 0;
+}
+
+static uint64_t get_xor1(struct rd *r, uint64_t prev)
+{
+    uint64_t f = tsdb__bitr_get(&r->b, 12);
+    unsigned lz = (unsigned)(f & 63), len = (unsigned)(f >> 6) + 1;
+    if (lz + len > 64) {
+        r->bad = 1;
+        return 0;
+    }
+    return prev ^ tsdb__bitr_get64(&r->b, len) << (64 - lz - len);
+}
+
+static void get_pack(struct rd *r, uint64_t *s, size_t m)
+{
+    if (!m)
+        return;
+    unsigned mode = (unsigned)tsdb__bitr_get(&r->b, 1);
+    uint64_t ref = unzz(get_uvar(r));
+    if (mode == 1) {
+        uint64_t g = get_uvar(r) + 1;
+        unsigned k = (unsigned)tsdb__bitr_get(&r->b, 6);
+        if (k > EG_MAX_BITS) {
+            r->bad = 1;
+            return;
+        }
+        for (size_t i = 0; i < m; i++) {
+            unsigned len = tsdb__bitr_zeros(&r->b);
+            if (len > EG_MAX_BITS) {
+                r->bad = 1;
+                return;
+            }
+            uint64_t q = (uint64_t)1 << len | tsdb__bitr_get(&r->b, len);
+            uint64_t u = (q - 1) << k | tsdb__bitr_get(&r->b, k);
+            s[i] = ref + g * unzz(u);
+        }
+        return;
+    }
+    unsigned w = (unsigned)tsdb__bitr_get(&r->b, 6);
+    if (!w) {
+        for (size_t i = 0; i < m; i++)
+            s[i] = ref;
+        return;
+    }
+    if (w == 63)
+        w = 64;
+    uint64_t g = get_uvar(r) + 1;
+    if (w <= 56) {
+        for (size_t i = 0; i < m; i++)
+            s[i] = ref + g * tsdb__bitr_get(&r->b, w);
+    } else {
+        for (size_t i = 0; i < m; i++)
+            s[i] = ref + g * tsdb__bitr_get64(&r->b, w);
+    }
+}
+
+/* Decode seq1/seq2 of m integers against base into x. */
+static void get_seq(struct rd *r, int order, uint64_t base, uint64_t *x, size_t m)
+{
+    if (!m)
+        return;
+    if (order == 1) {
+        get_pack(r, x, m);
+        for (size_t i = 0; i < m; i++)
+            x[i] = base += x[i];
+        return;
+    }
+    uint64_t d = unzz(get_uvar(r));
+    get_pack(r, x + 1, m - 1);
+    x[0] = base += d;
+    for (size_t i = 1; i < m; i++) {
+        d += x[i];
+        x[i] = base += d;
+    }
+}
+
+static void get_times(struct rd *r, int method, const struct tsdb__block_ctx *c, int64_t *ts,
+                      size_t m)
+{
+    uint64_t t[TSDB_BLOCK_MAX];
+    uint64_t prev = (uint64_t)c->ts;
+    switch (method) {
+    case TSDB__TS_SAME:
+        for (size_t i = 0; i < m; i++)
+            t[i] = prev += (uint64_t)c->delta;
+        break;
+    case TSDB__TS_DELTA:
+    case TSDB__TS_DOD:
+        get_seq(r, method == TSDB__TS_DELTA ? 1 : 2, prev, t, m);
+        break;
+    default:
+        for (size_t i = 0; i < m; i++)
+            t[i] = prev += unzz(get_uvar(r));
+        break;
+    }
+    for (size_t i = 0; i < m; i++)
+        ts[i] = as_i64(t[i]);
+}
+
+static void get_xor(struct rd *r, uint64_t prev, uint64_t *x, size_t m)
+{
+    unsigned wt = 0, wlen = 0;
+    int have = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (tsdb__bitr_get(&r->b, 1)) {
+            if (tsdb__bitr_get(&r->b, 1)) {
+                uint64_t f = tsdb__bitr_get(&r->b, 12);
+                unsigned lz = (unsigned)(f & 63);
+                wlen = (unsigned)(f >> 6) + 1;
+                if (lz + wlen > 64) {
+                    r->bad = 1;
+                    return;
+                }
+                wt = 64 - lz - wlen;
+                have = 1;
+            } else if (!have) {
+                r->bad = 1;
+                return;
+            }
+            prev ^= tsdb__bitr_get64(&r->b, wlen) << wt;
+        }
+        x[i] = prev;
+    }
+}
+
+static void get_values(struct rd *r, int method, uint64_t prev, uint64_t *x, size_t m)
+{
+    switch (method) {
+    case TSDB__V_SAME:
+        for (size_t i = 0; i < m; i++)
+            x[i] = prev;
+        break;
+    case TSDB__V_CONST: {
+        uint64_t c = get_xor1(r, prev);
+        for (size_t i = 0; i < m; i++)
+            x[i] = c;
+        break;
+    }
+    case TSDB__V_DEC:
+    case TSDB__V_DEC_DOD: {
+        uint64_t f = tsdb__bitr_get(&r->b, 6);
+        unsigned k = (unsigned)(f & 7), mode = (unsigned)(f >> 3) & 3, expl = (unsigned)(f >> 5);
+        int64_t base;
+        if (mode >= DEC_MODES) {
+            r->bad = 1;
+            return;
+        }
+        int order = method == TSDB__V_DEC ? 1 : 2;
+        if (expl) {
+            x[0] = unzz(get_uvar(r));
+            get_seq(r, order, x[0], x + 1, m - 1);
+        } else {
+            if (!dec_int(bitsd(prev), k, mode, &base)) {
+                r->bad = 1;
+                return;
+            }
+            get_seq(r, order, (uint64_t)base, x, m);
+        }
+        for (size_t i = 0; i < m; i++)
+            x[i] = dbits(dec_value(as_i64(x[i]), k, mode));
+        break;
+    }
+    case TSDB__V_XOR:
+        get_xor(r, prev, x, m);
+        break;
+    case TSDB__V_RAW:
+        for (size_t i = 0; i < m; i++)
+            x[i] = tsdb__bitr_get64(&r->b, 64);
+        break;
+    default:
+        r->bad = 1;
+        break;
+    }
+}
+
+int tsdb__block_methods(const uint8_t *in, size_t len, int *ts_method, int *v_method)
+{
+    if (!len)
+        return TSDB__ETRUNC;
+    *ts_method = in[0] & 3;
+    *v_method = (in[0] >> 2) & 7;
+    return *v_method > TSDB__V_RAW ? TSDB__ECORRUPT : 0;
+}
+
+int tsdb__block_decode(struct tsdb__block_ctx *ctx, const uint8_t *in, size_t len, int64_t *ts,
+                       double *v, size_t cap_n, size_t *n_out, size_t *consumed)
+{
+    struct rd r = {.bad = 0};
+    tsdb__bitr_init(&r.b, in, len);
+    unsigned hdr = (unsigned)tsdb__bitr_get(&r.b, 6);
+    int tm = (int)(hdr & 3), vm = (int)(hdr >> 2) & 7;
+    uint64_t n = TSDB_BLOCK_MAX;
+    if (!(hdr & FULL_BIT)) {
+        n = get_uvar(&r) + 1;
+        if (n >= TSDB_BLOCK_MAX || n == 0) /* a full block must say so; 0 is a wrap */
+            return r.b.err ? TSDB__ETRUNC : TSDB__ECORRUPT;
+    }
+    if (r.b.err)
+        return TSDB__ETRUNC;
+    if (vm > TSDB__V_RAW)
+        return TSDB__ECORRUPT;
+    if (n > cap_n)
+        return TSDB__ESPACE;
+
+    struct tsdb__block_ctx c = *ctx;
+    uint64_t vb[TSDB_BLOCK_MAX];
+    size_t first = 0;
+    if (!c.valid) {
+        ts[0] = as_i64(unzz(get_uvar(&r)));
+        vb[0] = get_xor1(&r, 0);
+        c.ts = ts[0];
+        c.delta = 0;
+        c.v = vb[0];
+        first = 1;
+    }
+    size_t m = (size_t)n - first;
+    if (m == 0 && (tm != TSDB__TS_SAME || vm != TSDB__V_SAME))
+        return TSDB__ECORRUPT;
+    get_times(&r, tm, &c, ts + first, m);
+    get_values(&r, vm, c.v, vb + first, m);
+    if (r.bad)
+        return TSDB__ECORRUPT;
+    if (r.b.err)
+        return TSDB__ETRUNC;
+    if (ctx->valid && ts[0] <= ctx->ts)
+        return TSDB__ECORRUPT;
+    for (size_t i = 1; i < n; i++)
+        if (ts[i] <= ts[i - 1])
+            return TSDB__ECORRUPT;
+
+    for (size_t i = 0; i < n; i++)
+        v[i] = bitsd(vb[i]);
+    ctx_advance(ctx, ts, n, vb[n - 1]);
+    *n_out = (size_t)n;
+    *consumed = tsdb__bitr_consumed(&r.b);
+    return 0;
+}
+
+/* ---- chunks ------------------------------------------------------------- */
+
+static void put_u32le(uint8_t *p, uint32_t x)
+{
+    p[0] = (uint8_t)x;
+    p[1] = (uint8_t)(x >> 8);
+    p[2] = (uint8_t)(x >> 16);
+    p[3] = (uint8_t)(x >> 24);
+}
+
+static uint32_t get_u32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void tsdb__chunk_init(struct tsdb__chunk *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->cap = 256;
+    c->buf = xmalloc(c->cap);
+    c->buf[0] = TSDB_CHUNK_VERSION;
+    put_u32le(c->buf + 1, 0);
+    c->len = TSDB_CHUNK_HEADER;
+    tsdb__block_ctx_init(&c->ctx);
+}
+
+void tsdb__chunk_release(struct tsdb__chunk *c)
+{
+    free(c->buf);
+    memset(c, 0, sizeof(*c));
+}
+
+int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v, size_t n)
+{
+    if (n < 1 || n > TSDB_BLOCK_MAX)
+        return TSDB__EINVAL;
+    if (c->nsamples && ts[0] <= c->maxt)
+        return TSDB__EORDER;
+    for (size_t i = 1; i < n; i++)
+        if (ts[i] <= ts[i - 1])
+            return TSDB__EORDER;
+    size_t room = TSDB_BLOCK_BOUND(n);
+    if (room > TSDB_CHUNK_MAX_BYTES - c->len)
+        room = TSDB_CHUNK_MAX_BYTES - c->len;
+    if (c->len + room > c->cap) {
+        void *p = c->buf;
+        util_grow(&p, &c->cap, c->len + room, 1);
+        c->buf = p;
+    }
+    struct tsdb__block_ctx ctx = c->ctx;
+    size_t used = tsdb__block_encode(&ctx, ts, v, n, c->buf + c->len, room);
+    if (!used)
+        return TSDB__EFULL; /* n and order were checked: only room is left */
+    c->ctx = ctx;
+    c->len += used;
+    if (!c->nsamples)
+        c->mint = ts[0];
+    c->maxt = ts[n - 1];
+    c->nsamples += (uint32_t)n;
+    put_u32le(c->buf + 1, c->nsamples);
+    return 0;
+}
+
+int tsdb__chunk_iter_init(struct tsdb__chunk_iter *it, const uint8_t *buf, size_t len, int64_t mint,
+                          int64_t maxt)
+{
+    it->buf = buf;
+    it->len = len;
+    it->off = TSDB_CHUNK_HEADER;
+    it->mint = mint;
+    it->maxt = maxt;
+    it->i = it->n = 0;
+    it->done = 0;
+    it->err = 0;
+    it->left = 0;
+    tsdb__block_ctx_init(&it->ctx);
+    if (len < TSDB_CHUNK_HEADER)
+        return it->err = TSDB__ETRUNC;
+    if (buf[0] != TSDB_CHUNK_VERSION)
+        return it->err = TSDB__ECORRUPT;
+    it->left = get_u32le(buf + 1);
+    return 0;
+}
+
+int tsdb__chunk_iter_next(struct tsdb__chunk_iter *it, int64_t *ts, double *v)
+{
+    if (it->err)
+        return it->err;
+    if (it->done)
+        return 0;
+    for (;;) {
+        while (it->i < it->n) {
+            size_t k = it->i++;
+            if (it->ts[k] > it->maxt) {
+                it->done = 1;
+                return 0;
+            }
+            if (it->ts[k] >= it->mint) {
+                *ts = it->ts[k];
+                *v = it->v[k];
+                return 1;
+            }
+        }
+        if (!it->left) {
+            it->done = 1;
+            /* A chunk's blocks end exactly at its end. */
+            return it->off == it->len ? 0 : (it->err = TSDB__ECORRUPT);
+        }
+        size_t n, used;
+        int r = tsdb__block_decode(&it->ctx, it->buf + it->off, it->len - it->off, it->ts, it->v,
+                                   TSDB_BLOCK_MAX, &n, &used);
+        if (r)
+            return it->err = r == TSDB__ESPACE ? TSDB__ECORRUPT : r;
+        if (n > it->left)
+            return it->err = TSDB__ECORRUPT;
+        it->left -= (uint32_t)n;
+        it->off += used;
+        it->i = 0;
+        it->n = n;
+    }
+}
