@@ -330,22 +330,15 @@ static uint8_t *read_file(int dirfd, const char *name, size_t *len)
  * a record the file ends inside of is a write cut short by a crash, counted
  * but not reported as damage.
  */
-static int replay_segment(const char *dir, int dirfd, uint32_t seg, tsdb__wal_fn fn, void *ctx,
-                          struct tsdb__wal_stats *st)
+int tsdb__wal_replay_buf(const char *name, uint32_t seg, const uint8_t *buf, size_t n,
+                         tsdb__wal_fn fn, void *ctx, struct tsdb__wal_stats *st)
 {
-    char name[16];
-    snprintf(name, sizeof(name), "%08u", seg);
-    size_t n;
-    uint8_t *buf = read_file(dirfd, name, &n);
-    if (!buf)
-        return log_error("wal: %s/%s: cannot read: %s", dir, name, strerror(errno));
     st->segments++;
-    int rc = 0;
     size_t off = SEG_MAGIC_LEN;
     if (n < SEG_MAGIC_LEN || memcmp(buf, SEG_MAGIC, SEG_MAGIC_LEN) != 0) {
         if (n > 0)
-            log_warn("wal: %s/%s: bytes 0-%zu: not a WAL segment header; scanning for records", dir,
-                     name, n < SEG_MAGIC_LEN ? n : (size_t)SEG_MAGIC_LEN);
+            log_warn("wal: %s: bytes 0-%zu: not a WAL segment header; scanning for records", name,
+                     n < SEG_MAGIC_LEN ? n : (size_t)SEG_MAGIC_LEN);
         off = 0;
     }
     while (off < n) {
@@ -353,10 +346,8 @@ static int replay_segment(const char *dir, int dirfd, uint32_t seg, tsdb__wal_fn
         if (record_at(buf + off, n - off, &rl)) {
             st->records++;
             st->bytes += rl;
-            if (fn(ctx, seg, buf[off + 2], buf + off + TSDB_WAL_HEADER, rl - TSDB_WAL_HEADER)) {
-                rc = 1;
-                break;
-            }
+            if (fn(ctx, seg, buf[off + 2], buf + off + TSDB_WAL_HEADER, rl - TSDB_WAL_HEADER))
+                return 1;
             off += rl;
             continue;
         }
@@ -379,18 +370,31 @@ static int replay_segment(const char *dir, int dirfd, uint32_t seg, tsdb__wal_fn
                                        get32(buf + off + 4) > n - off - TSDB_WAL_HEADER));
         if (cut_short) {
             st->torn_tail++;
-            log_info("wal: %s/%s: incomplete record at bytes %zu-%zu (interrupted write); "
-                     "ignored",
-                     dir, name, off, n);
+            log_info("wal: %s: incomplete record at bytes %zu-%zu (interrupted write); ignored",
+                     name, off, n);
         } else {
             st->corrupt_ranges++;
             st->corrupt_bytes += (next < n ? next : n) - off;
-            log_warn("wal: %s/%s: bytes %zu-%zu damaged (checksum or framing); skipped, "
+            log_warn("wal: %s: bytes %zu-%zu damaged (checksum or framing); skipped, "
                      "replaying the rest",
-                     dir, name, off, next < n ? next : n);
+                     name, off, next < n ? next : n);
         }
         off = next;
     }
+    return 0;
+}
+
+static int replay_segment(const char *dir, int dirfd, uint32_t seg, tsdb__wal_fn fn, void *ctx,
+                          struct tsdb__wal_stats *st)
+{
+    char name[16], label[4096];
+    snprintf(name, sizeof(name), "%08u", seg);
+    snprintf(label, sizeof(label), "%s/%s", dir, name);
+    size_t n;
+    uint8_t *buf = read_file(dirfd, name, &n);
+    if (!buf)
+        return log_error("wal: %s: cannot read: %s", label, strerror(errno));
+    int rc = tsdb__wal_replay_buf(label, seg, buf, n, fn, ctx, st);
     free(buf);
     return rc;
 }

@@ -78,4 +78,12 @@ typedef int (*tsdb__wal_fn)(void *ctx, uint32_t seg, uint8_t type, const uint8_t
  */
 int tsdb__wal_replay(const char *dir, tsdb__wal_fn fn, void *ctx, struct tsdb__wal_stats *st);
 
+/*
+ * Replay one segment's bytes (already in memory) as tsdb__wal_replay does;
+ * name labels the log lines. Returns 1 if fn stopped it, else 0. Exposed for
+ * the fuzz target, which feeds it arbitrary bytes.
+ */
+int tsdb__wal_replay_buf(const char *name, uint32_t seg, const uint8_t *buf, size_t n,
+                         tsdb__wal_fn fn, void *ctx, struct tsdb__wal_stats *st);
+
 #endif
