@@ -142,8 +142,9 @@ int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v
  *
  *     struct tsdb__chunk_iter it;
  *     int r = tsdb__chunk_iter_init(&it, buf, len, mint, maxt);
- *     while (r == 0 && (r = tsdb__chunk_iter_next(&it, &t, &v)) > 0)
- *         use(t, v);
+ *     if (r == 0)
+ *         while ((r = tsdb__chunk_iter_next(&it, &t, &v)) > 0)
+ *             use(t, v);
  *     if (r < 0) ... corrupt chunk
  */
 struct tsdb__chunk_iter {

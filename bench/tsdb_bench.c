@@ -1,0 +1,144 @@
+/*
+ * tsdb_bench.c: append throughput and head memory of the store, on the
+ * series of a JSON-lines label file (one {"name":"value",...} object per
+ * line: the format `promtool tsdb bench write` reads), so both tools ingest
+ * the same series. Each scrape appends one sample to every series at a 1 s
+ * step; values are counters growing by a per-series step, like scraped data.
+ * Usage: tsdb_bench LABELS.jsonl [metrics [scrapes]]
+ * Prints samples, CPU seconds, samples per CPU-second, and RSS growth per
+ * series.
+ */
+#include "tsdb/tsdb.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXL 16
+
+struct series {
+    char *name;
+    struct metric_label l[MAXL];
+    size_t n;
+};
+
+/* Parse one flat JSON object of string pairs (no escapes beyond \" and \\). */
+static int parse_line(char *s, struct series *out)
+{
+    out->n = 0;
+    out->name = NULL;
+    char *p = strchr(s, '{');
+    if (!p)
+        return -1;
+    p++;
+    while (*p) {
+        char *kv[2];
+        for (int i = 0; i < 2; i++) {
+            p = strchr(p, '"');
+            if (!p)
+                return out->name ? 0 : -1;
+            char *start = ++p, *w = p;
+            while (*p && *p != '"') {
+                if (*p == '\\' && p[1])
+                    p++;
+                *w++ = *p++;
+            }
+            if (!*p)
+                return -1;
+            *w = '\0';
+            p++;
+            kv[i] = start;
+        }
+        if (strcmp(kv[0], "__name__") == 0)
+            out->name = xstrdup(kv[1]);
+        else if (out->n < MAXL)
+            out->l[out->n++] = (struct metric_label){xstrdup(kv[0]), xstrdup(kv[1])};
+    }
+    return out->name ? 0 : -1;
+}
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: tsdb_bench LABELS.jsonl [metrics [scrapes]]\n");
+        return 2;
+    }
+    size_t want = argc > 2 ? (size_t)atol(argv[2]) : 10000;
+    int scrapes = argc > 3 ? atoi(argv[3]) : 3000;
+    log_set_level(LOG_WARN);
+    FILE *f = fopen(argv[1], "r");
+    if (!f) {
+        perror(argv[1]);
+        return 1;
+    }
+    struct series *ss = xcalloc(want, sizeof(*ss));
+    size_t n = 0;
+    char line[65536];
+    while (n < want && fgets(line, sizeof(line), f))
+        if (parse_line(line, &ss[n]) == 0)
+            n++;
+    fclose(f);
+
+    char dir[] = "/tmp/sitrep-tsdb-bench-XXXXXX";
+    if (!mkdtemp(dir))
+        return 1;
+    struct tsdb *db;
+    char err[256];
+    struct tsdb_opts o = {.dir = dir, .max_series = (uint32_t)n + 1};
+    if (tsdb_open(&db, &o, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    long rss0 = rss_kib();
+    struct metric_buf b;
+    metric_buf_init(&b);
+    struct tsdb_append_stats st = {0};
+    double c0 = cpu_s();
+    for (int t = 0; t < scrapes; t++) {
+        metric_buf_reset(&b, 1700000000000ll + t * 1000ll);
+        for (size_t i = 0; i < n; i++) {
+            metric_fam(&b, ss[i].name, "", METRIC_COUNTER);
+            metric_add(&b, (double)t * (double)(i % 97 + 1), ss[i].n, ss[i].l);
+        }
+        tsdb_append_batch(db, &b, &st);
+        if (t % 1000 == 999)
+            tsdb_sync(db);
+    }
+    double cpu = cpu_s() - c0;
+    long rss1 = rss_kib();
+    printf("series=%zu scrapes=%d samples=%llu cpu_s=%.2f samples_per_cpu_s=%.0f "
+           "rss_growth_per_series_bytes=%.0f\n",
+           n, scrapes, (unsigned long long)st.accepted, cpu, (double)st.accepted / cpu,
+           (double)(rss1 - rss0) * 1024.0 / (double)n);
+    tsdb_close(db);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        return 1;
+    metric_buf_release(&b);
+    return 0;
+}

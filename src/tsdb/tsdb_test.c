@@ -1,0 +1,227 @@
+/*
+ * tsdb_test.c: the store end to end through its public API: batches in,
+ * selections out bit-exact (NaN payloads included), across a clean reopen
+ * and across an unclean one (no close: as after kill -9), with refusals
+ * counted (out of order, series cap) and selector errors reported.
+ */
+#include "testutil.h"
+#include "tsdb/tsdb.h"
+#include "util/log.h"
+
+#include <math.h>
+
+#define STALE_BITS 0x7ff0000000000002ull
+#define T0         1700000000000ll
+#define TICKS      300
+
+static char *tmpdir(void)
+{
+    static char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/sitrep-tsdb-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return dir;
+}
+
+static void rmrf(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static double stale(void)
+{
+    double v;
+    uint64_t b = STALE_BITS;
+    memcpy(&v, &b, 8);
+    return v;
+}
+
+/* The value the generator gives series (cpu, mode) at tick t. */
+static double value_at(int cpu, int mode, int t)
+{
+    if (mode == 2 && t % 50 == 49)
+        return stale();
+    return cpu * 1000.0 + mode * 10.0 + t * 0.01;
+}
+
+static void fill(struct metric_buf *b, int t)
+{
+    static const char *modes[] = {"user", "system", "idle"};
+    metric_buf_reset(b, T0 + t * 1000ll);
+    metric_fam(b, "node_cpu_seconds_total", "CPU.", METRIC_COUNTER);
+    for (int cpu = 0; cpu < 2; cpu++)
+        for (int m = 0; m < 3; m++) {
+            char c[8];
+            snprintf(c, sizeof(c), "%d", cpu);
+            metric_add2(b, value_at(cpu, m, t), "cpu", c, "mode", modes[m]);
+        }
+    metric_fam(b, "node_load1", "Load.", METRIC_GAUGE);
+    metric_add0(b, t % 7);
+}
+
+static struct tsdb *open_db(const char *dir, uint32_t max_series)
+{
+    struct tsdb *db;
+    char err[256];
+    struct tsdb_opts o = {.dir = dir, .max_series = max_series};
+    assert_int_equal(tsdb_open(&db, &o, err, sizeof(err)), 0);
+    return db;
+}
+
+static void append_ticks(struct tsdb *db, int from, int to, struct tsdb_append_stats *st)
+{
+    struct metric_buf b;
+    metric_buf_init(&b);
+    for (int t = from; t < to; t++) {
+        fill(&b, t);
+        assert_int_equal(tsdb_append_batch(db, &b, st), 0);
+    }
+    metric_buf_release(&b);
+}
+
+struct got {
+    int series;
+    size_t samples;
+    int bad;
+};
+
+/* Checks every delivered sample against the generator, bit for bit. */
+static int check_series(void *ctx, const struct metric_label *ls, size_t n,
+                        const struct tsdb_sample *s, size_t ns)
+{
+    struct got *g = ctx;
+    g->series++;
+    g->samples += ns;
+    const char *cpu = NULL, *mode = NULL, *name = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(ls[i].name, "cpu"))
+            cpu = ls[i].value;
+        else if (!strcmp(ls[i].name, "mode"))
+            mode = ls[i].value;
+        else if (!strcmp(ls[i].name, "__name__"))
+            name = ls[i].value;
+    }
+    if (!name || strcmp(name, "node_cpu_seconds_total") != 0 || !cpu || !mode) {
+        g->bad++;
+        return 0;
+    }
+    int m = !strcmp(mode, "user") ? 0 : !strcmp(mode, "system") ? 1 : 2;
+    for (size_t i = 0; i < ns; i++) {
+        int t = (int)((s[i].ts - T0) / 1000);
+        double want = value_at(atoi(cpu), m, t);
+        if (memcmp(&want, &s[i].v, 8) != 0 || (i && s[i].ts <= s[i - 1].ts))
+            g->bad++;
+    }
+    return 0;
+}
+
+static struct got select_cpu(struct tsdb *db, const char *mode_re, int64_t mint, int64_t maxt)
+{
+    struct tsdb_matcher ms[] = {{TSDB_EQ, "__name__", "node_cpu_seconds_total"},
+                                {TSDB_RE, "mode", mode_re}};
+    struct got g = {0};
+    char err[256];
+    assert_int_equal(tsdb_select(db, ms, 2, mint, maxt, check_series, &g, err, sizeof(err)), 0);
+    return g;
+}
+
+static void test_round_trip_and_reopen(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    struct tsdb *db = open_db(dir, 0);
+    struct tsdb_append_stats st = {0};
+    append_ticks(db, 0, TICKS, &st);
+    assert_int_equal(st.accepted, TICKS * 7);
+    assert_int_equal(tsdb_series_count(db), 7);
+    struct got g = select_cpu(db, "user|idle", 0, INT64_MAX);
+    assert_int_equal(g.series, 4);
+    assert_int_equal(g.samples, 4 * TICKS);
+    assert_int_equal(g.bad, 0);
+    /* A time range cuts exactly. */
+    g = select_cpu(db, ".*", T0 + 10000, T0 + 19000);
+    assert_int_equal(g.samples, 6 * 10);
+    assert_int_equal(tsdb_sync(db), 0);
+    tsdb_close(db);
+
+    db = open_db(dir, 0);
+    g = select_cpu(db, "user|system|idle", 0, INT64_MAX);
+    assert_int_equal(g.series, 6);
+    assert_int_equal(g.samples, 6 * TICKS);
+    assert_int_equal(g.bad, 0);
+    /* Appending goes on after a reopen, and old timestamps are refused. */
+    memset(&st, 0, sizeof(st));
+    append_ticks(db, TICKS - 1, TICKS + 10, &st);
+    assert_int_equal(st.out_of_order, 7);
+    assert_int_equal(st.accepted, 10 * 7);
+    tsdb_close(db);
+    rmrf(dir);
+}
+
+/* No close, as after kill -9: everything appended is replayed. */
+static void test_unclean_stop(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    struct tsdb *db1 = open_db(dir, 0);
+    struct tsdb_append_stats st = {0};
+    append_ticks(db1, 0, 130, &st);
+    struct tsdb *db2 = open_db(dir, 0); /* replays what db1 wrote so far */
+    struct got g = select_cpu(db2, ".+", 0, INT64_MAX);
+    assert_int_equal(g.samples, 6 * 130);
+    assert_int_equal(g.bad, 0);
+    tsdb_close(db2);
+    tsdb_close(db1);
+    rmrf(dir);
+}
+
+static void test_series_limit(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    struct tsdb *db = open_db(dir, 3);
+    struct tsdb_append_stats st = {0};
+    append_ticks(db, 0, 5, &st);
+    assert_int_equal(tsdb_series_count(db), 3);
+    assert_int_equal(st.series_limit, 4 * 5);
+    assert_int_equal(st.accepted, 3 * 5);
+    tsdb_close(db);
+    rmrf(dir);
+}
+
+static int never(void *ctx, const struct metric_label *ls, size_t n, const struct tsdb_sample *s,
+                 size_t ns)
+{
+    (void)ctx, (void)ls, (void)n, (void)s, (void)ns;
+    fail_msg("no series should be delivered");
+    return 1;
+}
+
+static void test_selector_errors(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    struct tsdb *db = open_db(dir, 0);
+    char err[256];
+    struct tsdb_matcher bad[] = {{TSDB_RE, "mode", "us(er"}};
+    assert_int_equal(tsdb_select(db, bad, 1, 0, 1, never, NULL, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "offset"));
+    struct tsdb_matcher empty[] = {{TSDB_RE, "mode", ".*"}};
+    assert_int_equal(tsdb_select(db, empty, 1, 0, 1, never, NULL, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "non-empty matcher"));
+    tsdb_close(db);
+    rmrf(dir);
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_and_reopen),
+        cmocka_unit_test(test_unclean_stop),
+        cmocka_unit_test(test_series_limit),
+        cmocka_unit_test(test_selector_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
