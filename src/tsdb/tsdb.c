@@ -35,8 +35,16 @@ struct tsdb {
     pthread_mutex_t append; /* one batch at a time: WAL order = append order */
     uint8_t *rec;           /* scratch for WAL payloads (under append) */
     size_t rec_cap;
-    uint32_t *ids; /* scratch: series id per sample of the batch */
-    size_t ids_cap;
+    uint32_t *ids; /* series id per sample of the last batch (UINT32_MAX: refused) */
+    int8_t *why;   /* per refused sample: 1 series limit, 2 invalid */
+    size_t ids_cap, why_cap;
+    /*
+     * The last batch's shape (its string arena and the layout of families and
+     * labels): a producer sends the same shape tick after tick, and then the
+     * ids above are reused instead of looking every series up again.
+     */
+    char *shape;
+    size_t shape_len, shape_cap, shape_nfams, shape_nsamples;
 };
 
 struct wbuf {
@@ -218,6 +226,8 @@ void tsdb_close(struct tsdb *db)
     pthread_mutex_destroy(&db->append);
     free(db->rec);
     free(db->ids);
+    free(db->why);
+    free(db->shape);
     free(db->dir);
     free(db);
 }
@@ -259,14 +269,50 @@ static void log_series(struct tsdb *db, uint32_t id, const struct tsdb__label *l
     tsdb__wal_append(db->wal, REC_SERIES, db->rec, w.len);
 }
 
-int tsdb_append_batch(struct tsdb *db, const struct metric_buf *b, struct tsdb_append_stats *st)
+/* Whether b has the same series, in the same order, as the last batch. */
+static int same_shape(const struct tsdb *db, const struct metric_buf *b)
+{
+    if (db->shape_len != b->arena_len || db->shape_nfams != b->nfams ||
+        db->shape_nsamples != b->nsamples || memcmp(db->shape, b->arena, b->arena_len) != 0)
+        return 0;
+    /* Equal arenas hold equal strings; the offsets say which go together. */
+    const uint32_t *lay = (const uint32_t *)(db->shape + ((db->shape_len + 3) & ~(size_t)3));
+    for (size_t f = 0; f < b->nfams; f++, lay += 3)
+        if (lay[0] != b->fams[f].name || lay[1] != b->fams[f].first || lay[2] != b->fams[f].count)
+            return 0;
+    for (size_t i = 0; i < b->nsamples; i++, lay += 2)
+        if (lay[0] != b->samples[i].labels || lay[1] != b->samples[i].nlabels)
+            return 0;
+    return 1;
+}
+
+static void save_shape(struct tsdb *db, const struct metric_buf *b)
+{
+    size_t base = (b->arena_len + 3) & ~(size_t)3;
+    size_t need = base + (3 * b->nfams + 2 * b->nsamples) * sizeof(uint32_t);
+    void *p = db->shape;
+    util_grow(&p, &db->shape_cap, need, 1);
+    db->shape = p;
+    memcpy(db->shape, b->arena, b->arena_len);
+    uint32_t *lay = (uint32_t *)(db->shape + base);
+    for (size_t f = 0; f < b->nfams; f++) {
+        *lay++ = b->fams[f].name;
+        *lay++ = b->fams[f].first;
+        *lay++ = b->fams[f].count;
+    }
+    for (size_t i = 0; i < b->nsamples; i++) {
+        *lay++ = b->samples[i].labels;
+        *lay++ = b->samples[i].nlabels;
+    }
+    db->shape_len = b->arena_len;
+    db->shape_nfams = b->nfams;
+    db->shape_nsamples = b->nsamples;
+}
+
+/* Resolve every sample's series id (creating and logging new series). */
+static void resolve(struct tsdb *db, const struct metric_buf *b)
 {
     struct tsdb__label ls[METRIC_MAX_LABELS + 1];
-    pthread_mutex_lock(&db->append);
-    void *p = db->ids;
-    util_grow(&p, &db->ids_cap, b->nsamples + 1, sizeof(uint32_t));
-    db->ids = p;
-    /* Resolve series first (logging new ones), then one SAMPLES record. */
     for (size_t f = 0; f < b->nfams; f++) {
         const struct metric_fam_rec *fam = &b->fams[f];
         const char *name = metric_str(b, fam->name);
@@ -277,23 +323,38 @@ int tsdb_append_batch(struct tsdb *db, const struct metric_buf *b, struct tsdb_a
             int rc = tsdb__index_get_or_create(db->idx, ls, n, &id);
             if (rc == 1)
                 log_series(db, id, ls, n);
-            if (rc < 0) {
-                if (rc == TSDB__ESERIES_LIMIT)
-                    st->series_limit++;
-                else
-                    st->invalid++;
-                id = UINT32_MAX;
-            }
-            db->ids[i] = id;
+            db->why[i] = rc >= 0 ? 0 : rc == TSDB__ESERIES_LIMIT ? 1 : 2;
+            db->ids[i] = rc >= 0 ? id : UINT32_MAX;
         }
     }
+}
+
+int tsdb_append_batch(struct tsdb *db, const struct metric_buf *b, struct tsdb_append_stats *st)
+{
+    pthread_mutex_lock(&db->append);
+    if (!same_shape(db, b)) {
+        void *p = db->ids;
+        util_grow(&p, &db->ids_cap, b->nsamples + 1, sizeof(uint32_t));
+        db->ids = p;
+        p = db->why;
+        util_grow(&p, &db->why_cap, b->nsamples + 1, 1);
+        db->why = p;
+        resolve(db, b);
+        save_shape(db, b);
+    }
+    /* One SAMPLES record for the batch. */
     struct wbuf w = {&db->rec, &db->rec_cap, 0};
     wput64(&w, (uint64_t)b->ts_ms);
     wput32(&w, 0); /* count, patched below */
     uint32_t count = 0;
     for (size_t i = 0; i < b->nsamples; i++) {
-        if (db->ids[i] == UINT32_MAX)
+        if (db->ids[i] == UINT32_MAX) {
+            if (db->why[i] == 1)
+                st->series_limit++;
+            else
+                st->invalid++;
             continue;
+        }
         double v = b->samples[i].value;
         if (tsdb__head_append(db->head, db->ids[i], b->ts_ms, v) != 0) {
             st->out_of_order++;

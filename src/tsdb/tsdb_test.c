@@ -214,14 +214,66 @@ static void test_selector_errors(void **state)
     rmrf(dir);
 }
 
+static int all_values(void *ctx, const struct metric_label *ls, size_t n,
+                      const struct tsdb_sample *s, size_t ns)
+{
+    (void)ls, (void)n;
+    double *want = ctx;
+    for (size_t i = 0; i < ns; i++)
+        if (s[i].v != *want)
+            fail_msg("sample %zu: %g, want %g", i, s[i].v, *want);
+    want[1] += (double)ns;
+    return 0;
+}
+
+/*
+ * Batches whose shape changes from tick to tick (order, new series) must not
+ * reuse the previous batch's series ids: each value lands in its own series.
+ */
+static void test_shape_changes(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    struct tsdb *db = open_db(dir, 0);
+    struct metric_buf b;
+    metric_buf_init(&b);
+    struct tsdb_append_stats st = {0};
+    for (int t = 0; t < 40; t++) {
+        metric_buf_reset(&b, T0 + t * 1000ll);
+        metric_fam(&b, "m", "M.", METRIC_GAUGE);
+        if (t % 2) {
+            metric_add1(&b, 2, "a", "y");
+            metric_add1(&b, 1, "a", "x");
+        } else {
+            metric_add1(&b, 1, "a", "x");
+            metric_add1(&b, 2, "a", "y");
+        }
+        if (t >= 20) /* a third series from now on, same values otherwise */
+            metric_add1(&b, 3, "a", "z");
+        assert_int_equal(tsdb_append_batch(db, &b, &st), 0);
+    }
+    metric_buf_release(&b);
+    assert_int_equal(st.accepted, 40 * 2 + 20);
+    static const char *names[] = {"x", "y", "z"};
+    for (int k = 0; k < 3; k++) {
+        double want[2] = {k + 1.0, 0};
+        struct tsdb_matcher ms[] = {{TSDB_EQ, "a", names[k]}};
+        char err[128];
+        assert_int_equal(tsdb_select(db, ms, 1, 0, INT64_MAX, all_values, want, err, sizeof(err)),
+                         0);
+        assert_int_equal(want[1], k < 2 ? 40 : 20);
+    }
+    tsdb_close(db);
+    rmrf(dir);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip_and_reopen),
-        cmocka_unit_test(test_unclean_stop),
-        cmocka_unit_test(test_series_limit),
-        cmocka_unit_test(test_selector_errors),
+        cmocka_unit_test(test_round_trip_and_reopen), cmocka_unit_test(test_unclean_stop),
+        cmocka_unit_test(test_series_limit),          cmocka_unit_test(test_selector_errors),
+        cmocka_unit_test(test_shape_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
