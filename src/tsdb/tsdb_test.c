@@ -14,21 +14,6 @@
 #define T0         1700000000000ll
 #define TICKS      300
 
-static char *tmpdir(void)
-{
-    static char dir[64];
-    snprintf(dir, sizeof(dir), "/tmp/sitrep-tsdb-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-static void rmrf(const char *dir)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-}
-
 static double stale(void)
 {
     double v;
@@ -129,7 +114,7 @@ static struct got select_cpu(struct tsdb *db, const char *mode_re, int64_t mint,
 static void test_round_trip_and_reopen(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char *dir = tu_tmpdir("tsdb");
     struct tsdb *db = open_db(dir, 0);
     struct tsdb_append_stats st = {0};
     append_ticks(db, 0, TICKS, &st);
@@ -156,14 +141,14 @@ static void test_round_trip_and_reopen(void **state)
     assert_int_equal(st.out_of_order, 7);
     assert_int_equal(st.accepted, 10 * 7);
     tsdb_close(db);
-    rmrf(dir);
+    tu_rmrf(dir);
 }
 
 /* No close, as after kill -9: everything appended is replayed. */
 static void test_unclean_stop(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char *dir = tu_tmpdir("tsdb");
     struct tsdb *db1 = open_db(dir, 0);
     struct tsdb_append_stats st = {0};
     append_ticks(db1, 0, 130, &st);
@@ -173,13 +158,13 @@ static void test_unclean_stop(void **state)
     assert_int_equal(g.bad, 0);
     tsdb_close(db2);
     tsdb_close(db1);
-    rmrf(dir);
+    tu_rmrf(dir);
 }
 
 static void test_series_limit(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char *dir = tu_tmpdir("tsdb");
     struct tsdb *db = open_db(dir, 3);
     struct tsdb_append_stats st = {0};
     append_ticks(db, 0, 5, &st);
@@ -187,7 +172,7 @@ static void test_series_limit(void **state)
     assert_int_equal(st.series_limit, 4 * 5);
     assert_int_equal(st.accepted, 3 * 5);
     tsdb_close(db);
-    rmrf(dir);
+    tu_rmrf(dir);
 }
 
 static int never(void *ctx, const struct metric_label *ls, size_t n, const struct tsdb_sample *s,
@@ -201,7 +186,7 @@ static int never(void *ctx, const struct metric_label *ls, size_t n, const struc
 static void test_selector_errors(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char *dir = tu_tmpdir("tsdb");
     struct tsdb *db = open_db(dir, 0);
     char err[256];
     struct tsdb_matcher bad[] = {{TSDB_RE, "mode", "us(er"}};
@@ -211,7 +196,7 @@ static void test_selector_errors(void **state)
     assert_int_equal(tsdb_select(db, empty, 1, 0, 1, never, NULL, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "non-empty matcher"));
     tsdb_close(db);
-    rmrf(dir);
+    tu_rmrf(dir);
 }
 
 static int all_values(void *ctx, const struct metric_label *ls, size_t n,
@@ -233,7 +218,7 @@ static int all_values(void *ctx, const struct metric_label *ls, size_t n,
 static void test_shape_changes(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char *dir = tu_tmpdir("tsdb");
     struct tsdb *db = open_db(dir, 0);
     struct metric_buf b;
     metric_buf_init(&b);
@@ -264,7 +249,7 @@ static void test_shape_changes(void **state)
         assert_int_equal(want[1], k < 2 ? 40 : 20);
     }
     tsdb_close(db);
-    rmrf(dir);
+    tu_rmrf(dir);
 }
 
 int main(void)

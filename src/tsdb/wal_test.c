@@ -50,21 +50,6 @@ static void make_recs(struct rec *r, size_t n, unsigned seed)
     }
 }
 
-static char *tmpdir(void)
-{
-    static char dir[64];
-    snprintf(dir, sizeof(dir), "/tmp/sitrep-wal-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-static void rmrf(const char *dir)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-}
-
 static struct tsdb__wal *open_wal(const char *dir, size_t seg)
 {
     struct tsdb__wal *w;
@@ -100,7 +85,7 @@ static struct seen *replay(const char *dir, struct tsdb__wal_stats *st)
 static void test_round_trip_segments_reopen(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char *dir = tu_tmpdir("wal");
     static struct rec r[MAXREC];
     make_recs(r, MAXREC, 1);
     struct tsdb__wal *w = open_wal(dir, 4096); /* many small segments */
@@ -130,7 +115,7 @@ static void test_round_trip_segments_reopen(void **state)
     assert_int_equal(s->n, MAXREC / 2);
     assert_same(&s->r[0], &r[MAXREC / 2]);
     free(s);
-    rmrf(dir);
+    tu_rmrf(dir);
 }
 
 static char *last_segment(const char *dir, int back)
@@ -150,7 +135,7 @@ static char *last_segment(const char *dir, int back)
 static void test_torn_tail(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char *dir = tu_tmpdir("wal");
     static struct rec r[20];
     make_recs(r, 20, 2);
     struct tsdb__wal *w = open_wal(dir, 0);
@@ -169,13 +154,13 @@ static void test_torn_tail(void **state)
     assert_int_equal(st.torn_tail, 1);
     assert_int_equal(st.corrupt_ranges, 0);
     free(s);
-    rmrf(dir);
+    tu_rmrf(dir);
 }
 
 /* Flip one byte at `at` bytes into the segment; replay skips one record. */
 static void flip_and_check(off_t at, size_t victim)
 {
-    char *dir = tmpdir();
+    char *dir = tu_tmpdir("wal");
     static struct rec r[30];
     make_recs(r, 30, 3);
     for (size_t i = 0; i < 30; i++)
@@ -201,7 +186,7 @@ static void flip_and_check(off_t at, size_t victim)
         assert_same(&s->r[k++], &r[i]);
     }
     free(s);
-    rmrf(dir);
+    tu_rmrf(dir);
 }
 
 static void test_damage_payload(void **state)
@@ -221,7 +206,7 @@ static void test_damage_length_field(void **state)
 static void test_not_a_segment(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char *dir = tu_tmpdir("wal");
     char path[256];
     snprintf(path, sizeof(path), "%s/00000003", dir);
     FILE *f = fopen(path, "w");
@@ -236,7 +221,7 @@ static void test_not_a_segment(void **state)
     struct tsdb__wal *w = open_wal(dir, 0);
     assert_int_equal(tsdb__wal_segment(w), 4);
     tsdb__wal_close(w);
-    rmrf(dir);
+    tu_rmrf(dir);
 }
 
 /*
@@ -247,7 +232,7 @@ static void test_not_a_segment(void **state)
 static void test_disk_full(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char *dir = tu_tmpdir("wal");
     static struct rec r[60];
     make_recs(r, 60, 4);
     signal(SIGXFSZ, SIG_IGN);
@@ -282,13 +267,13 @@ static void test_disk_full(void **state)
         assert_same(&s->r[i], &r[i]);
     assert_int_equal(st.corrupt_ranges + st.torn_tail, 0);
     free(s);
-    rmrf(dir);
+    tu_rmrf(dir);
 }
 
 static void test_limits(void **state)
 {
     (void)state;
-    char *dir = tmpdir();
+    char *dir = tu_tmpdir("wal");
     struct tsdb__wal *w = open_wal(dir, 0);
     assert_int_equal(tsdb__wal_append(w, 1, "", TSDB_WAL_MAX_RECORD + 1), -1);
     assert_int_equal(tsdb__wal_append(w, 1, NULL, 0), 0);
@@ -301,7 +286,7 @@ static void test_limits(void **state)
     /* An absent directory is an empty log. */
     assert_int_equal(tsdb__wal_replay("/nonexistent/wal", collect_rec, NULL, &st), 0);
     assert_int_equal(st.records, 0);
-    rmrf(dir);
+    tu_rmrf(dir);
 }
 
 int main(void)

@@ -253,4 +253,25 @@ static inline void tu_assert_source_failed(const struct metric_buf *b, const cha
     assert_true(tu_find(b, "sitrep_collect_ticks_total", "", NULL));
 }
 
+/*
+ * A fresh directory under /tmp named after `what` (static buffer: copy it
+ * before the next call). Remove it with tu_rmrf().
+ */
+static inline char *tu_tmpdir(const char *what)
+{
+    static char dir[128];
+    snprintf(dir, sizeof(dir), "/tmp/sitrep-%s-XXXXXX", what);
+    assert_non_null(mkdtemp(dir));
+    return dir;
+}
+
+/* rm -rf dir (a path tu_tmpdir made). */
+static inline void tu_rmrf(const char *dir)
+{
+    char cmd[256];
+    assert_true(strncmp(dir, "/tmp/sitrep-", 12) == 0); /* never anything else */
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 #endif
