@@ -212,12 +212,59 @@ static void test_missing(void **state)
     expect_failure(fixture("does-not-exist"), 1); /* no sys root at all */
 }
 
+static void set_attr(const char *root, const char *dev, const char *name, const char *value)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/class/net/%s/%s", root, dev, name);
+    tu_write_file(path, value);
+}
+
+/*
+ * Speed and MTU are re-read at least every 10 ticks, and at once when the
+ * link's carrier or operstate changes (a renegotiation flips them).
+ */
+static void test_speed_changes(void **state)
+{
+    (void)state;
+    char root[64], path[128];
+    snprintf(root, sizeof(root), "%s", tu_tmpdir("netclass"));
+    snprintf(path, sizeof(path), "%s/class", root);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/class/net", root);
+    assert_int_equal(mkdir(path, 0700), 0);
+    add_link(root, "eth9", "up");
+    set_attr(root, "eth9", "speed", "1000\n");
+    set_attr(root, "eth9", "mtu", "1500\n");
+    set_attr(root, "eth9", "carrier", "1\n");
+    struct collect *c = run(root);
+    const char *dev = "device=\"eth9\"";
+    assert_float_equal(tu_value(collect_last(c), "node_network_speed_bytes", dev), 125e6, 0);
+
+    /* A quiet change (same carrier and state) shows within 10 ticks. */
+    set_attr(root, "eth9", "mtu", "9000\n");
+    int seen = 0;
+    for (int t = 2; t <= 12 && !seen; t++) {
+        collect_once(c, t * 1000);
+        seen = tu_value(collect_last(c), "node_network_mtu_bytes", dev) == 9000;
+    }
+    assert_true(seen);
+
+    /* Renegotiation: carrier drops and comes back at another speed. */
+    set_attr(root, "eth9", "carrier", "0\n");
+    set_attr(root, "eth9", "speed", "100\n");
+    collect_once(c, 20000);
+    assert_float_equal(tu_value(collect_last(c), "node_network_speed_bytes", dev), 12.5e6, 0);
+    assert_float_equal(tu_value(collect_last(c), "node_network_carrier", dev), 0, 0);
+    collect_free(c);
+    tu_rmrf(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_host1),       cmocka_unit_test(test_odd_links),
-        cmocka_unit_test(test_come_and_go), cmocka_unit_test(test_garbled),
-        cmocka_unit_test(test_missing),
+        cmocka_unit_test(test_come_and_go), cmocka_unit_test(test_speed_changes),
+        cmocka_unit_test(test_garbled),     cmocka_unit_test(test_missing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
