@@ -226,7 +226,7 @@ static void set_attr(const char *root, const char *dev, const char *name, const 
 static void test_speed_changes(void **state)
 {
     (void)state;
-    char root[64], path[128];
+    char root[128], path[256];
     snprintf(root, sizeof(root), "%s", tu_tmpdir("netclass"));
     snprintf(path, sizeof(path), "%s/class", root);
     assert_int_equal(mkdir(path, 0700), 0);
