@@ -1,8 +1,9 @@
 /*
  * head.c: per-series sample storage in memory (see head.h). A sample goes
  * into the series' raw tail; a full tail (TSDB_BLOCK_MAX samples) is encoded
- * as one block onto the series' open chunk, which is closed when it spans
- * TSDB_HEAD_CHUNK_SPAN_MS or reaches its byte cap.
+ * onto the series' chunk for its aligned TSDB_HEAD_CHUNK_SPAN_MS window
+ * (split at a window boundary), so each chunk belongs to exactly one block
+ * window; a chunk that reaches its byte cap is followed by another.
  */
 #include "tsdb/head.h"
 #include "tsdb/chunk.h"
@@ -82,11 +83,18 @@ static struct head_series *slot(struct tsdb__head *h, uint32_t id)
     return h->series[id];
 }
 
-/* Encode the raw tail onto the open chunk (a new one when due). */
-static int seal_tail(struct head_series *s)
+/* The aligned window (of TSDB_HEAD_CHUNK_SPAN_MS) a timestamp falls in. */
+static int64_t window_of(int64_t ts)
+{
+    int64_t w = ts / TSDB_HEAD_CHUNK_SPAN_MS;
+    return ts < 0 && w * TSDB_HEAD_CHUNK_SPAN_MS != ts ? w - 1 : w;
+}
+
+/* Append n raw samples of one window to the series' chunk for that window. */
+static int seal_run(struct head_series *s, const int64_t *ts, const double *v, size_t n)
 {
     struct tsdb__chunk *open = s->nchunks ? &s->chunks[s->nchunks - 1] : NULL;
-    if (open && open->nsamples && s->raw_ts[0] - open->mint >= TSDB_HEAD_CHUNK_SPAN_MS)
+    if (open && open->nsamples && window_of(open->mint) != window_of(ts[0]))
         open = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!open) {
@@ -96,15 +104,33 @@ static int seal_tail(struct head_series *s)
             open = &s->chunks[s->nchunks++];
             tsdb__chunk_init(open);
         }
-        int rc = tsdb__chunk_append(open, s->raw_ts, s->raw_v, s->nraw);
-        if (rc != TSDB__EFULL) {
-            if (rc == 0)
-                s->nraw = 0;
+        int rc = tsdb__chunk_append(open, ts, v, n);
+        if (rc != TSDB__EFULL)
             return rc;
-        }
-        open = NULL; /* full: start the next chunk */
+        open = NULL; /* full: a second chunk in the same window */
     }
     return TSDB__EFULL;
+}
+
+/*
+ * Encode the raw tail onto the chunks. Chunks never straddle an aligned
+ * window, so whole chunks can later be written into the block of their
+ * window; a tail that crosses a boundary is split there.
+ */
+static int seal_tail(struct head_series *s)
+{
+    uint32_t i = 0;
+    int rc = 0;
+    while (i < s->nraw && rc == 0) {
+        int64_t w = window_of(s->raw_ts[i]);
+        uint32_t j = i + 1;
+        while (j < s->nraw && window_of(s->raw_ts[j]) == w)
+            j++;
+        rc = seal_run(s, s->raw_ts + i, s->raw_v + i, j - i);
+        i = j;
+    }
+    s->nraw = 0;
+    return rc;
 }
 
 int tsdb__head_append(struct tsdb__head *h, uint32_t id, int64_t ts, double v)
@@ -172,6 +198,21 @@ long tsdb__head_read(struct tsdb__head *h, uint32_t id, int64_t mint, int64_t ma
     pthread_mutex_unlock(m);
     pthread_rwlock_unlock(&h->grow);
     return rc < 0 ? rc : (long)n;
+}
+
+int tsdb__head_chunks(struct tsdb__head *h, uint32_t id, tsdb__head_chunk_fn fn, void *ctx)
+{
+    pthread_rwlock_rdlock(&h->grow);
+    struct head_series *s = id < h->nseries ? h->series[id] : NULL;
+    int rc = 0;
+    if (s) {
+        pthread_mutex_lock(&h->stripe[id % STRIPES]);
+        for (size_t k = 0; k < s->nchunks && rc == 0; k++)
+            rc = fn(ctx, &s->chunks[k]);
+        pthread_mutex_unlock(&h->stripe[id % STRIPES]);
+    }
+    pthread_rwlock_unlock(&h->grow);
+    return rc;
 }
 
 size_t tsdb__head_bytes(struct tsdb__head *h)

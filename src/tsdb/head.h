@@ -15,8 +15,11 @@
 
 #include "tsdb/tsdb.h"
 
-/* A chunk is closed once it spans this much time (and at its byte cap). */
-#define TSDB_HEAD_CHUNK_SPAN_MS (2 * 3600 * 1000)
+/*
+ * Chunks are cut at aligned windows of this span (the block size): a chunk
+ * holds samples of one window only (or several chunks do, past the byte cap).
+ */
+#define TSDB_HEAD_CHUNK_SPAN_MS ((int64_t)2 * 3600 * 1000)
 
 struct tsdb__head;
 
@@ -37,6 +40,16 @@ int tsdb__head_append(struct tsdb__head *h, uint32_t id, int64_t ts, double v);
  */
 long tsdb__head_read(struct tsdb__head *h, uint32_t id, int64_t mint, int64_t maxt,
                      struct tsdb_sample **out, size_t *cap);
+
+struct tsdb__chunk;
+/* Called for each encoded chunk of a series, oldest first; non-zero stops. */
+typedef int (*tsdb__head_chunk_fn)(void *ctx, const struct tsdb__chunk *c);
+/*
+ * Visit series id's encoded chunks (not its raw tail) under its stripe lock:
+ * fn must not call back into the head. Returns fn's last result (0 if all
+ * were visited). For cutting blocks, and for tests.
+ */
+int tsdb__head_chunks(struct tsdb__head *h, uint32_t id, tsdb__head_chunk_fn fn, void *ctx);
 
 /* Bytes of encoded chunks and raw samples held (for the memory figures). */
 size_t tsdb__head_bytes(struct tsdb__head *h);
