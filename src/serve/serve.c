@@ -42,6 +42,7 @@ struct daemon {
     unsigned reload_gen;
     int reload_ok;
     int64_t reload_ms;
+    uint64_t reloads_ok, reloads_failed;
     char reload_err[1024];
 };
 
@@ -122,6 +123,10 @@ static void emit_daemon_metrics(struct daemon *d, struct metric_buf *b)
     metric_fam(b, "sitrep_config_last_reload_successful",
                "Whether the last configuration load or reload succeeded.", METRIC_GAUGE);
     metric_add0(b, d->reload_ok);
+    metric_fam(b, "sitrep_config_reloads_total", "Configuration reloads, by result.",
+               METRIC_COUNTER);
+    metric_add1(b, (double)d->reloads_ok, "result", "success");
+    metric_add1(b, (double)d->reloads_failed, "result", "failure");
     metric_fam(b, "sitrep_config_last_reload_success_timestamp_seconds",
                "When the configuration was last loaded successfully, in unixtime.", METRIC_GAUGE);
     metric_add0(b, (double)d->reload_ms / 1000.0);
@@ -203,6 +208,7 @@ static int do_reload(struct daemon *d)
     if (rc < 0) {
         snprintf(d->reload_err, sizeof(d->reload_err), "%s", errors.buf);
         d->reload_ok = 0;
+        d->reloads_failed++;
         pthread_mutex_unlock(&d->lock);
         log_error("reload: config has errors; keeping the running config:\n%s", errors.buf);
         config_release(&cfg);
@@ -221,6 +227,7 @@ static int do_reload(struct daemon *d)
     config_release(&d->cfg);
     d->cfg = cfg;
     d->reload_ok = 1;
+    d->reloads_ok++;
     d->reload_ms = util_now_ms();
     pthread_mutex_unlock(&d->lock);
     collect_free(old);

@@ -68,6 +68,8 @@ check "bad reload is logged with file:line:col" grep -q "sitrep.yml:6:21: collec
 check "still serving after a bad reload" wait_http "http://127.0.0.1:$port/-/healthy" 3
 check "reload failure is visible as a metric" \
     bash -c "curl -fsS http://127.0.0.1:$port/metrics | grep -q '^sitrep_config_last_reload_successful 0'"
+check "reload failure is counted" \
+    bash -c "curl -fsS http://127.0.0.1:$port/metrics | grep -q '^sitrep_config_reloads_total{result=\"failure\"} 1'"
 sed -i '$d' "$cfg"
 kill -HUP $pid
 sleep 1
