@@ -454,16 +454,27 @@ void tsdb__index_free(struct tsdb__index *idx)
     free(idx);
 }
 
+/* Canonicalise labels and look the series up under the read lock. */
+static int find(struct tsdb__index *idx, const struct tsdb__label *labels, size_t n,
+                struct canon *c, uint32_t *sid)
+{
+    int r = canonicalize(idx, labels, n, c);
+    if (r < 0)
+        return r;
+    pthread_rwlock_rdlock(&idx->lock);
+    *sid = lookup(idx, c);
+    pthread_rwlock_unlock(&idx->lock);
+    return 0;
+}
+
 int tsdb__index_get_or_create(struct tsdb__index *idx, const struct tsdb__label *labels, size_t n,
                               uint32_t *id)
 {
     struct canon c;
-    int r = canonicalize(idx, labels, n, &c);
+    uint32_t sid;
+    int r = find(idx, labels, n, &c, &sid);
     if (r < 0)
         return r;
-    pthread_rwlock_rdlock(&idx->lock);
-    uint32_t sid = lookup(idx, &c);
-    pthread_rwlock_unlock(&idx->lock);
     if (sid != NONE) {
         *id = sid;
         return 0;
@@ -485,12 +496,10 @@ int tsdb__index_get(struct tsdb__index *idx, const struct tsdb__label *labels, s
                     uint32_t *id)
 {
     struct canon c;
-    int r = canonicalize(idx, labels, n, &c);
+    uint32_t sid;
+    int r = find(idx, labels, n, &c, &sid);
     if (r < 0)
         return r;
-    pthread_rwlock_rdlock(&idx->lock);
-    uint32_t sid = lookup(idx, &c);
-    pthread_rwlock_unlock(&idx->lock);
     if (sid == NONE)
         return TSDB__ENOTFOUND;
     *id = sid;
