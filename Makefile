@@ -6,7 +6,7 @@
 JOBS   ?= $(shell nproc)
 ARGS   ?=
 
-.PHONY: all deps test-deps build build-asan run test bench format clean
+.PHONY: all deps test-deps build build-asan build-tsan run test bench format clean
 
 all: build
 
@@ -24,12 +24,17 @@ build-asan: test-deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSITREP_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 
+# ThreadSanitizer build of the daemon alone, for tests/e2e/tsan_stress.sh.
+build-tsan: test-deps
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSITREP_TSAN=ON -DSITREP_TESTS=OFF >/dev/null
+	@cmake --build build-tsan -j $(JOBS) --target sitrep
+
 run: build
 	./build/sitrep serve $(ARGS)
 
 # The release tree is built too: -O2 finds warnings (-Werror) a debug build
 # does not, and `make run` must never be the first to meet them.
-test: build-asan build
+test: build-asan build build-tsan
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 	@grep -h '^overlap:' build-asan/Testing/Temporary/LastTest.log | sed 's/^/node_exporter /' || true
 
@@ -40,4 +45,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SITREP_REVISION
@@ -229,11 +230,11 @@ static int do_reload(struct daemon *d)
     d->reload_ok = 1;
     d->reloads_ok++;
     d->reload_ms = util_now_ms();
+    log_info("reload: configuration reloaded%s%s", d->cfg.path ? " from " : "",
+             d->cfg.path ? d->cfg.path : "");
     pthread_mutex_unlock(&d->lock);
     collect_free(old);
     sbuf_release(&errors);
-    log_info("reload: configuration reloaded%s%s", d->cfg.path ? " from " : "",
-             d->cfg.path ? d->cfg.path : "");
     return 0;
 }
 
@@ -316,6 +317,7 @@ int serve_main(int argc, char **argv)
     }
     sbuf_release(&errors);
     log_set_level((enum log_level)log_level_parse(d.cfg.log_level));
+    tzset(); /* glibc's time zone state, read by log lines and timex: set before threads */
     d.start_ms = d.reload_ms = util_now_ms();
     d.reload_ok = 1;
     pthread_mutex_init(&d.lock, NULL);
@@ -345,10 +347,13 @@ int serve_main(int argc, char **argv)
     if (http_start(d.http, d.cfg.listen, d.cfg.http_token) < 0)
         goto out;
 
+    /* HTTP is up: a POST /-/reload may swap d.cfg from now on. */
+    pthread_mutex_lock(&d.lock);
     log_info("sitrep %s watching this host every %ds; data in %s", SITREP_VERSION,
              d.cfg.collect.interval_s, d.cfg.data_dir);
     log_info("metrics: http://%s/metrics   health: http://%s/-/healthy", d.cfg.listen,
              d.cfg.listen);
+    pthread_mutex_unlock(&d.lock);
 
     for (;;) {
         int sig;

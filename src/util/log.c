@@ -5,16 +5,18 @@
 #include "util/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static volatile int min_level = LOG_INFO;
+/* Set by a reload on any thread while every thread logs: atomic. */
+static atomic_int min_level = LOG_INFO;
 
 void log_set_level(enum log_level level)
 {
-    min_level = level;
+    atomic_store_explicit(&min_level, (int)level, memory_order_relaxed);
 }
 
 int log_level_parse(const char *s)
@@ -29,7 +31,7 @@ int log_level_parse(const char *s)
 static void vlog(enum log_level level, const char *fmt, va_list ap)
 {
     static const char *tags[] = {"debug", "info", "warn", "error"};
-    if ((int)level < min_level)
+    if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
         return;
     char line[2048];
     struct timespec ts;
