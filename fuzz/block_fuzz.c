@@ -17,6 +17,7 @@
 #include "tsdb/crc32c.h"
 #include "util/log.h"
 #include "util/util.h"
+#include "fuzz_cursor.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -40,24 +41,6 @@ static uint64_t bits(double d)
     uint64_t u;
     memcpy(&u, &d, 8);
     return u;
-}
-
-struct cursor {
-    const uint8_t *p;
-    size_t left;
-};
-
-static uint64_t take(struct cursor *c, size_t n)
-{
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) {
-        x |= (uint64_t)(c->left ? *c->p : 0) << (8 * i);
-        if (c->left) {
-            c->p++;
-            c->left--;
-        }
-    }
-    return x;
 }
 
 static int inside(const uint8_t *p, size_t n, const uint8_t *lo, size_t len)

@@ -12,6 +12,7 @@
  */
 #include "tsdb/chunk.h"
 #include "tsdb/crc32c.h"
+#include "fuzz_cursor.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,25 +40,6 @@ static double of_bits(uint64_t u)
     double d;
     memcpy(&d, &u, 8);
     return d;
-}
-
-/* Reads bytes off the input; zeros once it is used up. */
-struct cursor {
-    const uint8_t *p;
-    size_t left;
-};
-
-static uint64_t take(struct cursor *c, size_t n)
-{
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) {
-        x |= (uint64_t)(c->left ? *c->p : 0) << (8 * i);
-        if (c->left) {
-            c->p++;
-            c->left--;
-        }
-    }
-    return x;
 }
 
 /* Samples that decode from arbitrary bytes must survive a fresh round trip. */
