@@ -124,7 +124,7 @@ int main(int argc, char **argv)
             metric_fam(&b, ss[i].name, "", METRIC_COUNTER);
             metric_add(&b, (double)t * (double)(i % 97 + 1), ss[i].n, ss[i].l);
         }
-        tsdb_append_batch(db, &b, &st);
+        tsdb_append_batch(db, "bench", &b, &st);
         if (t % 1000 == 999)
             tsdb_sync(db);
     }

@@ -4,12 +4,13 @@
  *   1. The input split into an index and a chunks file (optionally with a
  *      valid magic and index checksum patched in, so the parser behind them
  *      is reached): open must fail cleanly or serve labels and chunks that
- *      lie inside the buffers, and iterating and decoding everything must
- *      not crash.
- *   2. Series and chunks generated from the input, encoded with
- *      tsdb__block_encode_mem(), read back: every sample must come back bit
- *      for bit. Then one byte chosen by the input is flipped: in the index,
- *      the open must fail; in the chunks file, exactly the chunk whose record
+ *      lie inside the buffers, in (column, time) order, the same per
+ *      column as over every column, and iterating and decoding everything
+ *      must not crash.
+ *   2. Series and chunks (in several columns) generated from the input,
+ *      encoded with tsdb__block_encode_mem(), read back: every chunk must
+ *      come back in its column and every sample bit for bit. Then one byte chosen by the input is
+ * flipped: in the index, the open must fail; in the chunks file, exactly the chunk whose record
  *      holds the byte is skipped and every other chunk is served unchanged.
  * Built and run by fuzz/run.sh.
  */
@@ -33,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
     } while (0)
 
 #define MAX_SERIES  8
-#define MAX_CHUNKS  3
+#define MAX_CHUNKS  4
 #define MAX_SAMPLES 80
 
 static uint64_t bits(double d)
@@ -48,7 +49,10 @@ static int inside(const uint8_t *p, size_t n, const uint8_t *lo, size_t len)
     return p >= lo && n <= len && (size_t)(p - lo) <= len - n;
 }
 
-/* Read everything b serves; labels and chunks must lie in the buffers. */
+/*
+ * Read everything b serves; labels and chunks must lie in the buffers, and
+ * each column's chunks must be the same alone as among every column's.
+ */
 static void read_all(struct tsdb__block *b, const uint8_t *idx, size_t ilen, const uint8_t *chk,
                      size_t clen, int64_t mint, int64_t maxt)
 {
@@ -62,21 +66,34 @@ static void read_all(struct tsdb__block *b, const uint8_t *idx, size_t ilen, con
         }
         struct tsdb__block_iter it;
         struct tsdb__block_chunk c;
-        tsdb__block_iter_init(&it, b, i, mint, maxt);
+        tsdb__block_iter_init(&it, b, i, -1, mint, maxt);
         int64_t last = INT64_MIN;
-        int first = 1;
+        int first = 1, col = 0;
+        size_t per_col[TSDB_BLOCK_MAX_COLS] = {0};
         while (tsdb__block_iter_next(&it, &c)) {
             CHECK(inside(c.buf, c.len, chk, clen));
-            CHECK(c.mint <= c.maxt && (first || c.mint > last));
+            CHECK(c.col < TSDB_BLOCK_MAX_COLS && c.col >= col);
+            CHECK(c.mint <= c.maxt && (first || c.col > col || c.mint > last));
             CHECK(c.maxt >= mint && c.mint <= maxt);
             last = c.maxt;
             first = 0;
+            col = c.col;
+            per_col[col]++;
             struct tsdb__chunk_iter ci;
             int64_t t;
             double v;
             if (tsdb__chunk_iter_init(&ci, c.buf, c.len, mint, maxt) == 0)
                 while (tsdb__chunk_iter_next(&ci, &t, &v) > 0)
                     CHECK(t >= mint && t <= maxt);
+        }
+        for (int k = 0; k < TSDB_BLOCK_MAX_COLS; k++) {
+            size_t got = 0;
+            tsdb__block_iter_init(&it, b, i, k, mint, maxt);
+            while (tsdb__block_iter_next(&it, &c)) {
+                CHECK(c.col == k && inside(c.buf, c.len, chk, clen));
+                got++;
+            }
+            CHECK(got == per_col[k]);
         }
     }
 }
@@ -94,7 +111,7 @@ static void raw(const uint8_t *data, size_t size)
     memcpy(chk, c.p + cut, clen);
     if ((mode & 1) && ilen >= 9) {
         memcpy(idx, "SITRBIX1", 8);
-        idx[8] = 1;
+        idx[8] = 2; /* the index version */
     }
     if ((mode & 2) && clen >= 8)
         memcpy(chk, "SITRBCH1", 8);
@@ -132,6 +149,7 @@ struct gen {
 struct seen {
     size_t off, len; /* its record in the chunks file */
     int64_t mint;
+    int col; /* with mint, names the chunk */
 };
 
 static void roundtrip(const uint8_t *data, size_t size)
@@ -163,7 +181,13 @@ static void roundtrip(const uint8_t *data, size_t size)
         }
         size_t nc = take(&c, 1) % (MAX_CHUNKS + 1);
         int64_t s = t;
+        unsigned col = 0;
         for (size_t k = 0; k < nc; k++) {
+            unsigned step = (unsigned)take(&c, 1) % 4; /* a later column restarts the clock */
+            if (k && step && col + step < TSDB_BLOCK_MAX_COLS) {
+                col += step;
+                s = t;
+            }
             size_t n = 1 + take(&c, 1) % MAX_SAMPLES;
             tsdb__chunk_init(&g.chunks[i][k]);
             for (size_t j = 0; j < n; j++) {
@@ -178,10 +202,11 @@ static void roundtrip(const uint8_t *data, size_t size)
             }
             g.n[i][k] = n;
             g.refs[i][k] = tsdb__block_chunk_of(&g.chunks[i][k]);
+            g.refs[i][k].col = (uint8_t)col;
             s += (int64_t)take(&c, 1); /* a gap before the next chunk */
+            if (s >= bmaxt)
+                bmaxt = s + 1;
         }
-        if (s >= bmaxt)
-            bmaxt = s + 1;
         g.series[i] = (struct tsdb__block_series){g.labels[i], nl, g.refs[i], nc};
     }
 
@@ -206,11 +231,11 @@ static void roundtrip(const uint8_t *data, size_t size)
                   !strcmp(ls[l].value, g.labels[src][l].value));
         struct tsdb__block_iter it;
         struct tsdb__block_chunk ch;
-        tsdb__block_iter_init(&it, b, i, INT64_MIN, INT64_MAX);
+        tsdb__block_iter_init(&it, b, i, -1, INT64_MIN, INT64_MAX);
         size_t k = 0;
         nseen[i] = 0;
         while (tsdb__block_iter_next(&it, &ch)) {
-            CHECK(k < g.series[src].nchunks);
+            CHECK(k < g.series[src].nchunks && ch.col == g.refs[src][k].col);
             CHECK(ch.len == g.chunks[src][k].len && !memcmp(ch.buf, g.chunks[src][k].buf, ch.len));
             CHECK(ch.mint == g.ts[src][k][0] && ch.maxt == g.ts[src][k][g.n[src][k] - 1]);
             struct tsdb__chunk_iter ci;
@@ -224,10 +249,20 @@ static void roundtrip(const uint8_t *data, size_t size)
                 j++;
             }
             CHECK(r == 0 && j == g.n[src][k]);
-            seen[i][nseen[i]++] = (struct seen){(size_t)(ch.buf - chk) - 4, ch.len, ch.mint};
+            seen[i][nseen[i]++] =
+                (struct seen){(size_t)(ch.buf - chk) - 4, ch.len, ch.mint, ch.col};
             k++;
         }
         CHECK(k == g.series[src].nchunks);
+        /* One column at a time: that column's chunks, in the same order. */
+        for (int col = 0; col < TSDB_BLOCK_MAX_COLS; col++) {
+            tsdb__block_iter_init(&it, b, i, col, INT64_MIN, INT64_MAX);
+            for (k = 0; k < g.series[src].nchunks; k++)
+                if (g.refs[src][k].col == col)
+                    CHECK(tsdb__block_iter_next(&it, &ch) && ch.col == col &&
+                          ch.buf == chk + seen[i][k].off + 4);
+            CHECK(!tsdb__block_iter_next(&it, &ch));
+        }
     }
     CHECK(tsdb__block_bad_chunks(b) == 0);
     tsdb__block_close(b);
@@ -245,21 +280,22 @@ static void roundtrip(const uint8_t *data, size_t size)
         for (uint32_t i = 0; i < ns; i++) {
             struct tsdb__block_iter it;
             struct tsdb__block_chunk ch;
-            tsdb__block_iter_init(&it, b, i, INT64_MIN, INT64_MAX);
+            tsdb__block_iter_init(&it, b, i, -1, INT64_MIN, INT64_MAX);
             int have = tsdb__block_iter_next(&it, &ch);
             for (size_t k = 0; k < nseen[i]; k++) {
                 const struct seen *s = &seen[i][k];
                 int hit = pos >= s->off && pos < s->off + 8 + s->len;
                 if (hit && pos >= s->off + 4) {
-                    CHECK(!have || ch.mint != s->mint); /* a CRC catches any one byte */
+                    CHECK(!have || ch.mint != s->mint || ch.col != s->col); /* a CRC catches it */
                     continue;
                 }
                 if (hit) { /* its length field: anything inside the buffer, or nothing */
-                    if (have && ch.mint == s->mint)
+                    if (have && ch.mint == s->mint && ch.col == s->col)
                         have = tsdb__block_iter_next(&it, &ch);
                     continue;
                 }
-                CHECK(have && ch.mint == s->mint && ch.len == s->len && ch.buf == chk + s->off + 4);
+                CHECK(have && ch.mint == s->mint && ch.col == s->col && ch.len == s->len &&
+                      ch.buf == chk + s->off + 4);
                 have = tsdb__block_iter_next(&it, &ch);
             }
             CHECK(!have);

@@ -92,6 +92,61 @@ int config_parse_duration_ms(const char *s, long long *ms)
     return -1;
 }
 
+int config_parse_size(const char *s, long long *bytes)
+{
+    static const struct {
+        const char *unit;
+        long long mult;
+    } units[] = {{"", 1},
+                 {"B", 1},
+                 {"KB", 1000LL},
+                 {"MB", 1000000LL},
+                 {"GB", 1000000000LL},
+                 {"TB", 1000000000000LL},
+                 {"KiB", 1LL << 10},
+                 {"MiB", 1LL << 20},
+                 {"GiB", 1LL << 30},
+                 {"TiB", 1LL << 40}};
+    const char *p = s;
+    long long whole = 0, frac = 0, scale = 1; /* the number is whole + frac / scale */
+    int has_point = 0;
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (whole > (LLONG_MAX - (*p - '0')) / 10)
+            return -1;
+        whole = whole * 10 + (*p - '0');
+    }
+    if (*p == '.') {
+        has_point = 1;
+        p++;
+        if (*p < '0' || *p > '9') /* "1." and "1.GiB" */
+            return -1;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (scale == 1000000000) /* 9 places keep frac * (mult % scale) below 10^18 */
+                return -1;
+            frac = frac * 10 + (*p - '0');
+            scale *= 10;
+        }
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+        if (strcmp(p, units[i].unit) != 0)
+            continue;
+        long long mult = units[i].mult;
+        if (has_point && mult == 1) /* a fraction of a byte means a typo */
+            return -1;
+        if (whole > LLONG_MAX / mult)
+            return -1;
+        /* floor(frac * mult / scale), exact without floating point or overflow */
+        long long part = frac * (mult / scale) + frac * (mult % scale) / scale;
+        if (whole * mult > LLONG_MAX - part)
+            return -1;
+        *bytes = whole * mult + part;
+        return 0;
+    }
+    return -1;
+}
+
 int config_parse_listen(const char *s, char *host, size_t hostcap, int *port)
 {
     const char *colon;
@@ -216,6 +271,100 @@ static void on_collect(struct walk *w, const char *key, yaml_node_t *k, yaml_nod
     }
 }
 
+/*
+ * Retention above a century is taken for a typo; the bound also keeps
+ * "now - retention" and "now + retention" far from overflow.
+ */
+#define RETENTION_MAX_MS  (36500 * 86400000LL)
+#define BLOCK_SPAN_MAX_MS 7200000LL /* 2h, the longest block; shorter spans must tile it */
+#define SIZE_UNITS        "B, KB, MB, GB, TB, KiB, MiB, GiB, TiB"
+
+/* Set *dst to the duration in n if it parses and lies in lo..hi (range: "lo to hi"). */
+static int get_duration(struct walk *w, yaml_node_t *n, const char *key, long long lo, long long hi,
+                        const char *range, const char *example, long long *dst)
+{
+    const char *s = scalar(n);
+    long long ms;
+    if (!s || config_parse_duration_ms(s, &ms) < 0 || ms < lo || ms > hi) {
+        errat(w, n, "%s: want a duration from %s (e.g. %s)", key, range, example);
+        return -1;
+    }
+    *dst = ms;
+    return 0;
+}
+
+/* Set *dst to the size in n if it parses and is at least lo (range: "of at least lo"). */
+static int get_size(struct walk *w, yaml_node_t *n, const char *key, long long lo,
+                    const char *range, long long *dst)
+{
+    const char *s = scalar(n);
+    long long bytes;
+    if (!s || config_parse_size(s, &bytes) < 0 || bytes < lo) {
+        errat(w, n, "%s: want a size %s; units: " SIZE_UNITS, key, range);
+        return -1;
+    }
+    *dst = bytes;
+    return 0;
+}
+
+static void on_retention(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t *v,
+                         struct config *cfg)
+{
+    struct config_storage *st = &cfg->storage;
+    if (strcmp(key, "raw") == 0)
+        get_duration(w, v, "storage.retention.raw", 3600000, RETENTION_MAX_MS, "1h to 36500d",
+                     "14d", &st->retention_raw_ms);
+    else if (strcmp(key, "1m") == 0)
+        get_duration(w, v, "storage.retention.1m", 86400000, RETENTION_MAX_MS, "1d to 36500d",
+                     "90d", &st->retention_1m_ms);
+    else if (strcmp(key, "1h") == 0)
+        get_duration(w, v, "storage.retention.1h", 86400000, RETENTION_MAX_MS, "1d to 36500d",
+                     "730d", &st->retention_1h_ms);
+    else
+        errat(w, k, "storage.retention: unknown key '%s' (known: raw, 1m, 1h)", key);
+}
+
+static void on_storage(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t *v,
+                       struct config *cfg)
+{
+    struct config_storage *st = &cfg->storage;
+    int n;
+    if (strcmp(key, "retention") == 0) {
+        walk_map(w, v, "storage.retention", cfg, on_retention);
+    } else if (strcmp(key, "max_size") == 0) {
+        get_size(w, v, "storage.max_size", 64LL << 20, "of at least 64MiB (e.g. 2GiB)",
+                 &st->max_bytes);
+    } else if (strcmp(key, "min_free") == 0) {
+        get_size(w, v, "storage.min_free", 0, "of 0 (off) or more (e.g. 1GiB)",
+                 &st->min_free_bytes);
+    } else if (strcmp(key, "min_free_percent") == 0) {
+        get_int(w, v, "storage.min_free_percent", 0, 50, &st->min_free_percent);
+    } else if (strcmp(key, "max_series") == 0) {
+        if (get_int(w, v, "storage.max_series", 1000, 10000000, &n) == 0)
+            st->max_series = (unsigned)n;
+    } else if (strcmp(key, "max_labels") == 0) {
+        if (get_int(w, v, "storage.max_labels", 2, 64, &n) == 0)
+            st->max_labels = (unsigned)n;
+    } else if (strcmp(key, "sync_interval") == 0) {
+        get_duration(w, v, "storage.sync_interval", 100, 60000, "100ms to 60s", "1s",
+                     &st->sync_interval_ms);
+    } else if (strcmp(key, "block_span") == 0) {
+        long long ms;
+        if (get_duration(w, v, "storage.block_span", 10000, BLOCK_SPAN_MAX_MS, "10s to 2h", "2h",
+                         &ms) < 0)
+            return;
+        if (BLOCK_SPAN_MAX_MS % ms)
+            errat(w, v, "storage.block_span: must divide 2h evenly (e.g. 2h, 1h, 30m, 1m, 10s)");
+        else
+            st->block_span_ms = ms;
+    } else {
+        errat(w, k,
+              "storage: unknown key '%s' (known: retention, max_size, min_free, "
+              "min_free_percent, max_series, max_labels, sync_interval, block_span)",
+              key);
+    }
+}
+
 static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t *v,
                    struct config *cfg)
 {
@@ -223,6 +372,8 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
         walk_map(w, v, "http", cfg, on_http);
     else if (strcmp(key, "collect") == 0)
         walk_map(w, v, "collect", cfg, on_collect);
+    else if (strcmp(key, "storage") == 0)
+        walk_map(w, v, "storage", cfg, on_storage);
     else if (strcmp(key, "data_dir") == 0)
         get_string(w, v, "data_dir", &cfg->data_dir);
     else if (strcmp(key, "log_level") == 0) {
@@ -230,7 +381,7 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
             log_level_parse(cfg->log_level) < 0)
             errat(w, v, "log_level: want debug, info, warn or error");
     } else
-        errat(w, k, "unknown key '%s' (known: http, collect, data_dir, log_level)", key);
+        errat(w, k, "unknown key '%s' (known: http, collect, storage, data_dir, log_level)", key);
 }
 
 void config_defaults(struct config *cfg)
@@ -244,6 +395,16 @@ void config_defaults(struct config *cfg)
     cfg->collect.proc_root = xstrdup("/proc");
     cfg->collect.sys_root = xstrdup("/sys");
     cfg->collect.rootfs = xstrdup("");
+    cfg->storage.retention_raw_ms = 14 * 86400000LL;
+    cfg->storage.retention_1m_ms = 90 * 86400000LL;
+    cfg->storage.retention_1h_ms = 730 * 86400000LL;
+    cfg->storage.max_bytes = 2LL << 30;
+    cfg->storage.min_free_bytes = 1LL << 30;
+    cfg->storage.min_free_percent = 5;
+    cfg->storage.max_series = 200000;
+    cfg->storage.max_labels = 32;
+    cfg->storage.sync_interval_ms = 1000;
+    cfg->storage.block_span_ms = BLOCK_SPAN_MAX_MS;
 }
 
 void config_release(struct config *cfg)

@@ -25,6 +25,24 @@ struct config_collect {
     size_t ndisable;
 };
 
+/*
+ * The metric store's limits. Durations are in milliseconds, sizes in bytes.
+ * config_load checks every range (see README.md), so a loaded value is in
+ * range and block_span_ms divides 2h exactly.
+ */
+struct config_storage {
+    long long retention_raw_ms; /* 14d; raw (1 s) samples; 1h .. 36500d */
+    long long retention_1m_ms;  /* 90d; 1-minute aggregates; 1d .. 36500d */
+    long long retention_1h_ms;  /* 730d; 1-hour aggregates; 1d .. 36500d */
+    long long max_bytes;        /* 2GiB; blocks + WAL on disk; >= 64MiB */
+    long long min_free_bytes;   /* 1GiB; stop writing below this much free; 0: off */
+    int min_free_percent;       /* 5; ...or below this % of the filesystem; 0 .. 50 */
+    unsigned max_series;        /* 200000; 1000 .. 10,000,000 */
+    unsigned max_labels;        /* 32; per series, including __name__; 2 .. 64 */
+    long long sync_interval_ms; /* 1s; WAL fsync period; 100ms .. 60s */
+    long long block_span_ms;    /* 2h; 10s .. 2h and divides 2h */
+};
+
 struct config {
     char *path;       /* file it was loaded from, or NULL */
     char *listen;     /* ADDR:PORT */
@@ -32,6 +50,7 @@ struct config {
     char *log_level;  /* debug|info|warn|error */
     char *http_token; /* bearer token for state-changing requests; NULL if none */
     struct config_collect collect;
+    struct config_storage storage;
 };
 
 /* Fill cfg with the built-in defaults. */
@@ -50,7 +69,20 @@ int config_load(struct config *cfg, const char *path, struct sbuf *errors);
  * (NUL-terminated, brackets removed) and port, or -1 if malformed.
  */
 int config_parse_listen(const char *s, char *host, size_t hostcap, int *port);
-/* Parse a duration ("15s", "500ms", "2m", "1h", "1d", or plain seconds) to ms. */
+/*
+ * Parse a duration to ms: a whole number followed by ms, s, m, h, d or w
+ * ("15s", "500ms", "730d"), or plain seconds ("3"). Returns 0, or -1 on a
+ * sign, a fraction, an unknown unit, trailing text or overflow.
+ */
 int config_parse_duration_ms(const char *s, long long *ms);
+/*
+ * Parse a size to bytes: a number, then optionally one of the units B, KB,
+ * MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024); units
+ * are case-sensitive and follow the number without a space. The number may
+ * have up to 9 decimal places when a unit larger than B follows ("1.5GiB");
+ * the result is then rounded down to whole bytes. Returns 0, or -1 on a
+ * sign, an unknown unit, trailing text or a value above LLONG_MAX.
+ */
+int config_parse_size(const char *s, long long *bytes);
 
 #endif

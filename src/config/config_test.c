@@ -5,6 +5,8 @@
 #include "testutil.h"
 #include "config/config.h"
 
+#include <limits.h>
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -15,6 +17,16 @@ static void test_defaults(void **state)
     assert_int_equal(c.collect.interval_s, 1);
     assert_int_equal(c.collect.top_processes, 10);
     assert_null(c.http_token);
+    assert_int_equal(c.storage.retention_raw_ms, 14 * 86400000LL);
+    assert_int_equal(c.storage.retention_1m_ms, 90 * 86400000LL);
+    assert_int_equal(c.storage.retention_1h_ms, 730 * 86400000LL);
+    assert_int_equal(c.storage.max_bytes, 2LL << 30);
+    assert_int_equal(c.storage.min_free_bytes, 1LL << 30);
+    assert_int_equal(c.storage.min_free_percent, 5);
+    assert_int_equal(c.storage.max_series, 200000);
+    assert_int_equal(c.storage.max_labels, 32);
+    assert_int_equal(c.storage.sync_interval_ms, 1000);
+    assert_int_equal(c.storage.block_span_ms, 7200000);
     config_release(&c);
 }
 
@@ -38,8 +50,253 @@ static void test_good(void **state)
     assert_string_equal(c.collect.rootfs, "/host");
     assert_int_equal(c.collect.ndisable, 2);
     assert_string_equal(c.collect.disable[1], "filesystem");
+    assert_int_equal(c.storage.retention_raw_ms, 7200000);
+    assert_int_equal(c.storage.retention_1m_ms, 30 * 86400000LL);
+    assert_int_equal(c.storage.retention_1h_ms, 3650 * 86400000LL);
+    assert_int_equal(c.storage.max_bytes, 3LL << 29);
+    assert_int_equal(c.storage.min_free_bytes, 500000000);
+    assert_int_equal(c.storage.min_free_percent, 10);
+    assert_int_equal(c.storage.max_series, 50000);
+    assert_int_equal(c.storage.max_labels, 16);
+    assert_int_equal(c.storage.sync_interval_ms, 250);
+    assert_int_equal(c.storage.block_span_ms, 600000);
     sbuf_release(&err);
     config_release(&c);
+}
+
+/* Both ends of every storage range are accepted. */
+static void test_storage_range_ends(void **state)
+{
+    (void)state;
+    struct config c;
+    struct sbuf err;
+    sbuf_init(&err, 0);
+    config_defaults(&c);
+    assert_int_equal(config_load(&c, fixture("config/storage-min.yml"), &err), 0);
+    assert_string_equal(err.buf, "");
+    assert_int_equal(c.storage.retention_raw_ms, 3600000);
+    assert_int_equal(c.storage.retention_1m_ms, 86400000);
+    assert_int_equal(c.storage.retention_1h_ms, 86400000);
+    assert_int_equal(c.storage.max_bytes, 64LL << 20);
+    assert_int_equal(c.storage.min_free_bytes, 0);
+    assert_int_equal(c.storage.min_free_percent, 0);
+    assert_int_equal(c.storage.max_series, 1000);
+    assert_int_equal(c.storage.max_labels, 2);
+    assert_int_equal(c.storage.sync_interval_ms, 100);
+    assert_int_equal(c.storage.block_span_ms, 10000);
+    config_release(&c);
+
+    config_defaults(&c);
+    assert_int_equal(config_load(&c, fixture("config/storage-max.yml"), &err), 0);
+    assert_string_equal(err.buf, "");
+    assert_int_equal(c.storage.retention_raw_ms, 36500 * 86400000LL);
+    assert_int_equal(c.storage.retention_1m_ms, 36500 * 86400000LL);
+    assert_int_equal(c.storage.retention_1h_ms, 36500 * 86400000LL);
+    assert_int_equal(c.storage.max_bytes, 8388607LL << 40);
+    assert_int_equal(c.storage.min_free_bytes, LLONG_MAX);
+    assert_int_equal(c.storage.min_free_percent, 50);
+    assert_int_equal(c.storage.max_series, 10000000);
+    assert_int_equal(c.storage.max_labels, 64);
+    assert_int_equal(c.storage.sync_interval_ms, 60000);
+    assert_int_equal(c.storage.block_span_ms, 7200000);
+    config_release(&c);
+    sbuf_release(&err);
+}
+
+/*
+ * Load a fixture that must fail and check that each of expect[] (file name
+ * onwards) is a whole line of the errors, and that nothing else is. The
+ * storage keys keep their defaults when their values are rejected.
+ */
+static void expect_errors(const char *rel, const char *const *expect, size_t n)
+{
+    struct config c;
+    struct sbuf err;
+    char want[1024];
+    config_defaults(&c);
+    sbuf_init(&err, 0);
+    assert_int_equal(config_load(&c, fixture(rel), &err), -1);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(want, sizeof(want), "/%s\n", expect[i]);
+        if (!strstr(err.buf, want))
+            fail_msg("missing error '%s' in:\n%s", expect[i], err.buf);
+    }
+    size_t lines = 0;
+    for (const char *p = err.buf; *p; p++)
+        lines += *p == '\n';
+    if (lines != n)
+        fail_msg("want %zu errors, got %zu:\n%s", n, lines, err.buf);
+    struct config d;
+    config_defaults(&d);
+    assert_memory_equal(&c.storage, &d.storage, sizeof(d.storage));
+    config_release(&d);
+    sbuf_release(&err);
+    config_release(&c);
+}
+
+#define UNITS "units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB"
+
+static void test_storage_below_range(void **state)
+{
+    (void)state;
+    static const char *const expect[] = {
+        "storage-low.yml:3:10: storage.retention.raw: want a duration from 1h to 36500d (e.g. 14d)",
+        "storage-low.yml:4:9: storage.retention.1m: want a duration from 1d to 36500d (e.g. 90d)",
+        "storage-low.yml:5:9: storage.retention.1h: want a duration from 1d to 36500d (e.g. 730d)",
+        "storage-low.yml:6:13: storage.max_size: want a size of at least 64MiB (e.g. 2GiB); " UNITS,
+        "storage-low.yml:7:13: storage.min_free: want a size of 0 (off) or more (e.g. "
+        "1GiB); " UNITS,
+        "storage-low.yml:8:21: storage.min_free_percent: want a whole number from 0 to 50",
+        "storage-low.yml:9:15: storage.max_series: want a whole number from 1000 to 10000000",
+        "storage-low.yml:10:15: storage.max_labels: want a whole number from 2 to 64",
+        "storage-low.yml:11:18: storage.sync_interval: want a duration from 100ms to 60s (e.g. 1s)",
+        "storage-low.yml:12:15: storage.block_span: want a duration from 10s to 2h (e.g. 2h)",
+    };
+    expect_errors("config/storage-low.yml", expect, ARRAY_SIZE(expect));
+}
+
+static void test_storage_above_range(void **state)
+{
+    (void)state;
+    static const char *const expect[] = {
+        "storage-high.yml:3:10: storage.retention.raw: want a duration from 1h to 36500d (e.g. "
+        "14d)",
+        "storage-high.yml:4:9: storage.retention.1m: want a duration from 1d to 36500d (e.g. 90d)",
+        "storage-high.yml:5:9: storage.retention.1h: want a duration from 1d to 36500d (e.g. 730d)",
+        "storage-high.yml:6:13: storage.max_size: want a size of at least 64MiB (e.g. "
+        "2GiB); " UNITS,
+        "storage-high.yml:7:13: storage.min_free: want a size of 0 (off) or more (e.g. "
+        "1GiB); " UNITS,
+        "storage-high.yml:8:21: storage.min_free_percent: want a whole number from 0 to 50",
+        "storage-high.yml:9:15: storage.max_series: want a whole number from 1000 to 10000000",
+        "storage-high.yml:10:15: storage.max_labels: want a whole number from 2 to 64",
+        "storage-high.yml:11:18: storage.sync_interval: want a duration from 100ms to 60s (e.g. "
+        "1s)",
+        "storage-high.yml:12:15: storage.block_span: want a duration from 10s to 2h (e.g. 2h)",
+    };
+    expect_errors("config/storage-high.yml", expect, ARRAY_SIZE(expect));
+}
+
+/* Values of the wrong kind, and a block span in range that does not divide 2h. */
+static void test_storage_wrong_types(void **state)
+{
+    (void)state;
+    static const char *const expect[] = {
+        "storage-types.yml:2:14: storage.retention: want a mapping of keys",
+        "storage-types.yml:3:13: storage.max_size: want a size of at least 64MiB (e.g. "
+        "2GiB); " UNITS,
+        "storage-types.yml:4:13: storage.min_free: want a size of 0 (off) or more (e.g. "
+        "1GiB); " UNITS,
+        "storage-types.yml:5:21: storage.min_free_percent: want a whole number from 0 to 50",
+        "storage-types.yml:6:15: storage.max_series: want a whole number from 1000 to 10000000",
+        "storage-types.yml:7:15: storage.max_labels: want a whole number from 2 to 64",
+        "storage-types.yml:8:18: storage.sync_interval: want a duration from 100ms to 60s (e.g. "
+        "1s)",
+        "storage-types.yml:9:15: storage.block_span: must divide 2h evenly (e.g. 2h, 1h, 30m, 1m, "
+        "10s)",
+    };
+    expect_errors("config/storage-types.yml", expect, ARRAY_SIZE(expect));
+}
+
+static void test_storage_unknown_keys(void **state)
+{
+    (void)state;
+    static const char *const expect[] = {
+        "storage-unknown.yml:4:5: storage.retention: unknown key '5m' (known: raw, 1m, 1h)",
+        "storage-unknown.yml:5:3: storage: unknown key 'max_sise' (known: retention, max_size, "
+        "min_free, min_free_percent, max_series, max_labels, sync_interval, block_span)",
+        "storage-unknown.yml:6:15: storage.block_span: must divide 2h evenly (e.g. 2h, 1h, 30m, "
+        "1m, "
+        "10s)",
+    };
+    expect_errors("config/storage-unknown.yml", expect, ARRAY_SIZE(expect));
+}
+
+static void test_parse_size(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        long long bytes; /* -1: rejected */
+    } cases[] = {
+        {"0", 0},
+        {"1", 1},
+        {"1024", 1024},
+        {"007", 7},
+        {"0B", 0},
+        {"512B", 512},
+        {"1KB", 1000},
+        {"1MB", 1000000},
+        {"1GB", 1000000000},
+        {"2TB", 2000000000000LL},
+        {"1KiB", 1024},
+        {"64MiB", 64LL << 20},
+        {"2GiB", 2LL << 30},
+        {"1TiB", 1LL << 40},
+        {"1.5GiB", 3LL << 29},
+        {"0.5KiB", 512},
+        {"1.5KB", 1500},
+        {"2.25MiB", 2359296},
+        {"1.1KiB", 1126},         /* 1126.4 rounds down */
+        {"0.000000001TB", 1000},  /* 9 places */
+        {"0.999999999KiB", 1023}, /* 1023.99999... rounds down */
+        {"0.000000001KiB", 0},
+        {"9223372036854775807", LLONG_MAX},
+        {"9223372036854775807B", LLONG_MAX},
+        {"8388607TiB", 8388607LL << 40},
+        {"8388607.999999999TiB", 9223372036854774708LL},
+        {"9223372036854775808", -1}, /* LLONG_MAX + 1 */
+        {"8388608TiB", -1},          /* 2^63 */
+        {"9223372036854775KB", 9223372036854775000LL},
+        {"9223372036854776KB", -1},
+        {"99999999999999999999999", -1},
+        {"", -1},
+        {"B", -1},
+        {"GiB", -1},
+        {"-1", -1},
+        {"-1GiB", -1},
+        {"+1GiB", -1},
+        {" 1GiB", -1},
+        {"1 GiB", -1},
+        {"1GiB ", -1},
+        {"1GiBs", -1},
+        {"1gib", -1},
+        {"1GIB", -1},
+        {"1kB", -1},
+        {"1Kb", -1},
+        {"1K", -1},
+        {"1k", -1},
+        {"1G", -1},
+        {"1g", -1},
+        {"1EiB", -1},
+        {"1PB", -1},
+        {"1iB", -1},
+        {"1.5", -1}, /* a fraction of a byte */
+        {"1.5B", -1},
+        {"1.0B", -1},
+        {"1.", -1},
+        {"1.GiB", -1},
+        {".5GiB", -1},
+        {"1..5GiB", -1},
+        {"1.5.5GiB", -1},
+        {"0.0000000001TiB", -1}, /* 10 places */
+        {"1e9", -1},
+        {"0x10", -1},
+        {"1,000", -1},
+        {"1_000", -1},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        long long bytes = -42;
+        int rc = config_parse_size(cases[i].s, &bytes);
+        if (cases[i].bytes < 0) {
+            if (rc != -1)
+                fail_msg("'%s': want rejected, got %lld", cases[i].s, bytes);
+            if (bytes != -42)
+                fail_msg("'%s': rejected but wrote %lld", cases[i].s, bytes);
+        } else if (rc != 0 || bytes != cases[i].bytes) {
+            fail_msg("'%s': want %lld, got rc %d, %lld", cases[i].s, cases[i].bytes, rc, bytes);
+        }
+    }
 }
 
 static void test_empty_file_is_defaults(void **state)
@@ -139,7 +396,27 @@ static void test_listen_and_durations(void **state)
     assert_int_equal(ms, 7200000);
     assert_int_equal(config_parse_duration_ms("3", &ms), 0);
     assert_int_equal(ms, 3000);
+    assert_int_equal(config_parse_duration_ms("100ms", &ms), 0);
+    assert_int_equal(ms, 100);
+    assert_int_equal(config_parse_duration_ms("60s", &ms), 0);
+    assert_int_equal(ms, 60000);
+    assert_int_equal(config_parse_duration_ms("1d", &ms), 0);
+    assert_int_equal(ms, 86400000);
+    assert_int_equal(config_parse_duration_ms("14d", &ms), 0);
+    assert_int_equal(ms, 14 * 86400000LL);
+    assert_int_equal(config_parse_duration_ms("90d", &ms), 0);
+    assert_int_equal(ms, 90 * 86400000LL);
+    assert_int_equal(config_parse_duration_ms("730d", &ms), 0);
+    assert_int_equal(ms, 730 * 86400000LL);
+    assert_int_equal(config_parse_duration_ms("36500d", &ms), 0);
+    assert_int_equal(ms, 36500 * 86400000LL);
     assert_int_equal(config_parse_duration_ms("1x", &ms), -1);
+    assert_int_equal(config_parse_duration_ms("", &ms), -1);
+    assert_int_equal(config_parse_duration_ms("d", &ms), -1);
+    assert_int_equal(config_parse_duration_ms("1.5s", &ms), -1);
+    assert_int_equal(config_parse_duration_ms("14 d", &ms), -1);
+    assert_int_equal(config_parse_duration_ms("14D", &ms), -1);
+    assert_int_equal(config_parse_duration_ms("+1s", &ms), -1);
     assert_int_equal(config_parse_duration_ms("-1s", &ms), -1);
     assert_int_equal(config_parse_duration_ms("99999999999999999999d", &ms), -1);
 }
@@ -154,6 +431,12 @@ int main(void)
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_listen_and_durations),
+        cmocka_unit_test(test_storage_range_ends),
+        cmocka_unit_test(test_storage_below_range),
+        cmocka_unit_test(test_storage_above_range),
+        cmocka_unit_test(test_storage_wrong_types),
+        cmocka_unit_test(test_storage_unknown_keys),
+        cmocka_unit_test(test_parse_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

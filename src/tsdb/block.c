@@ -1,20 +1,20 @@
 /*
  * block.c: immutable on-disk blocks (see block.h): the writer (validate,
- * build the symbol table, sort the series, stream both files, fsync, rename)
- * and the reader (mmap, verify the index once, verify each chunk on first
- * use and skip the bad ones).
+ * build the symbol table, sort the series, stream both files, fsync, rename),
+ * the reader (mmap, verify the index once, verify each chunk on first use
+ * and skip the bad ones) and the merge of blocks for compaction.
  *
  * Byte layout. All fixed-width integers are little-endian; "uvarint" is
  * LEB128 (7 bits a byte, low first, at most 10 bytes).
  *
  * chunks:
  *   magic "SITRBCH1" (8 bytes)
- *   then one record per chunk, in the order of the index's series:
+ *   then one record per chunk, in the order of the index's entries:
  *     u32 len | len bytes (a struct tsdb__chunk's buf[0..len)) |
  *     u32 crc32c(those len bytes)
  *
  * index:
- *   magic "SITRBIX1" (8) | u8 version (1) | i64 mint | i64 maxt
+ *   magic "SITRBIX1" (8) | u8 version (2) | i64 mint | i64 maxt
  *   symbols: uvarint count, then per symbol: uvarint len, len bytes, one
  *            0 byte. Every distinct label name and value once, sorted
  *            bytewise, no duplicates, no 0 byte inside. A symbol's ref is
@@ -26,18 +26,21 @@
  *              uvarint nlabels (1..TSDB_MAX_LABELS_LIMIT)
  *              nlabels x (uvarint name ref, uvarint value ref), names
  *                strictly increasing
- *              uvarint nchunks, then per chunk, oldest first:
+ *              uvarint nchunks, then per chunk, sorted by (column, mint):
+ *                uvarint column (< TSDB_BLOCK_MAX_COLS)
  *                uvarint (chunk mint - block mint)
  *                uvarint (chunk maxt - chunk mint)
  *                uvarint offset of the chunk's record in `chunks`
- *              with mint <= chunk mint <= chunk maxt < maxt, and each chunk's
- *              mint above the previous chunk's maxt.
+ *              with mint <= chunk mint <= chunk maxt < maxt, and within a
+ *              column each chunk's mint above the previous chunk's maxt
+ *              (columns are independent in time).
  *   u32 crc32c over every byte of the index before it.
  *
  * No postings section yet: a reader that needs label lookups builds them
  * from the series list (a later version adds the section and bumps the
  * version byte). Chunk records are verified lazily, so the index does not
- * repeat their lengths.
+ * repeat their lengths. Version 1 (no column field) never left development
+ * and is refused like any other unknown version.
  */
 #include "tsdb/block.h"
 #include "tsdb/crc32c.h"
@@ -59,7 +62,7 @@
 #define CHUNKS_MAGIC  "SITRBCH1"
 #define INDEX_MAGIC   "SITRBIX1"
 #define MAGIC_LEN     8
-#define INDEX_VERSION 1
+#define INDEX_VERSION 2
 #define INDEX_HEADER  (MAGIC_LEN + 1 + 16)
 #define REC_OVERHEAD  8 /* u32 len + u32 crc around a chunk's bytes */
 #define TMP_PREFIX    "tmp-"
@@ -250,16 +253,16 @@ static int plan_build(struct plan *p, int64_t mint, int64_t maxt,
             if (k && strcmp(s->labels[k - 1].name, s->labels[k].name) >= 0)
                 return invalid(err, errlen, i, "labels not sorted by name or a name twice");
         }
-        int64_t prev = 0;
         for (size_t k = 0; k < s->nchunks; k++) {
-            const struct tsdb__block_chunk *c = &s->chunks[k];
+            const struct tsdb__block_chunk *c = &s->chunks[k], *prev = c - 1;
             if (!c->buf || c->len < TSDB_CHUNK_HEADER || c->len > TSDB_CHUNK_MAX_BYTES)
                 return invalid(err, errlen, i, "chunk of a bad length");
+            if (c->col >= TSDB_BLOCK_MAX_COLS)
+                return invalid(err, errlen, i, "chunk of a bad column");
             if (c->mint > c->maxt || c->mint < mint || c->maxt >= maxt)
                 return invalid(err, errlen, i, "chunk outside the block's window");
-            if (k && c->mint <= prev)
+            if (k && (c->col < prev->col || (c->col == prev->col && c->mint <= prev->maxt)))
                 return invalid(err, errlen, i, "chunks overlap or are out of order");
-            prev = c->maxt;
         }
         nstr += 2 * s->nlabels;
     }
@@ -343,7 +346,8 @@ static int plan_emit(struct plan *p, struct sink *chunks, struct sink *index)
             return -1;
         for (size_t k = 0; k < s->nchunks; k++) {
             const struct tsdb__block_chunk *ch = &s->chunks[k];
-            if (sink_uvarint(index, (uint64_t)ch->mint - (uint64_t)p->mint) < 0 ||
+            if (sink_uvarint(index, ch->col) < 0 ||
+                sink_uvarint(index, (uint64_t)ch->mint - (uint64_t)p->mint) < 0 ||
                 sink_uvarint(index, (uint64_t)ch->maxt - (uint64_t)ch->mint) < 0 ||
                 sink_uvarint(index, p->offsets[c++]) < 0)
                 return -1;
@@ -615,17 +619,24 @@ static size_t rd_left(const struct rd *r)
     return (size_t)(r->end - r->p);
 }
 
+/* One chunk entry of the index, decoded. */
+struct entry {
+    int col;
+    int64_t mint, maxt;
+    uint64_t off; /* of the chunk's record in the chunks file (unchecked) */
+};
+
 /* Decode one chunk entry against the block window; 0, or -1 if invalid. */
-static int rd_chunk(struct rd *r, int64_t bmint, int64_t bmaxt, int64_t *mint, int64_t *maxt,
-                    uint64_t *off)
+static int rd_chunk(struct rd *r, int64_t bmint, int64_t bmaxt, struct entry *e)
 {
-    uint64_t d1 = rd_uvarint(r), d2 = rd_uvarint(r);
-    *off = rd_uvarint(r);
+    uint64_t col = rd_uvarint(r), d1 = rd_uvarint(r), d2 = rd_uvarint(r);
+    e->off = rd_uvarint(r);
     uint64_t w = (uint64_t)bmaxt - (uint64_t)bmint;
-    if (r->bad || d1 >= w || d2 >= w - d1)
+    if (r->bad || col >= TSDB_BLOCK_MAX_COLS || d1 >= w || d2 >= w - d1)
         return -1;
-    *mint = (int64_t)((uint64_t)bmint + d1);
-    *maxt = (int64_t)((uint64_t)*mint + d2);
+    e->col = (int)col;
+    e->mint = (int64_t)((uint64_t)bmint + d1);
+    e->maxt = (int64_t)((uint64_t)e->mint + d2);
     return 0;
 }
 
@@ -699,20 +710,22 @@ static int parse_index(struct tsdb__block *b, char *err, size_t errlen)
         s->chunks = (uint32_t)(r.p - b->idx);
         s->first = (uint32_t)nchunks;
         uint64_t nc = rd_uvarint(&r);
-        if (r.bad || nc > rd_left(&r) / 3 || nc > UINT32_MAX - nchunks) {
+        if (r.bad || nc > rd_left(&r) / 4 || nc > UINT32_MAX - nchunks) {
             why = "bad chunk count";
             goto bad;
         }
         nchunks += nc;
-        int64_t last = 0;
+        struct entry e, last = {0};
         for (uint64_t k = 0; k < nc; k++) {
-            int64_t mint, maxt;
-            uint64_t off;
-            if (rd_chunk(&r, b->mint, b->maxt, &mint, &maxt, &off) < 0 || (k && mint <= last)) {
+            if (rd_chunk(&r, b->mint, b->maxt, &e) < 0) {
                 why = "bad chunk entry";
                 goto bad;
             }
-            last = maxt;
+            if (k && (e.col < last.col || (e.col == last.col && e.mint <= last.maxt))) {
+                why = "chunk entries out of order";
+                goto bad;
+            }
+            last = e;
         }
     }
     if (r.p != r.end) {
@@ -866,6 +879,11 @@ uint64_t tsdb__block_bad_chunks(const struct tsdb__block *b)
     return atomic_load(&b->bad);
 }
 
+size_t tsdb__block_bytes(const struct tsdb__block *b)
+{
+    return b->idx_len + b->chk_len;
+}
+
 int tsdb__block_labels(const struct tsdb__block *b, uint32_t i, struct tsdb__label *out, size_t cap)
 {
     if (i >= b->nseries)
@@ -885,15 +903,16 @@ int tsdb__block_labels(const struct tsdb__block *b, uint32_t i, struct tsdb__lab
     return (int)nl;
 }
 
-void tsdb__block_iter_init(struct tsdb__block_iter *it, struct tsdb__block *b, uint32_t i,
+void tsdb__block_iter_init(struct tsdb__block_iter *it, struct tsdb__block *b, uint32_t i, int col,
                            int64_t mint, int64_t maxt)
 {
     memset(it, 0, sizeof(*it));
     it->b = b;
     it->series = i;
+    it->col = col < 0 ? -1 : col;
     it->mint = mint;
     it->maxt = maxt;
-    if (i >= b->nseries)
+    if (i >= b->nseries || col >= TSDB_BLOCK_MAX_COLS)
         return;
     struct rd r = {b->idx + b->series[i].chunks, b->idx + b->idx_len - 4, 0};
     uint64_t n = rd_uvarint(&r);
@@ -949,30 +968,258 @@ static int check_chunk(struct tsdb__block *b, uint32_t num, uint32_t series, uin
     return 1;
 }
 
+/* The next entry of the iterator's series, unfiltered: 1 with *e and its number, or 0. */
+static int iter_entry(struct tsdb__block_iter *it, struct entry *e, uint32_t *num)
+{
+    if (!it->left)
+        return 0;
+    struct rd r = {it->p, it->end, 0};
+    if (rd_chunk(&r, it->b->mint, it->b->maxt, e) < 0) {
+        it->left = 0; /* cannot happen: the index was validated at open */
+        return 0;
+    }
+    it->p = r.p;
+    it->left--;
+    *num = it->chunk++;
+    return 1;
+}
+
 int tsdb__block_iter_next(struct tsdb__block_iter *it, struct tsdb__block_chunk *c)
 {
-    while (it->left) {
-        struct rd r = {it->p, it->end, 0};
-        int64_t mint, maxt;
-        uint64_t off;
-        if (rd_chunk(&r, it->b->mint, it->b->maxt, &mint, &maxt, &off) < 0) {
-            it->left = 0; /* cannot happen: the index was validated at open */
-            return 0;
-        }
-        it->p = r.p;
-        it->left--;
-        uint32_t num = it->chunk++;
-        if (maxt < it->mint)
+    struct entry e;
+    uint32_t num;
+    while (iter_entry(it, &e, &num)) {
+        if (it->col >= 0 && e.col != it->col) {
+            if (e.col > it->col) /* entries are sorted by column: none of ours follow */
+                it->left = 0;
             continue;
-        if (mint > it->maxt) {
-            it->left = 0;
-            return 0;
         }
-        if (check_chunk(it->b, num, it->series, off, c)) {
-            c->mint = mint;
-            c->maxt = maxt;
+        if (e.maxt < it->mint)
+            continue;
+        if (e.mint > it->maxt) {
+            /* The rest of this column is later still; with every column, the next may not be. */
+            if (it->col >= 0)
+                it->left = 0;
+            continue;
+        }
+        if (check_chunk(it->b, num, it->series, e.off, c)) {
+            c->mint = e.mint;
+            c->maxt = e.maxt;
+            c->col = (uint8_t)e.col;
             return 1;
         }
     }
     return 0;
+}
+
+/* -------------------------------------------------------------- merge */
+
+/* One input of a merge: its next series and that series' labels. */
+struct merge_cursor {
+    struct tsdb__block *b;
+    size_t in;       /* position in the caller's array: breaks ties, oldest first */
+    uint32_t series; /* the next series */
+    int nlabels;
+    struct tsdb__label labels[TSDB_MAX_LABELS_LIMIT];
+};
+
+/*
+ * Label sets compared as the index sorts them: name, value, name, ...
+ * bytewise, a shorter prefix first. Symbol refs follow byte order, so this
+ * is each block's own series order.
+ */
+static int cmp_labels(const struct tsdb__label *a, int na, const struct tsdb__label *b, int nb)
+{
+    for (int i = 0; i < na && i < nb; i++) {
+        int c = strcmp(a[i].name, b[i].name);
+        if (!c)
+            c = strcmp(a[i].value, b[i].value);
+        if (c)
+            return c;
+    }
+    return na < nb ? -1 : na > nb;
+}
+
+static int cursor_less(const struct merge_cursor *x, const struct merge_cursor *y)
+{
+    int c = cmp_labels(x->labels, x->nlabels, y->labels, y->nlabels);
+    return c < 0 || (c == 0 && x->in < y->in);
+}
+
+/* Load the labels of the cursor's current series: 1, or 0 past the last one. */
+static int cursor_load(struct merge_cursor *m)
+{
+    if (m->series >= m->b->nseries)
+        return 0;
+    m->nlabels = tsdb__block_labels(m->b, m->series, m->labels, ARRAY_SIZE(m->labels));
+    if (m->nlabels < 0) /* cannot happen: validated at open; the writer refuses an empty set */
+        m->nlabels = 0;
+    return 1;
+}
+
+static void heap_down(struct merge_cursor **h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && cursor_less(h[l], h[m]))
+            m = l;
+        if (l + 1 < n && cursor_less(h[l + 1], h[m]))
+            m = l + 1;
+        if (m == i)
+            return;
+        struct merge_cursor *t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+/* Growable arrays of the merged block's descriptors. */
+struct merge_out {
+    struct tsdb__block_series *series;
+    size_t nseries, series_cap;
+    size_t *first; /* per series: its first label, then its first chunk */
+    size_t first_cap;
+    struct tsdb__label *labels;
+    size_t nlabels, labels_cap;
+    struct tsdb__block_chunk *chunks, *scratch;
+    size_t nchunks, chunks_cap, scratch_cap;
+};
+
+/*
+ * Append the verified chunks of series i of b to o->chunks in stored order,
+ * counting the entries skipped in *bad.
+ */
+static void merge_collect(struct merge_out *o, struct tsdb__block *b, uint32_t i, uint64_t *bad)
+{
+    struct tsdb__block_iter it;
+    struct entry e;
+    uint32_t num;
+    tsdb__block_iter_init(&it, b, i, -1, INT64_MIN, INT64_MAX);
+    while (iter_entry(&it, &e, &num)) {
+        struct tsdb__block_chunk c;
+        if (!check_chunk(b, num, i, e.off, &c)) {
+            (*bad)++;
+            continue;
+        }
+        c.mint = e.mint;
+        c.maxt = e.maxt;
+        c.col = (uint8_t)e.col;
+        void *p = o->chunks;
+        util_grow(&p, &o->chunks_cap, o->nchunks + 1, sizeof(*o->chunks));
+        o->chunks = p;
+        o->chunks[o->nchunks++] = c;
+    }
+}
+
+/*
+ * Order c[0..n) by column, keeping the order within a column: each input's
+ * chunks are sorted by (column, mint) and the inputs come oldest first, so
+ * this gives the (column, mint) order the writer wants.
+ */
+static void merge_sort_cols(struct merge_out *o, struct tsdb__block_chunk *c, size_t n)
+{
+    size_t k = 1;
+    while (k < n && c[k - 1].col <= c[k].col)
+        k++;
+    if (k == n) /* the usual case: one input, or one column */
+        return;
+    size_t at[TSDB_BLOCK_MAX_COLS + 1] = {0};
+    for (k = 0; k < n; k++)
+        at[c[k].col + 1]++;
+    for (int col = 1; col <= TSDB_BLOCK_MAX_COLS; col++)
+        at[col] += at[col - 1];
+    void *p = o->scratch;
+    util_grow(&p, &o->scratch_cap, n, sizeof(*o->scratch));
+    o->scratch = p;
+    for (k = 0; k < n; k++)
+        o->scratch[at[c[k].col]++] = c[k];
+    memcpy(c, o->scratch, n * sizeof(*c));
+}
+
+int tsdb__block_merge(const char *dir, int64_t mint, int64_t maxt, struct tsdb__block *const *in,
+                      size_t n, uint64_t *bad, char *err, size_t errlen)
+{
+    uint64_t skipped = 0;
+    if (bad)
+        *bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct tsdb__block *b = in[i];
+        const char *why = NULL;
+        if (b->mint < mint || b->maxt > maxt)
+            why = "outside the merged window";
+        else if (i && b->mint < in[i - 1]->maxt)
+            why = "overlaps the previous input or comes before it";
+        if (why) {
+            snprintf(err, errlen,
+                     "block: merge into [%" PRId64 ", %" PRId64 "): input %zu (%s, [%" PRId64
+                     ", %" PRId64 ")): %s",
+                     mint, maxt, i, b->name, b->mint, b->maxt, why);
+            errno = EINVAL;
+            return -1;
+        }
+    }
+
+    struct merge_cursor *cur = xcalloc(n ? n : 1, sizeof(*cur));
+    struct merge_cursor **heap = xmalloc((n ? n : 1) * sizeof(*heap));
+    size_t h = 0;
+    for (size_t i = 0; i < n; i++) {
+        cur[i].b = in[i];
+        cur[i].in = i;
+        if (cursor_load(&cur[i]))
+            heap[h++] = &cur[i];
+    }
+    for (size_t i = h / 2; i-- > 0;)
+        heap_down(heap, h, i);
+
+    struct merge_out o = {0};
+    while (h) {
+        /* A new series: the smallest label set, from every input holding it, oldest first. */
+        const struct merge_cursor *top = heap[0];
+        size_t lab = o.nlabels, chk = o.nchunks;
+        void *p = o.labels;
+        util_grow(&p, &o.labels_cap, lab + (size_t)top->nlabels, sizeof(*o.labels));
+        o.labels = p;
+        memcpy(o.labels + lab, top->labels, (size_t)top->nlabels * sizeof(*o.labels));
+        o.nlabels += (size_t)top->nlabels;
+        int nl = top->nlabels;
+        while (h && cmp_labels(heap[0]->labels, heap[0]->nlabels, o.labels + lab, nl) == 0) {
+            struct merge_cursor *m = heap[0];
+            merge_collect(&o, m->b, m->series, &skipped);
+            m->series++;
+            if (!cursor_load(m))
+                heap[0] = heap[--h];
+            heap_down(heap, h, 0);
+        }
+        if (o.nchunks > chk)
+            merge_sort_cols(&o, o.chunks + chk, o.nchunks - chk);
+        p = o.series;
+        util_grow(&p, &o.series_cap, o.nseries + 1, sizeof(*o.series));
+        o.series = p;
+        p = o.first;
+        util_grow(&p, &o.first_cap, 2 * (o.nseries + 1), sizeof(*o.first));
+        o.first = p;
+        o.first[2 * o.nseries] = lab;
+        o.first[2 * o.nseries + 1] = chk;
+        o.series[o.nseries++] =
+            (struct tsdb__block_series){NULL, (size_t)nl, NULL, o.nchunks - chk};
+    }
+    /* The arrays have stopped moving: point the series into them. */
+    for (size_t i = 0; i < o.nseries; i++) {
+        o.series[i].labels = o.labels + o.first[2 * i];
+        o.series[i].chunks = o.series[i].nchunks ? o.chunks + o.first[2 * i + 1] : NULL;
+    }
+    int rc = tsdb__block_write(dir, mint, maxt, o.series, o.nseries, err, errlen);
+    int e = errno;
+    free(o.series);
+    free(o.first);
+    free(o.labels);
+    free(o.chunks);
+    free(o.scratch);
+    free(heap);
+    free(cur);
+    if (bad)
+        *bad = skipped;
+    errno = e;
+    return rc;
 }

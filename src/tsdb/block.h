@@ -33,25 +33,34 @@
 #include "tsdb/chunk.h"
 #include "tsdb/index.h"
 
-/* One encoded chunk (the bytes of a struct tsdb__chunk) and its time range. */
+/*
+ * Columns: a series' chunks form up to TSDB_BLOCK_MAX_COLS sequences. Raw
+ * blocks use column 0 only; downsampled tiers store one aggregate per column
+ * (0 min, 1 max, 2 sum, 3 count, 4 last).
+ */
+#define TSDB_BLOCK_MAX_COLS 8
+
+/* One encoded chunk (the bytes of a struct tsdb__chunk), its time range and column. */
 struct tsdb__block_chunk {
     const uint8_t *buf;
     size_t len;         /* TSDB_CHUNK_HEADER <= len <= TSDB_CHUNK_MAX_BYTES */
     int64_t mint, maxt; /* first and last timestamp in the chunk */
+    uint8_t col;        /* < TSDB_BLOCK_MAX_COLS */
 };
 
-/* The chunk view of a closed head chunk (c->nsamples > 0). */
+/* The chunk view of a closed head chunk (c->nsamples > 0), in column 0. */
 static inline struct tsdb__block_chunk tsdb__block_chunk_of(const struct tsdb__chunk *c)
 {
-    struct tsdb__block_chunk r = {c->buf, c->len, c->mint, c->maxt};
+    struct tsdb__block_chunk r = {.buf = c->buf, .len = c->len, .mint = c->mint, .maxt = c->maxt};
     return r;
 }
 
 /*
  * One series as the writer takes it: its labels sorted by name (bytewise,
  * no name twice, at least one, at most TSDB_MAX_LABELS_LIMIT) and its
- * chunks oldest first, not overlapping (each mint above the previous maxt),
- * all inside the block's window. Everything is borrowed for the call.
+ * chunks sorted by (col, mint): within a column oldest first, not
+ * overlapping (each mint above the previous maxt); columns may overlap in
+ * time. All inside the block's window. Everything is borrowed for the call.
  */
 struct tsdb__block_series {
     const struct tsdb__label *labels;
@@ -65,7 +74,8 @@ struct tsdb__block_series {
  * set) as the block <dir>/b-<mint>-<maxt> (dir must exist, mint < maxt).
  * Returns 0 once the block is durable under its final name, or -1 with err
  * filled: bad input (unsorted labels, the same label set twice, a chunk
- * outside [mint, maxt) or out of order), a block of that window already
+ * outside [mint, maxt), out of order or of a column >= TSDB_BLOCK_MAX_COLS),
+ * a block of that window already
  * present, or an I/O error with its errno text. On failure nothing is left
  * behind (the temporary directory is removed, also on ENOSPC) and errno
  * holds the cause (EINVAL for bad input).
@@ -141,17 +151,22 @@ int tsdb__block_labels(const struct tsdb__block *b, uint32_t i, struct tsdb__lab
 /* Chunks that failed verification so far (each counted and logged once). */
 uint64_t tsdb__block_bad_chunks(const struct tsdb__block *b);
 
+/* The size of the block's two files (index + chunks), in bytes. */
+size_t tsdb__block_bytes(const struct tsdb__block *b);
+
 /*
- * The chunks of series i overlapping [mint, maxt], oldest first. Usage:
+ * The chunks of series i overlapping [mint, maxt] in column col (0 ..
+ * TSDB_BLOCK_MAX_COLS-1), oldest first; col -1 gives every column's, in
+ * stored order (by column, then oldest first). Usage:
  *
  *     struct tsdb__block_iter it;
  *     struct tsdb__block_chunk c;
- *     tsdb__block_iter_init(&it, b, i, mint, maxt);
+ *     tsdb__block_iter_init(&it, b, i, 0, mint, maxt);
  *     while (tsdb__block_iter_next(&it, &c))
  *         ... c.buf[0..c.len) is a verified chunk (tsdb__chunk_iter_init)
  *
  * A chunk whose bytes do not verify is skipped (logged once per block). An
- * out-of-range i gives no chunks. The iterator borrows the block.
+ * out-of-range i or col gives no chunks. The iterator borrows the block.
  */
 struct tsdb__block_iter {
     struct tsdb__block *b;
@@ -159,12 +174,31 @@ struct tsdb__block_iter {
     uint32_t left;          /* entries not yet read */
     uint32_t chunk;         /* block-wide number of the next entry */
     uint32_t series;
+    int col; /* -1: every column */
     int64_t mint, maxt;
 };
 
-void tsdb__block_iter_init(struct tsdb__block_iter *it, struct tsdb__block *b, uint32_t i,
+void tsdb__block_iter_init(struct tsdb__block_iter *it, struct tsdb__block *b, uint32_t i, int col,
                            int64_t mint, int64_t maxt);
 /* 1 with the next chunk in *c, or 0 at the end. */
 int tsdb__block_iter_next(struct tsdb__block_iter *it, struct tsdb__block_chunk *c);
+
+/*
+ * Write the block <dir>/b-<mint>-<maxt> holding every series of in[0..n)
+ * (open blocks, each window inside [mint, maxt), windows not overlapping,
+ * given oldest first): series are matched by label set and their chunks
+ * concatenated per column (bytes copied as they are, each verified first; a
+ * chunk that fails verification is skipped and counted in *bad if bad != NULL).
+ * Returns 0 once durable, or -1 with err filled (and nothing left behind).
+ *
+ * *bad is set (not added to) to the chunks skipped by this call, also those
+ * an earlier read of the input had already found bad. errno is EINVAL for
+ * inputs that break the window rules, else as for tsdb__block_write(). The
+ * inputs are only read (per-chunk verdicts are kept, as by an iterator);
+ * memory is proportional to the number of series and chunk entries, never
+ * to the chunks' bytes. n == 0 writes an empty block.
+ */
+int tsdb__block_merge(const char *dir, int64_t mint, int64_t maxt, struct tsdb__block *const *in,
+                      size_t n, uint64_t *bad, char *err, size_t errlen);
 
 #endif

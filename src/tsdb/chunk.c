@@ -1096,3 +1096,36 @@ int tsdb__chunk_iter_next(struct tsdb__chunk_iter *it, int64_t *ts, double *v)
         it->n = n;
     }
 }
+
+int tsdb__chunk_load(struct tsdb__chunk *c, const uint8_t *buf, size_t len)
+{
+    if (len > TSDB_CHUNK_MAX_BYTES)
+        return TSDB__ECORRUPT;
+    struct tsdb__chunk_iter *it = xmalloc(sizeof(*it));
+    int r = tsdb__chunk_iter_init(it, buf, len, INT64_MIN, INT64_MAX);
+    int64_t t, mint = 0, maxt = 0;
+    double v;
+    uint32_t n = 0;
+    if (r == 0)
+        while ((r = tsdb__chunk_iter_next(it, &t, &v)) > 0) {
+            if (!n++)
+                mint = t;
+            maxt = t;
+        }
+    /* Trailing bytes would sit between the last block and the next append. */
+    if (r == 0 && (n == 0 || it->off != len))
+        r = TSDB__ECORRUPT;
+    struct tsdb__block_ctx ctx = it->ctx;
+    free(it);
+    if (r < 0)
+        return r;
+    c->cap = len;
+    c->buf = xmalloc(len);
+    memcpy(c->buf, buf, len);
+    c->len = len;
+    c->nsamples = n;
+    c->mint = mint;
+    c->maxt = maxt;
+    c->ctx = ctx;
+    return 0;
+}

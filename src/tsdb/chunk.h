@@ -137,6 +137,14 @@ void tsdb__chunk_release(struct tsdb__chunk *c);
 int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v, size_t n);
 
 /*
+ * Make c a copy of the encoded chunk buf[0..len) (decoded once to check it
+ * and to learn its range and encoder state, so appends can continue it).
+ * Returns 0, or a negative TSDB__E* (c untouched) if it does not decode or
+ * holds no sample.
+ */
+int tsdb__chunk_load(struct tsdb__chunk *c, const uint8_t *buf, size_t len);
+
+/*
  * Iterate the samples with mint <= ts <= maxt of an encoded chunk (its bytes
  * are borrowed and must outlive the iterator). Usage:
  *

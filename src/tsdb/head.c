@@ -1,40 +1,53 @@
 /*
  * head.c: per-series sample storage in memory (see head.h). A sample goes
  * into the series' raw tail; a full tail (TSDB_BLOCK_MAX samples) is encoded
- * onto the series' chunk for its aligned TSDB_HEAD_CHUNK_SPAN_MS window
- * (split at a window boundary), so each chunk belongs to exactly one block
- * window; a chunk that reaches its byte cap is followed by another.
+ * onto the series' chunk for its aligned window (split at a window
+ * boundary), so each chunk belongs to exactly one block window; a chunk that
+ * reaches its byte cap is followed by another.
+ *
+ * The raw tail is a separate allocation (1 KiB), given back when a cut
+ * leaves the series empty, so series that stopped reporting cost little.
  */
 #include "tsdb/head.h"
 #include "tsdb/chunk.h"
 #include "util/util.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define STRIPES 64
 
-struct head_series {
+struct raw_tail {
+    int64_t ts[TSDB_BLOCK_MAX];
+    double v[TSDB_BLOCK_MAX];
+};
+
+struct tsdb__head_series {
     struct tsdb__chunk *chunks; /* oldest first; the last one is open */
-    size_t nchunks, cap;
+    uint32_t nchunks, cap;
+    uint32_t nraw;
+    uint32_t stripe;
     int64_t last_ts;
     int have_last;
-    uint32_t nraw;
-    int64_t raw_ts[TSDB_BLOCK_MAX];
-    double raw_v[TSDB_BLOCK_MAX];
+    struct raw_tail *raw; /* NULL while empty */
 };
 
 struct tsdb__head {
+    int64_t span;
+    _Atomic int64_t min_valid;
     pthread_rwlock_t grow; /* guards the series array itself */
-    struct head_series **series;
+    struct tsdb__head_series **series;
     size_t nseries, cap;
     pthread_mutex_t stripe[STRIPES];
 };
 
-struct tsdb__head *tsdb__head_new(void)
+struct tsdb__head *tsdb__head_new(int64_t span_ms)
 {
     struct tsdb__head *h = xcalloc(1, sizeof(*h));
+    h->span = span_ms > 0 ? span_ms : TSDB_HEAD_CHUNK_SPAN_MS;
+    atomic_init(&h->min_valid, INT64_MIN);
     pthread_rwlock_init(&h->grow, NULL);
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_init(&h->stripe[i], NULL);
@@ -46,12 +59,13 @@ void tsdb__head_free(struct tsdb__head *h)
     if (!h)
         return;
     for (size_t i = 0; i < h->nseries; i++) {
-        struct head_series *s = h->series[i];
+        struct tsdb__head_series *s = h->series[i];
         if (!s)
             continue;
         for (size_t k = 0; k < s->nchunks; k++)
             tsdb__chunk_release(&s->chunks[k]);
         free(s->chunks);
+        free(s->raw);
         free(s);
     }
     free(h->series);
@@ -61,13 +75,44 @@ void tsdb__head_free(struct tsdb__head *h)
     free(h);
 }
 
-/* The series' slot, created if needed. Returns with h->grow read-locked. */
-static struct head_series *slot(struct tsdb__head *h, uint32_t id)
+int64_t tsdb__head_span(const struct tsdb__head *h)
+{
+    return h->span;
+}
+
+int64_t tsdb__head_window(const struct tsdb__head *h, int64_t ts)
+{
+    int64_t w = ts / h->span;
+    if (ts < 0 && w * h->span != ts)
+        w--;
+    return w * h->span;
+}
+
+void tsdb__head_set_min_valid(struct tsdb__head *h, int64_t t)
+{
+    int64_t cur = atomic_load(&h->min_valid);
+    while (t > cur && !atomic_compare_exchange_weak(&h->min_valid, &cur, t))
+        ;
+}
+
+int64_t tsdb__head_min_valid(const struct tsdb__head *h)
+{
+    return atomic_load(&((struct tsdb__head *)h)->min_valid);
+}
+
+/* The series with id (NULL if none); caller holds h->grow. */
+static struct tsdb__head_series *find(struct tsdb__head *h, uint32_t id)
+{
+    return id < h->nseries ? h->series[id] : NULL;
+}
+
+struct tsdb__head_series *tsdb__head_ref(struct tsdb__head *h, uint32_t id)
 {
     pthread_rwlock_rdlock(&h->grow);
-    if (id < h->nseries && h->series[id])
-        return h->series[id];
+    struct tsdb__head_series *s = find(h, id);
     pthread_rwlock_unlock(&h->grow);
+    if (s)
+        return s;
     pthread_rwlock_wrlock(&h->grow);
     if (id >= h->nseries) {
         void *p = h->series;
@@ -76,31 +121,35 @@ static struct head_series *slot(struct tsdb__head *h, uint32_t id)
         memset(h->series + h->nseries, 0, (h->cap - h->nseries) * sizeof(*h->series));
         h->nseries = h->cap;
     }
-    if (!h->series[id])
-        h->series[id] = xcalloc(1, sizeof(struct head_series));
+    if (!h->series[id]) {
+        s = xcalloc(1, sizeof(*s));
+        s->stripe = id % STRIPES;
+        h->series[id] = s;
+    }
+    s = h->series[id];
     pthread_rwlock_unlock(&h->grow);
-    pthread_rwlock_rdlock(&h->grow);
-    return h->series[id];
+    return s;
 }
 
-/* The aligned window (of TSDB_HEAD_CHUNK_SPAN_MS) a timestamp falls in. */
-static int64_t window_of(int64_t ts)
+unsigned tsdb__head_stripe(const struct tsdb__head_series *s)
 {
-    int64_t w = ts / TSDB_HEAD_CHUNK_SPAN_MS;
-    return ts < 0 && w * TSDB_HEAD_CHUNK_SPAN_MS != ts ? w - 1 : w;
+    return s->stripe;
 }
 
 /* Append n raw samples of one window to the series' chunk for that window. */
-static int seal_run(struct head_series *s, const int64_t *ts, const double *v, size_t n)
+static int seal_run(struct tsdb__head *h, struct tsdb__head_series *s, const int64_t *ts,
+                    const double *v, size_t n)
 {
     struct tsdb__chunk *open = s->nchunks ? &s->chunks[s->nchunks - 1] : NULL;
-    if (open && open->nsamples && window_of(open->mint) != window_of(ts[0]))
+    if (open && open->nsamples && tsdb__head_window(h, open->mint) != tsdb__head_window(h, ts[0]))
         open = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!open) {
             void *p = s->chunks;
-            util_grow(&p, &s->cap, s->nchunks + 1, sizeof(*s->chunks));
+            size_t cap = s->cap;
+            util_grow(&p, &cap, (size_t)s->nchunks + 1, sizeof(*s->chunks));
             s->chunks = p;
+            s->cap = (uint32_t)cap;
             open = &s->chunks[s->nchunks++];
             tsdb__chunk_init(open);
         }
@@ -113,53 +162,92 @@ static int seal_run(struct head_series *s, const int64_t *ts, const double *v, s
 }
 
 /*
- * Encode the raw tail onto the chunks. Chunks never straddle an aligned
- * window, so whole chunks can later be written into the block of their
- * window; a tail that crosses a boundary is split there.
+ * Encode the raw samples before t onto the chunks, a run per window, and
+ * keep the rest raw. Chunks never straddle an aligned window, so whole
+ * chunks can later be written into the block of their window.
  */
-static int seal_tail(struct head_series *s)
+static int seal(struct tsdb__head *h, struct tsdb__head_series *s, int64_t t)
 {
-    uint32_t i = 0;
+    uint32_t i = 0, end = 0;
+    while (end < s->nraw && s->raw->ts[end] < t)
+        end++;
     int rc = 0;
-    while (i < s->nraw && rc == 0) {
-        int64_t w = window_of(s->raw_ts[i]);
+    while (i < end && rc == 0) {
+        int64_t w = tsdb__head_window(h, s->raw->ts[i]);
         uint32_t j = i + 1;
-        while (j < s->nraw && window_of(s->raw_ts[j]) == w)
+        while (j < end && tsdb__head_window(h, s->raw->ts[j]) == w)
             j++;
-        rc = seal_run(s, s->raw_ts + i, s->raw_v + i, j - i);
+        rc = seal_run(h, s, s->raw->ts + i, s->raw->v + i, j - i);
         i = j;
     }
-    s->nraw = 0;
+    s->nraw -= end;
+    memmove(s->raw->ts, s->raw->ts + end, s->nraw * sizeof(int64_t));
+    memmove(s->raw->v, s->raw->v + end, s->nraw * sizeof(double));
     return rc;
+}
+
+/* Append under the series' stripe lock: 0, 1 (out of order) or 2 (too old). */
+static int put(struct tsdb__head *h, struct tsdb__head_series *s, int64_t ts, double v,
+               int64_t min_valid)
+{
+    if (ts < min_valid)
+        return 2;
+    if (s->have_last && ts <= s->last_ts)
+        return 1;
+    if (!s->raw)
+        s->raw = xmalloc(sizeof(*s->raw));
+    s->raw->ts[s->nraw] = ts;
+    s->raw->v[s->nraw] = v;
+    s->nraw++;
+    s->last_ts = ts;
+    s->have_last = 1;
+    if (s->nraw == TSDB_BLOCK_MAX)
+        seal(h, s, INT64_MAX); /* cannot fail: the order was checked above */
+    return 0;
 }
 
 int tsdb__head_append(struct tsdb__head *h, uint32_t id, int64_t ts, double v)
 {
-    struct head_series *s = slot(h, id);
-    pthread_mutex_t *m = &h->stripe[id % STRIPES];
+    struct tsdb__head_series *s = tsdb__head_ref(h, id);
+    pthread_mutex_t *m = &h->stripe[s->stripe];
     pthread_mutex_lock(m);
-    int rc = 0;
-    if (s->have_last && ts <= s->last_ts) {
-        rc = TSDB__EORDER;
-    } else {
-        s->raw_ts[s->nraw] = ts;
-        s->raw_v[s->nraw] = v;
-        s->nraw++;
-        s->last_ts = ts;
-        s->have_last = 1;
-        if (s->nraw == TSDB_BLOCK_MAX)
-            rc = seal_tail(s);
-    }
+    int rc = put(h, s, ts, v, tsdb__head_min_valid(h));
     pthread_mutex_unlock(m);
-    pthread_rwlock_unlock(&h->grow);
-    return rc;
+    return rc == 0 ? 0 : rc == 1 ? TSDB__EORDER : TSDB__EOLD;
+}
+
+size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *const *refs,
+                             const uint32_t *idx, size_t n, int64_t ts, const void *vbase,
+                             size_t vstride, uint8_t *res)
+{
+    int64_t min_valid = tsdb__head_min_valid(h);
+    size_t ok = 0;
+    unsigned held = STRIPES;
+    for (size_t k = 0; k < n; k++) {
+        struct tsdb__head_series *s = refs[k];
+        if (s->stripe != held) {
+            if (held != STRIPES)
+                pthread_mutex_unlock(&h->stripe[held]);
+            held = s->stripe;
+            pthread_mutex_lock(&h->stripe[held]);
+        }
+        double v;
+        memcpy(&v, (const char *)vbase + (size_t)idx[k] * vstride, sizeof(v));
+        res[k] = (uint8_t)put(h, s, ts, v, min_valid);
+        ok += res[k] == 0;
+    }
+    if (held != STRIPES)
+        pthread_mutex_unlock(&h->stripe[held]);
+    return ok;
 }
 
 static void push(struct tsdb_sample **out, size_t *cap, size_t n, int64_t ts, double v)
 {
-    void *p = *out;
-    util_grow(&p, cap, n + 1, sizeof(**out));
-    *out = p;
+    if (n >= *cap) {
+        void *p = *out;
+        util_grow(&p, cap, n + 1, sizeof(**out));
+        *out = p;
+    }
     (*out)[n].ts = ts;
     (*out)[n].v = v;
 }
@@ -168,51 +256,158 @@ long tsdb__head_read(struct tsdb__head *h, uint32_t id, int64_t mint, int64_t ma
                      struct tsdb_sample **out, size_t *cap)
 {
     pthread_rwlock_rdlock(&h->grow);
-    struct head_series *s = id < h->nseries ? h->series[id] : NULL;
-    if (!s) {
-        pthread_rwlock_unlock(&h->grow);
+    struct tsdb__head_series *s = find(h, id);
+    pthread_rwlock_unlock(&h->grow);
+    if (!s)
         return 0;
-    }
-    pthread_mutex_t *m = &h->stripe[id % STRIPES];
+    pthread_mutex_t *m = &h->stripe[s->stripe];
     pthread_mutex_lock(m);
     size_t n = 0;
     long rc = 0;
+    struct tsdb__chunk_iter *it = NULL;
     for (size_t k = 0; k < s->nchunks && rc == 0; k++) {
         const struct tsdb__chunk *c = &s->chunks[k];
         if (!c->nsamples || c->maxt < mint || c->mint > maxt)
             continue;
-        struct tsdb__chunk_iter *it = xmalloc(sizeof(*it));
+        if (!it)
+            it = xmalloc(sizeof(*it));
         int r = tsdb__chunk_iter_init(it, c->buf, c->len, mint, maxt);
         int64_t t;
         double v;
         if (r == 0)
             while ((r = tsdb__chunk_iter_next(it, &t, &v)) > 0)
                 push(out, cap, n++, t, v);
-        free(it);
         if (r < 0)
             rc = r;
     }
+    free(it);
     for (uint32_t i = 0; i < s->nraw && rc == 0; i++)
-        if (s->raw_ts[i] >= mint && s->raw_ts[i] <= maxt)
-            push(out, cap, n++, s->raw_ts[i], s->raw_v[i]);
+        if (s->raw->ts[i] >= mint && s->raw->ts[i] <= maxt)
+            push(out, cap, n++, s->raw->ts[i], s->raw->v[i]);
     pthread_mutex_unlock(m);
-    pthread_rwlock_unlock(&h->grow);
     return rc < 0 ? rc : (long)n;
 }
 
-int tsdb__head_chunks(struct tsdb__head *h, uint32_t id, tsdb__head_chunk_fn fn, void *ctx)
+int tsdb__head_visit(struct tsdb__head *h, uint32_t id, tsdb__head_chunk_fn fn,
+                     tsdb__head_raw_fn raw_fn, void *ctx)
 {
     pthread_rwlock_rdlock(&h->grow);
-    struct head_series *s = id < h->nseries ? h->series[id] : NULL;
+    struct tsdb__head_series *s = find(h, id);
+    pthread_rwlock_unlock(&h->grow);
     int rc = 0;
     if (s) {
-        pthread_mutex_lock(&h->stripe[id % STRIPES]);
+        pthread_mutex_lock(&h->stripe[s->stripe]);
         for (size_t k = 0; k < s->nchunks && rc == 0; k++)
-            rc = fn(ctx, &s->chunks[k]);
-        pthread_mutex_unlock(&h->stripe[id % STRIPES]);
+            if (fn && s->chunks[k].nsamples)
+                rc = fn(ctx, &s->chunks[k]);
+        if (rc == 0 && raw_fn)
+            rc = raw_fn(ctx, s->raw ? s->raw->ts : NULL, s->raw ? s->raw->v : NULL, s->nraw);
+        pthread_mutex_unlock(&h->stripe[s->stripe]);
+    }
+    return rc;
+}
+
+int tsdb__head_seal_before(struct tsdb__head *h, uint32_t id, int64_t t)
+{
+    pthread_rwlock_rdlock(&h->grow);
+    struct tsdb__head_series *s = find(h, id);
+    pthread_rwlock_unlock(&h->grow);
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&h->stripe[s->stripe]);
+    int rc = s->nraw ? seal(h, s, t) : 0;
+    pthread_mutex_unlock(&h->stripe[s->stripe]);
+    return rc;
+}
+
+size_t tsdb__head_drop_before(struct tsdb__head *h, int64_t t)
+{
+    size_t freed = 0;
+    pthread_rwlock_rdlock(&h->grow);
+    for (size_t i = 0; i < h->nseries; i++) {
+        struct tsdb__head_series *s = h->series[i];
+        if (!s)
+            continue;
+        pthread_mutex_lock(&h->stripe[s->stripe]);
+        uint32_t k = 0;
+        while (k < s->nchunks && (!s->chunks[k].nsamples || s->chunks[k].maxt < t)) {
+            freed += s->chunks[k].cap;
+            tsdb__chunk_release(&s->chunks[k]);
+            k++;
+        }
+        if (k) {
+            s->nchunks -= k;
+            memmove(s->chunks, s->chunks + k, s->nchunks * sizeof(*s->chunks));
+        }
+        if (!s->nchunks && s->cap) {
+            free(s->chunks);
+            s->chunks = NULL;
+            s->cap = 0;
+        }
+        if (!s->nraw && s->raw) {
+            free(s->raw);
+            s->raw = NULL;
+            freed += sizeof(struct raw_tail);
+        }
+        pthread_mutex_unlock(&h->stripe[s->stripe]);
     }
     pthread_rwlock_unlock(&h->grow);
+    return freed;
+}
+
+int tsdb__head_load_chunk(struct tsdb__head *h, uint32_t id, const uint8_t *buf, size_t len)
+{
+    struct tsdb__chunk c;
+    int rc = tsdb__chunk_load(&c, buf, len);
+    if (rc < 0)
+        return rc;
+    struct tsdb__head_series *s = tsdb__head_ref(h, id);
+    pthread_mutex_lock(&h->stripe[s->stripe]);
+    if ((s->have_last && c.mint <= s->last_ts) || s->nraw) {
+        rc = TSDB__EORDER;
+        tsdb__chunk_release(&c);
+    } else {
+        void *p = s->chunks;
+        size_t cap = s->cap;
+        util_grow(&p, &cap, (size_t)s->nchunks + 1, sizeof(*s->chunks));
+        s->chunks = p;
+        s->cap = (uint32_t)cap;
+        s->chunks[s->nchunks++] = c;
+        s->last_ts = c.maxt;
+        s->have_last = 1;
+    }
+    pthread_mutex_unlock(&h->stripe[s->stripe]);
     return rc;
+}
+
+void tsdb__head_range(struct tsdb__head *h, int64_t *oldest, int64_t *newest)
+{
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    pthread_rwlock_rdlock(&h->grow);
+    for (size_t i = 0; i < h->nseries; i++) {
+        struct tsdb__head_series *s = h->series[i];
+        if (!s)
+            continue;
+        pthread_mutex_lock(&h->stripe[s->stripe]);
+        if (s->nchunks && s->chunks[0].nsamples && s->chunks[0].mint < lo)
+            lo = s->chunks[0].mint;
+        else if (!s->nchunks && s->nraw && s->raw->ts[0] < lo)
+            lo = s->raw->ts[0];
+        if ((s->nchunks || s->nraw) && s->last_ts > hi)
+            hi = s->last_ts;
+        pthread_mutex_unlock(&h->stripe[s->stripe]);
+    }
+    pthread_rwlock_unlock(&h->grow);
+    *oldest = lo;
+    *newest = hi;
+}
+
+uint32_t tsdb__head_nseries(struct tsdb__head *h)
+{
+    pthread_rwlock_rdlock(&h->grow);
+    uint32_t n = (uint32_t)h->nseries;
+    pthread_rwlock_unlock(&h->grow);
+    return n;
 }
 
 size_t tsdb__head_bytes(struct tsdb__head *h)
@@ -221,14 +416,14 @@ size_t tsdb__head_bytes(struct tsdb__head *h)
     pthread_rwlock_rdlock(&h->grow);
     total += h->cap * sizeof(*h->series);
     for (size_t i = 0; i < h->nseries; i++) {
-        struct head_series *s = h->series[i];
+        struct tsdb__head_series *s = h->series[i];
         if (!s)
             continue;
-        pthread_mutex_lock(&h->stripe[i % STRIPES]);
-        total += sizeof(*s) + s->cap * sizeof(*s->chunks);
+        pthread_mutex_lock(&h->stripe[s->stripe]);
+        total += sizeof(*s) + s->cap * sizeof(*s->chunks) + (s->raw ? sizeof(*s->raw) : 0);
         for (size_t k = 0; k < s->nchunks; k++)
             total += s->chunks[k].cap;
-        pthread_mutex_unlock(&h->stripe[i % STRIPES]);
+        pthread_mutex_unlock(&h->stripe[s->stripe]);
     }
     pthread_rwlock_unlock(&h->grow);
     return total;

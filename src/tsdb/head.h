@@ -1,11 +1,17 @@
 /*
  * head.h: the in-memory part of the store (private to src/tsdb/): for each
- * series, the newest samples raw (up to one block) and the encoded chunks
- * before them. Series are addressed by the index's dense ids.
+ * series, the newest samples raw (up to one encoding block) and the encoded
+ * chunks before them. Series are addressed by the index's dense ids.
+ *
+ * Time is cut into aligned windows of `span` ms (the block size): a chunk
+ * holds samples of one window only, so whole chunks can be written into the
+ * block of their window and then dropped. Samples older than the head's
+ * "min valid" time (the end of the last window cut into a block) are refused.
  *
  * Locking: 64 mutexes striped by series id guard the series' samples; the
  * series array itself grows under `grow` (a rwlock), so appends and reads
- * of existing series run concurrently.
+ * of existing series run concurrently. A series' struct never moves, so a
+ * reference (tsdb__head_ref) stays valid until tsdb__head_free.
  */
 #ifndef SITREP_TSDB_HEAD_H
 #define SITREP_TSDB_HEAD_H
@@ -15,23 +21,49 @@
 
 #include "tsdb/tsdb.h"
 
-/*
- * Chunks are cut at aligned windows of this span (the block size): a chunk
- * holds samples of one window only (or several chunks do, past the byte cap).
- */
+/* The default window: chunks and blocks are cut at aligned 2 h windows. */
 #define TSDB_HEAD_CHUNK_SPAN_MS ((int64_t)2 * 3600 * 1000)
 
-struct tsdb__head;
+/* Refusals (besides TSDB__EORDER from chunk.h). */
+#define TSDB__EOLD (-7) /* before the head's min valid time (already cut to disk) */
 
-struct tsdb__head *tsdb__head_new(void);
+struct tsdb__head;
+struct tsdb__head_series;
+
+/* span_ms: the window (0: TSDB_HEAD_CHUNK_SPAN_MS). */
+struct tsdb__head *tsdb__head_new(int64_t span_ms);
 void tsdb__head_free(struct tsdb__head *h);
 
+/* The aligned window start of ts (floor to a multiple of the span). */
+int64_t tsdb__head_window(const struct tsdb__head *h, int64_t ts);
+int64_t tsdb__head_span(const struct tsdb__head *h);
+
+/* Samples before t are refused from now on (t only grows). */
+void tsdb__head_set_min_valid(struct tsdb__head *h, int64_t t);
+int64_t tsdb__head_min_valid(const struct tsdb__head *h);
+
+/* The series' slot (created on first use): a stable reference. */
+struct tsdb__head_series *tsdb__head_ref(struct tsdb__head *h, uint32_t id);
+
 /*
- * Append one sample to series id (creating its slot on first use). Returns
- * 0, or TSDB__EORDER (from chunk.h) if ts is not after the series' last
- * sample: the sample is refused.
+ * Append one sample to series id. Returns 0, or TSDB__EORDER if ts is not
+ * after the series' last sample, TSDB__EOLD if before the min valid time:
+ * the sample is refused.
  */
 int tsdb__head_append(struct tsdb__head *h, uint32_t id, int64_t ts, double v);
+
+/*
+ * The batch path: for k in [0, n), append (ts, value k) to refs[k], where
+ * value k is the double at vbase + idx[k] * vstride bytes. Consecutive refs
+ * of the same stripe share one lock (callers order refs by
+ * tsdb__head_stripe for speed). res[k] gets 0, or 1 (out of order) or 2
+ * (too old). Returns the number accepted.
+ */
+size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *const *refs,
+                             const uint32_t *idx, size_t n, int64_t ts, const void *vbase,
+                             size_t vstride, uint8_t *res);
+/* The lock stripe of a series (for ordering a batch). */
+unsigned tsdb__head_stripe(const struct tsdb__head_series *s);
 
 /*
  * Copy the samples of series id with mint <= ts <= maxt into *out (grown as
@@ -44,12 +76,44 @@ long tsdb__head_read(struct tsdb__head *h, uint32_t id, int64_t mint, int64_t ma
 struct tsdb__chunk;
 /* Called for each encoded chunk of a series, oldest first; non-zero stops. */
 typedef int (*tsdb__head_chunk_fn)(void *ctx, const struct tsdb__chunk *c);
+/* Called once with the raw tail (n may be 0). */
+typedef int (*tsdb__head_raw_fn)(void *ctx, const int64_t *ts, const double *v, size_t n);
+
 /*
- * Visit series id's encoded chunks (not its raw tail) under its stripe lock:
- * fn must not call back into the head. Returns fn's last result (0 if all
- * were visited). For cutting blocks, and for tests.
+ * Visit series id's encoded chunks, then (if raw_fn) its raw tail, under
+ * its stripe lock: the callbacks must not call back into the head. Returns
+ * the last callback result (0 if all were visited). For checkpoints, cutting
+ * blocks and tests.
  */
-int tsdb__head_chunks(struct tsdb__head *h, uint32_t id, tsdb__head_chunk_fn fn, void *ctx);
+int tsdb__head_visit(struct tsdb__head *h, uint32_t id, tsdb__head_chunk_fn fn,
+                     tsdb__head_raw_fn raw_fn, void *ctx);
+
+/*
+ * Encode series id's raw samples older than t onto its chunks, so that
+ * every sample before t is in a chunk (done before cutting a window ending
+ * at t). Returns 0 or a negative TSDB__E*.
+ */
+int tsdb__head_seal_before(struct tsdb__head *h, uint32_t id, int64_t t);
+
+/*
+ * Free every chunk of every series whose samples all lie before t (they are
+ * in a block now); a series left empty gives back its raw buffer. Returns
+ * the bytes freed.
+ */
+size_t tsdb__head_drop_before(struct tsdb__head *h, int64_t t);
+
+/*
+ * Add an encoded chunk (bytes copied and decoded once to check them) at the
+ * end of series id, when loading a checkpoint: its first sample must come
+ * after the series' last. Returns 0 or a negative TSDB__E*.
+ */
+int tsdb__head_load_chunk(struct tsdb__head *h, uint32_t id, const uint8_t *buf, size_t len);
+
+/* The oldest timestamp held (INT64_MAX if none) and the newest (INT64_MIN). */
+void tsdb__head_range(struct tsdb__head *h, int64_t *oldest, int64_t *newest);
+
+/* Number of series slots (ids below it may have data). */
+uint32_t tsdb__head_nseries(struct tsdb__head *h);
 
 /* Bytes of encoded chunks and raw samples held (for the memory figures). */
 size_t tsdb__head_bytes(struct tsdb__head *h);

@@ -27,7 +27,7 @@ static int in_one_window(void *ctx, const struct tsdb__chunk *c)
 /* Append n samples from t0 with irregular steps; read them back exactly. */
 static void run(int64_t t0, size_t n)
 {
-    struct tsdb__head *h = tsdb__head_new();
+    struct tsdb__head *h = tsdb__head_new(0);
     int64_t *ts = xmalloc(n * sizeof(*ts));
     double *v = xmalloc(n * sizeof(*v));
     srand(7);
@@ -51,7 +51,7 @@ static void run(int64_t t0, size_t n)
         assert_memory_equal(&out[i].v, &v[i], sizeof(double));
     }
     size_t nchunks = 0;
-    assert_int_equal(tsdb__head_chunks(h, 3, in_one_window, &nchunks), 0);
+    assert_int_equal(tsdb__head_visit(h, 3, in_one_window, NULL, &nchunks), 0);
     /* The samples cover several windows, so there are several chunks. */
     assert_true(nchunks >= (size_t)((ts[n - 1] - ts[0]) / TSDB_HEAD_CHUNK_SPAN_MS));
     /* An unknown series reads as empty. */
@@ -74,11 +74,122 @@ static void test_negative_timestamps(void **state)
     run(-4 * TSDB_HEAD_CHUNK_SPAN_MS - 5000, 20000);
 }
 
+/* Cutting: seal before t, copy the chunks out, drop them; the rest stays. */
+struct collected {
+    int64_t t;
+    size_t n;
+    uint8_t *bufs[64];
+    size_t lens[64];
+};
+
+static int collect_before(void *ctx, const struct tsdb__chunk *c)
+{
+    struct collected *col = ctx;
+    if (c->maxt < col->t) {
+        assert_true(col->n < 64);
+        col->bufs[col->n] = xmalloc(c->len);
+        memcpy(col->bufs[col->n], c->buf, c->len);
+        col->lens[col->n++] = c->len;
+    }
+    return 0;
+}
+
+static void test_cut_and_reload(void **state)
+{
+    (void)state;
+    const int64_t span = 60000, t0 = 1700000000000ll / span * span;
+    struct tsdb__head *h = tsdb__head_new(span);
+    assert_int_equal(tsdb__head_span(h), span);
+    assert_int_equal(tsdb__head_window(h, t0 + 59999), t0);
+    assert_int_equal(tsdb__head_window(h, -1), -span);
+    for (int i = 0; i < 150; i++) /* 2.5 windows at 1 s */
+        assert_int_equal(tsdb__head_append(h, 0, t0 + i * 1000, i), 0);
+    int64_t lo, hi;
+    tsdb__head_range(h, &lo, &hi);
+    assert_int_equal(lo, t0);
+    assert_int_equal(hi, t0 + 149000);
+
+    /* Cut the first window: after seal_before every sample before t is in a chunk. */
+    int64_t t = t0 + span;
+    tsdb__head_set_min_valid(h, t);
+    assert_int_equal(tsdb__head_append(h, 0, t - 1, 0), TSDB__EOLD);
+    assert_int_equal(tsdb__head_seal_before(h, 0, t), 0);
+    struct collected col = {.t = t};
+    assert_int_equal(tsdb__head_visit(h, 0, collect_before, NULL, &col), 0);
+    assert_int_equal(col.n, 1);
+    assert_true(tsdb__head_drop_before(h, t) > 0);
+
+    struct tsdb_sample *out = NULL;
+    size_t cap = 0;
+    long got = tsdb__head_read(h, 0, INT64_MIN, INT64_MAX, &out, &cap);
+    assert_int_equal(got, 90);
+    assert_int_equal(out[0].ts, t);
+
+    /* The dropped chunk loads into a fresh head and reads back exactly. */
+    struct tsdb__head *h2 = tsdb__head_new(span);
+    assert_int_equal(tsdb__head_load_chunk(h2, 5, col.bufs[0], col.lens[0]), 0);
+    /* Loading it twice is out of order; a damaged copy is refused. */
+    assert_int_equal(tsdb__head_load_chunk(h2, 5, col.bufs[0], col.lens[0]), TSDB__EORDER);
+    assert_true(tsdb__head_load_chunk(h2, 6, col.bufs[0], col.lens[0] - 1) < 0);
+    got = tsdb__head_read(h2, 5, INT64_MIN, INT64_MAX, &out, &cap);
+    assert_int_equal(got, 60);
+    for (int i = 0; i < 60; i++) {
+        assert_int_equal(out[i].ts, t0 + i * 1000);
+        assert_true(out[i].v == i);
+    }
+    /* Appends continue the loaded chunk. */
+    assert_int_equal(tsdb__head_append(h2, 5, t0 + 59000, 1), TSDB__EORDER);
+    for (int i = 60; i < 200; i++)
+        assert_int_equal(tsdb__head_append(h2, 5, t0 + i * 1000, i), 0);
+    got = tsdb__head_read(h2, 5, INT64_MIN, INT64_MAX, &out, &cap);
+    assert_int_equal(got, 200);
+    for (int i = 0; i < 200; i++)
+        assert_true(out[i].ts == t0 + i * 1000 && out[i].v == i);
+    free(out);
+    free(col.bufs[0]);
+    tsdb__head_free(h2);
+    tsdb__head_free(h);
+}
+
+/* The batch path agrees with one-by-one appends and reports refusals. */
+static void test_append_run(void **state)
+{
+    (void)state;
+    struct tsdb__head *h = tsdb__head_new(0);
+    struct tsdb__head_series *refs[100];
+    uint32_t idx[100];
+    double vals[100];
+    uint8_t res[100];
+    for (uint32_t i = 0; i < 100; i++) {
+        refs[i] = tsdb__head_ref(h, i * 7);
+        idx[i] = i;
+        vals[i] = i * 1.5;
+    }
+    assert_int_equal(tsdb__head_append_run(h, refs, idx, 100, 1000, vals, sizeof(double), res),
+                     100);
+    assert_int_equal(tsdb__head_append(h, 7, 2000, 9), 0);
+    /* Series 7 (ref 1) now has ts 2000: the next run at 2000 refuses it only. */
+    assert_int_equal(tsdb__head_append_run(h, refs, idx, 100, 2000, vals, sizeof(double), res), 99);
+    assert_int_equal(res[1], 1);
+    assert_int_equal(res[0], 0);
+    tsdb__head_set_min_valid(h, 5000);
+    assert_int_equal(tsdb__head_append_run(h, refs, idx, 100, 3000, vals, sizeof(double), res), 0);
+    assert_int_equal(res[50], 2);
+    struct tsdb_sample *out = NULL;
+    size_t cap = 0;
+    assert_int_equal(tsdb__head_read(h, 14, INT64_MIN, INT64_MAX, &out, &cap), 2);
+    assert_true(out[0].v == 3.0 && out[1].ts == 2000);
+    free(out);
+    tsdb__head_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_negative_timestamps),
+        cmocka_unit_test(test_cut_and_reload),
+        cmocka_unit_test(test_append_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,181 +1,39 @@
 /*
- * tsdb.c: the store's public API (see tsdb.h): batches -> index + WAL +
- * head; selections -> index + head. On open the WAL is replayed into a
- * fresh index and head.
- *
- * WAL records (payloads, little-endian):
- *   SERIES  (1): u32 id | u16 n | n x (u16 len, name bytes, u16 len, value bytes)
- *   SAMPLES (2): i64 ts | u32 n | n x (u32 id, u64 value bits)
- * Series ids in the WAL are those of the run that wrote it; replay maps
- * them to the ids the fresh index hands out (the same, in practice).
+ * tsdb.c: the store's public entry points for writing (see tsdb.h): open
+ * (blocks, then checkpoint + WAL replay), close, append, sync, and the
+ * self-metrics. Reads are in query.c, background work in maint.c, WAL
+ * records and checkpoints in checkpoint.c; struct tsdb is in db.h.
  */
-#include "tsdb/tsdb.h"
 #include "tsdb/chunk.h"
-#include "tsdb/head.h"
-#include "tsdb/index.h"
-#include "tsdb/wal.h"
+#include "tsdb/db.h"
 #include "util/log.h"
 #include "util/util.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-enum { REC_SERIES = 1, REC_SAMPLES = 2 };
+#define DAY_MS ((int64_t)24 * 3600 * 1000)
 
-struct tsdb {
-    char *dir;
-    struct tsdb__index *idx;
-    struct tsdb__head *head;
-    struct tsdb__wal *wal;
-    uint32_t max_labels;
-    pthread_mutex_t append; /* one batch at a time: WAL order = append order */
-    uint8_t *rec;           /* scratch for WAL payloads (under append) */
-    size_t rec_cap;
-    uint32_t *ids; /* series id per sample of the last batch (UINT32_MAX: refused) */
-    int8_t *why;   /* per refused sample: 1 series limit, 2 invalid */
-    size_t ids_cap, why_cap;
-    /*
-     * The last batch's shape (its string arena and the layout of families and
-     * labels): a producer sends the same shape tick after tick, and then the
-     * ids above are reused instead of looking every series up again.
-     */
-    char *shape;
-    size_t shape_len, shape_cap, shape_nfams, shape_nsamples;
-};
-
-struct wbuf {
-    uint8_t **p;
-    size_t *cap;
-    size_t len;
-};
-
-static void wput(struct wbuf *w, const void *src, size_t n)
+static void fill_defaults(struct tsdb_opts *o)
 {
-    void *p = *w->p;
-    util_grow(&p, w->cap, w->len + n, 1);
-    *w->p = p;
-    memcpy(*w->p + w->len, src, n);
-    w->len += n;
+    static const int64_t retention[3] = {14 * DAY_MS, 90 * DAY_MS, 730 * DAY_MS};
+    if (!o->block_span_ms || TSDB_HEAD_CHUNK_SPAN_MS % o->block_span_ms)
+        o->block_span_ms = TSDB_HEAD_CHUNK_SPAN_MS;
+    for (int t = 0; t < 3; t++)
+        if (o->retention_ms[t] <= 0)
+            o->retention_ms[t] = retention[t];
+    if (!o->max_bytes)
+        o->max_bytes = (uint64_t)2 << 30;
+    if (o->sync_interval_ms <= 0)
+        o->sync_interval_ms = 1000;
+    if (o->checkpoint_interval_ms <= 0)
+        o->checkpoint_interval_ms = 5 * 60 * 1000;
+    if (!o->max_labels)
+        o->max_labels = TSDB_MAX_LABELS_DEFAULT;
 }
-
-static void wput16(struct wbuf *w, uint16_t v)
-{
-    uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-    wput(w, b, 2);
-}
-
-static void wput32(struct wbuf *w, uint32_t v)
-{
-    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    wput(w, b, 4);
-}
-
-static void wput64(struct wbuf *w, uint64_t v)
-{
-    wput32(w, (uint32_t)v);
-    wput32(w, (uint32_t)(v >> 32));
-}
-
-static uint64_t get(const uint8_t *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* ------------------------------------------------------------- replay */
-
-struct replay {
-    struct tsdb *db;
-    uint32_t *map; /* WAL id -> index id, UINT32_MAX if unknown */
-    size_t map_cap;
-    uint64_t bad, samples;
-};
-
-static int replay_series(struct replay *r, const uint8_t *p, size_t len)
-{
-    if (len < 6)
-        return -1;
-    uint32_t wid = (uint32_t)get(p, 4);
-    size_t n = (size_t)get(p + 4, 2), off = 6;
-    if (n == 0 || n > TSDB_MAX_LABELS_LIMIT)
-        return -1;
-    struct tsdb__label ls[TSDB_MAX_LABELS_LIMIT];
-    char *strs[2 * TSDB_MAX_LABELS_LIMIT];
-    int rc = 0;
-    size_t made = 0;
-    for (size_t i = 0; i < 2 * n; i++) {
-        size_t l;
-        if (off + 2 > len || (l = (size_t)get(p + off, 2), off + 2 + l > len)) {
-            rc = -1;
-            break;
-        }
-        strs[made++] = xstrndup((const char *)p + off + 2, l);
-        off += 2 + l;
-    }
-    uint32_t id = 0;
-    if (rc == 0) {
-        for (size_t i = 0; i < n; i++)
-            ls[i] = (struct tsdb__label){strs[2 * i], strs[2 * i + 1]};
-        rc = tsdb__index_get_or_create(r->db->idx, ls, n, &id) < 0 ? -1 : 0;
-    }
-    for (size_t i = 0; i < made; i++)
-        free(strs[i]);
-    if (rc < 0)
-        return -1;
-    if (wid >= r->map_cap) {
-        size_t old = r->map_cap;
-        void *m = r->map;
-        util_grow(&m, &r->map_cap, (size_t)wid + 1, sizeof(uint32_t));
-        r->map = m;
-        memset(r->map + old, 0xff, (r->map_cap - old) * sizeof(uint32_t));
-    }
-    r->map[wid] = id;
-    return 0;
-}
-
-static int replay_samples(struct replay *r, const uint8_t *p, size_t len)
-{
-    if (len < 12)
-        return -1;
-    int64_t ts = (int64_t)get(p, 8);
-    size_t n = (size_t)get(p + 8, 4);
-    if (n > (len - 12) / 12)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *e = p + 12 + 12 * i;
-        uint32_t wid = (uint32_t)get(e, 4);
-        uint64_t bits = get(e + 4, 8);
-        double v;
-        memcpy(&v, &bits, 8);
-        if (wid >= r->map_cap || r->map[wid] == UINT32_MAX) {
-            r->bad++;
-            continue;
-        }
-        if (tsdb__head_append(r->db->head, r->map[wid], ts, v) == 0)
-            r->samples++;
-    }
-    return 0;
-}
-
-static int on_record(void *ctx, uint32_t seg, uint8_t type, const uint8_t *p, size_t len)
-{
-    (void)seg;
-    struct replay *r = ctx;
-    int rc = type == REC_SERIES    ? replay_series(r, p, len)
-             : type == REC_SAMPLES ? replay_samples(r, p, len)
-                                   : -1;
-    if (rc < 0)
-        r->bad++;
-    return 0;
-}
-
-/* --------------------------------------------------------------- open */
 
 int tsdb_open(struct tsdb **out, const struct tsdb_opts *opts, char *err, size_t errlen)
 {
@@ -185,30 +43,44 @@ int tsdb_open(struct tsdb **out, const struct tsdb_opts *opts, char *err, size_t
     }
     struct tsdb *db = xcalloc(1, sizeof(*db));
     db->dir = xstrdup(opts->dir);
-    struct tsdb__index_opts io = {.max_series = opts->max_series, .max_labels = opts->max_labels};
-    db->max_labels = opts->max_labels ? opts->max_labels : TSDB_MAX_LABELS_DEFAULT;
+    db->o = *opts;
+    db->o.dir = db->dir;
+    fill_defaults(&db->o);
+    struct tsdb__index_opts io = {.max_series = db->o.max_series, .max_labels = db->o.max_labels};
     db->idx = tsdb__index_new(&io);
-    db->head = tsdb__head_new();
+    db->head = tsdb__head_new(db->o.block_span_ms);
     pthread_mutex_init(&db->append, NULL);
+    pthread_mutex_init(&db->blocks_mu, NULL);
+    pthread_mutex_init(&db->maint, NULL);
+    pthread_mutex_init(&db->sources_mu, NULL);
+    pthread_mutex_init(&db->wake_mu, NULL);
+    pthread_cond_init(&db->wake, NULL);
+    pthread_rwlock_init(&db->epoch, NULL);
 
+    /*
+     * Blocks first: samples before the end of the newest raw block are on
+     * disk already, so the replay refuses them instead of duplicating them.
+     */
+    if (tsdb__blocks_load(db, err, errlen) < 0 || tsdb__replay(db, err, errlen) < 0) {
+        tsdb_close(db);
+        return -1;
+    }
     char wal[4096];
-    snprintf(wal, sizeof(wal), "%s/wal", opts->dir);
-    struct replay r = {.db = db};
-    struct tsdb__wal_stats st;
-    int64_t t0 = util_mono_ns();
-    int rc = tsdb__wal_replay(wal, on_record, &r, &st);
-    free(r.map);
-    if (st.records)
-        log_info("tsdb: replayed %llu WAL records (%llu samples, %u series) in %.0f ms%s",
-                 (unsigned long long)st.records, (unsigned long long)r.samples,
-                 tsdb__index_series_count(db->idx), (double)(util_mono_ns() - t0) / 1e6,
-                 st.corrupt_ranges ? "; damaged ranges skipped (see above)" : "");
-    if (r.bad)
-        log_warn("tsdb: %llu WAL records or samples could not be applied",
-                 (unsigned long long)r.bad);
-    if (rc < 0 || tsdb__wal_open(&db->wal, wal, 0, err, errlen) < 0) {
-        if (rc < 0)
-            snprintf(err, errlen, "%s: WAL could not be read", wal);
+    snprintf(wal, sizeof(wal), "%s/wal", db->dir);
+    if (tsdb__wal_open(&db->wal, wal, 0, err, errlen) < 0) {
+        tsdb_close(db);
+        return -1;
+    }
+    /*
+     * Start from a checkpoint of what was replayed, so the log on disk only
+     * ever speaks of this run's series ids. Failing here (disk full) is not
+     * fatal: the old checkpoint and segments are still there.
+     */
+    if (tsdb__checkpoint(db) < 0)
+        log_warn("tsdb: %s: could not write the startup checkpoint; the previous one stays",
+                 db->dir);
+    db->last_checkpoint_ns = util_mono_ns();
+    if (db->o.background && tsdb__maint_start(db, err, errlen) < 0) {
         tsdb_close(db);
         return -1;
     }
@@ -220,13 +92,26 @@ void tsdb_close(struct tsdb *db)
 {
     if (!db)
         return;
+    tsdb__maint_stop(db);
+    if (db->wal && !atomic_load(&db->blocked) && tsdb__checkpoint(db) < 0)
+        log_warn("tsdb: %s: final checkpoint failed; the WAL still holds everything", db->dir);
     tsdb__wal_close(db->wal);
+    tsdb__blocks_release(db);
     tsdb__head_free(db->head);
     tsdb__index_free(db->idx);
     pthread_mutex_destroy(&db->append);
+    pthread_mutex_destroy(&db->blocks_mu);
+    pthread_mutex_destroy(&db->maint);
+    pthread_mutex_destroy(&db->sources_mu);
+    pthread_mutex_destroy(&db->wake_mu);
+    pthread_cond_destroy(&db->wake);
+    pthread_rwlock_destroy(&db->epoch);
     free(db->rec);
     free(db->ids);
     free(db->why);
+    free(db->refs);
+    free(db->order);
+    free(db->res);
     free(db->shape);
     free(db->dir);
     free(db);
@@ -254,25 +139,10 @@ static size_t sample_labels(const struct metric_buf *b, const char *name,
     return n;
 }
 
-static void log_series(struct tsdb *db, uint32_t id, const struct tsdb__label *ls, size_t n)
-{
-    struct wbuf w = {&db->rec, &db->rec_cap, 0};
-    wput32(&w, id);
-    wput16(&w, (uint16_t)n);
-    for (size_t i = 0; i < n; i++) {
-        size_t kl = strlen(ls[i].name), vl = strlen(ls[i].value);
-        wput16(&w, (uint16_t)kl);
-        wput(&w, ls[i].name, kl);
-        wput16(&w, (uint16_t)vl);
-        wput(&w, ls[i].value, vl);
-    }
-    tsdb__wal_append(db->wal, REC_SERIES, db->rec, w.len);
-}
-
 /* Whether b has the same series, in the same order, as the last batch. */
 static int same_shape(const struct tsdb *db, const struct metric_buf *b)
 {
-    if (db->shape_len != b->arena_len || db->shape_nfams != b->nfams ||
+    if (!db->shape || db->shape_len != b->arena_len || db->shape_nfams != b->nfams ||
         db->shape_nsamples != b->nsamples || memcmp(db->shape, b->arena, b->arena_len) != 0)
         return 0;
     /* Equal arenas hold equal strings; the offsets say which go together. */
@@ -309,131 +179,260 @@ static void save_shape(struct tsdb *db, const struct metric_buf *b)
     db->shape_nsamples = b->nsamples;
 }
 
-/* Resolve every sample's series id (creating and logging new series). */
+static void *grown(void *p, size_t *cap, size_t n, size_t elem)
+{
+    util_grow(&p, cap, n ? n : 1, elem);
+    return p;
+}
+
+/*
+ * Resolve every sample's series id (creating and logging new series), then
+ * order the accepted ones by lock stripe: the head takes each stripe's lock
+ * once per batch instead of once per sample.
+ */
 static void resolve(struct tsdb *db, const struct metric_buf *b)
 {
+    size_t n = b->nsamples;
+    db->ids = grown(db->ids, &db->ids_cap, n, sizeof(*db->ids));
+    db->why = grown(db->why, &db->why_cap, n, sizeof(*db->why));
+    db->refs = grown(db->refs, &db->refs_cap, n, sizeof(*db->refs));
+    db->order = grown(db->order, &db->order_cap, n, sizeof(*db->order));
+    db->res = grown(db->res, &db->res_cap, n, sizeof(*db->res));
     struct tsdb__label ls[METRIC_MAX_LABELS + 1];
     for (size_t f = 0; f < b->nfams; f++) {
         const struct metric_fam_rec *fam = &b->fams[f];
         const char *name = metric_str(b, fam->name);
         for (uint32_t k = 0; k < fam->count; k++) {
             size_t i = fam->first + k;
-            size_t n = sample_labels(b, name, &b->samples[i], ls, ARRAY_SIZE(ls));
+            size_t nl = sample_labels(b, name, &b->samples[i], ls, ARRAY_SIZE(ls));
             uint32_t id;
-            int rc = tsdb__index_get_or_create(db->idx, ls, n, &id);
+            int rc = nl > db->o.max_labels ? TSDB__ELABEL_LIMIT
+                                           : tsdb__index_get_or_create(db->idx, ls, nl, &id);
             if (rc == 1)
-                log_series(db, id, ls, n);
+                tsdb__log_series(db, id, ls, nl);
             db->why[i] = rc >= 0 ? 0 : rc == TSDB__ESERIES_LIMIT ? 1 : 2;
             db->ids[i] = rc >= 0 ? id : UINT32_MAX;
         }
     }
+    /* Pairs (ref, sample index) sorted by the ref's stripe, stable by index. */
+    struct pair {
+        struct tsdb__head_series *ref;
+        uint32_t i;
+    } *pairs = xmalloc((n ? n : 1) * sizeof(*pairs));
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (db->ids[i] != UINT32_MAX)
+            pairs[m++] = (struct pair){tsdb__head_ref(db->head, db->ids[i]), (uint32_t)i};
+    /* Counting sort over 64 stripes keeps sample order within a stripe. */
+    size_t count[65] = {0};
+    for (size_t k = 0; k < m; k++)
+        count[tsdb__head_stripe(pairs[k].ref) + 1]++;
+    for (int s = 0; s < 64; s++)
+        count[s + 1] += count[s];
+    for (size_t k = 0; k < m; k++) {
+        size_t at = count[tsdb__head_stripe(pairs[k].ref)]++;
+        db->refs[at] = pairs[k].ref;
+        db->order[at] = pairs[k].i;
+    }
+    db->norder = m;
+    free(pairs);
 }
 
-int tsdb_append_batch(struct tsdb *db, const struct metric_buf *b, struct tsdb_append_stats *st)
+/* Count refusals per producer (the first 31 names, then "other"). */
+static struct tsdb__source *source(struct tsdb *db, const char *name)
 {
+    if (!name || !*name)
+        name = "unknown";
+    size_t n = __atomic_load_n(&db->nsources, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(db->sources[i].name, name) == 0)
+            return &db->sources[i];
+    pthread_mutex_lock(&db->sources_mu);
+    struct tsdb__source *s = NULL;
+    for (size_t i = 0; i < db->nsources && !s; i++)
+        if (strcmp(db->sources[i].name, name) == 0)
+            s = &db->sources[i];
+    if (!s && db->nsources == TSDB__MAX_SOURCES - 1)
+        name = "other";
+    for (size_t i = 0; i < db->nsources && !s; i++)
+        if (strcmp(db->sources[i].name, name) == 0)
+            s = &db->sources[i];
+    if (!s) {
+        s = &db->sources[db->nsources];
+        snprintf(s->name, sizeof(s->name), "%s", name);
+        __atomic_store_n(&db->nsources, db->nsources + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&db->sources_mu);
+    return s;
+}
+
+int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf *b,
+                      struct tsdb_append_stats *st)
+{
+    struct tsdb_append_stats mine = {0};
     pthread_mutex_lock(&db->append);
     if (!same_shape(db, b)) {
-        void *p = db->ids;
-        util_grow(&p, &db->ids_cap, b->nsamples + 1, sizeof(uint32_t));
-        db->ids = p;
-        p = db->why;
-        util_grow(&p, &db->why_cap, b->nsamples + 1, 1);
-        db->why = p;
         resolve(db, b);
         save_shape(db, b);
     }
-    /* One SAMPLES record for the batch. */
-    struct wbuf w = {&db->rec, &db->rec_cap, 0};
-    wput64(&w, (uint64_t)b->ts_ms);
-    wput32(&w, 0); /* count, patched below */
-    uint32_t count = 0;
-    for (size_t i = 0; i < b->nsamples; i++) {
+    for (size_t i = 0; i < b->nsamples; i++)
         if (db->ids[i] == UINT32_MAX) {
             if (db->why[i] == 1)
-                st->series_limit++;
+                mine.series_limit++;
             else
-                st->invalid++;
+                mine.invalid++;
+        }
+    size_t m = db->norder;
+    if (m)
+        tsdb__head_append_run(db->head, db->refs, db->order, m, b->ts_ms, &b->samples[0].value,
+                              sizeof(b->samples[0]), db->res);
+    /* One SAMPLES record for the batch: i64 ts | u32 n | n x (u32 id, u64 bits). */
+    size_t need = 12 + 12 * m;
+    if (need > db->rec_cap)
+        db->rec = grown(db->rec, &db->rec_cap, need, 1);
+    uint8_t *p = db->rec + 12;
+    uint32_t count = 0;
+    for (size_t k = 0; k < m; k++) {
+        if (db->res[k]) {
+            if (db->res[k] == 1)
+                mine.out_of_order++;
+            else
+                mine.too_old++;
             continue;
         }
-        double v = b->samples[i].value;
-        if (tsdb__head_append(db->head, db->ids[i], b->ts_ms, v) != 0) {
-            st->out_of_order++;
-            continue;
-        }
+        uint32_t i = db->order[k], id = db->ids[i];
         uint64_t bits;
-        memcpy(&bits, &v, 8);
-        wput32(&w, db->ids[i]);
-        wput64(&w, bits);
+        memcpy(&bits, &b->samples[i].value, 8);
+        for (int j = 0; j < 4; j++)
+            p[j] = (uint8_t)(id >> (8 * j));
+        for (int j = 0; j < 8; j++)
+            p[4 + j] = (uint8_t)(bits >> (8 * j));
+        p += 12;
         count++;
-        st->accepted++;
     }
-    for (int k = 0; k < 4; k++)
-        db->rec[8 + k] = (uint8_t)(count >> (8 * k));
-    if (count)
-        tsdb__wal_append(db->wal, REC_SAMPLES, db->rec, w.len);
-    int rc = tsdb__wal_flush(db->wal);
+    mine.accepted = count;
+    uint64_t ts = (uint64_t)b->ts_ms;
+    for (int j = 0; j < 8; j++)
+        db->rec[j] = (uint8_t)(ts >> (8 * j));
+    for (int j = 0; j < 4; j++)
+        db->rec[8 + j] = (uint8_t)(count >> (8 * j));
+    int rc = 0;
+    if (atomic_load(&db->blocked)) {
+        /* Disk full: memory only; a checkpoint persists it once space returns. */
+        tsdb__wal_discard(db->wal);
+        rc = -1;
+    } else {
+        if (count)
+            tsdb__wal_append(db->wal, TSDB__REC_SAMPLES, db->rec, (size_t)(p - db->rec));
+        rc = tsdb__wal_flush(db->wal);
+        if (rc < 0) {
+            atomic_fetch_add(&db->wal_failures, 1);
+            if (!db->wal_broken)
+                log_error("tsdb: %s/wal: write failed: %s; keeping samples in memory until it "
+                          "works again",
+                          db->dir, strerror(errno));
+            db->wal_broken = 1;
+            atomic_store(&db->blocked, 1);
+            tsdb__wal_discard(db->wal);
+        }
+    }
     pthread_mutex_unlock(&db->append);
+
+    struct tsdb__source *s = source(db, src);
+    atomic_fetch_add(&s->accepted, mine.accepted);
+    atomic_fetch_add(&s->out_of_order, mine.out_of_order);
+    atomic_fetch_add(&s->too_old, mine.too_old);
+    atomic_fetch_add(&s->series_limit, mine.series_limit);
+    atomic_fetch_add(&s->invalid, mine.invalid);
+    if (st) {
+        st->accepted += mine.accepted;
+        st->out_of_order += mine.out_of_order;
+        st->too_old += mine.too_old;
+        st->series_limit += mine.series_limit;
+        st->invalid += mine.invalid;
+    }
     return rc;
 }
 
 int tsdb_sync(struct tsdb *db)
 {
     pthread_mutex_lock(&db->append);
-    int rc = tsdb__wal_sync(db->wal);
+    int rc = atomic_load(&db->blocked) ? -1 : tsdb__wal_sync(db->wal);
     pthread_mutex_unlock(&db->append);
     return rc;
 }
 
-/* ------------------------------------------------------------- select */
+/* -------------------------------------------------------- self-metrics */
 
-int tsdb_select(struct tsdb *db, const struct tsdb_matcher *ms, size_t n, int64_t mint,
-                int64_t maxt, tsdb_series_fn fn, void *ctx, char *err, size_t errlen)
+void tsdb_expose(struct tsdb *db, struct metric_buf *b)
 {
-    static const enum tsdb__match_type types[] = {TSDB__MATCH_EQ, TSDB__MATCH_NE, TSDB__MATCH_RE,
-                                                  TSDB__MATCH_NRE};
-    struct tsdb__matcher *m = xcalloc(n ? n : 1, sizeof(*m));
-    size_t ok = 0;
-    int rc = 0;
-    for (; ok < n; ok++)
-        if (tsdb__matcher_compile(&m[ok], types[ms[ok].op], ms[ok].name, ms[ok].value, err,
-                                  errlen) < 0) {
-            rc = -1;
-            break;
-        }
-    if (rc == 0 && tsdb__matchers_check(m, n) < 0) {
-        snprintf(err, errlen, "vector selector must contain at least one non-empty matcher");
-        rc = -1;
+    metric_fam(b, "sitrep_tsdb_series", "Series in the store's index.", METRIC_GAUGE);
+    metric_add0(b, tsdb__index_series_count(db->idx));
+    metric_fam(b, "sitrep_tsdb_head_bytes", "Bytes of samples held in memory.", METRIC_GAUGE);
+    metric_add0(b, (double)tsdb__head_bytes(db->head));
+    metric_fam(b, "sitrep_tsdb_head_min_time_seconds",
+               "Samples before this time are on disk in blocks; older appends are refused.",
+               METRIC_GAUGE);
+    int64_t mv = tsdb__head_min_valid(db->head);
+    metric_add0(b, mv == INT64_MIN ? 0 : (double)mv / 1000);
+    metric_fam(b, "sitrep_tsdb_blocks", "Blocks on disk by tier.", METRIC_GAUGE);
+    pthread_mutex_lock(&db->blocks_mu);
+    size_t nb[TSDB__TIERS];
+    for (int t = 0; t < TSDB__TIERS; t++)
+        nb[t] = db->nblocks[t];
+    pthread_mutex_unlock(&db->blocks_mu);
+    for (int t = 0; t < TSDB__TIERS; t++)
+        metric_add1(b, (double)nb[t], "tier", tsdb__tier_name(t));
+    metric_fam(b, "sitrep_tsdb_disk_bytes",
+               "Bytes the store takes on disk (blocks, WAL, checkpoint).", METRIC_GAUGE);
+    metric_add0(b, (double)atomic_load(&db->disk_bytes));
+    metric_fam(b, "sitrep_tsdb_max_bytes", "The store's size cap.", METRIC_GAUGE);
+    metric_add0(b, (double)db->o.max_bytes);
+    metric_fam(b, "sitrep_tsdb_writes_blocked",
+               "1 while the store does not write to disk (free space below the floor, or a write "
+               "failed); samples are kept in memory meanwhile.",
+               METRIC_GAUGE);
+    metric_add0(b, atomic_load(&db->blocked));
+
+    struct {
+        const char *name, *help;
+        atomic_uint_fast64_t *v;
+    } counters[] = {
+        {"sitrep_tsdb_wal_write_failures_total", "WAL writes that failed.", &db->wal_failures},
+        {"sitrep_tsdb_blocks_written_total", "Blocks cut from memory.", &db->blocks_written},
+        {"sitrep_tsdb_block_write_failures_total", "Block writes that failed (retried).",
+         &db->block_failures},
+        {"sitrep_tsdb_compactions_total", "Blocks merged into larger ones.", &db->compactions},
+        {"sitrep_tsdb_checkpoints_total", "Checkpoints of memory written.", &db->checkpoints},
+        {"sitrep_tsdb_checkpoint_failures_total", "Checkpoints that failed.",
+         &db->checkpoint_failures},
+        {"sitrep_tsdb_corrupt_chunks_total",
+         "Chunks whose checksum did not match (skipped, logged with file and offset).",
+         &db->bad_chunks},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(counters); i++) {
+        metric_fam(b, counters[i].name, counters[i].help, METRIC_COUNTER);
+        metric_add0(b, (double)atomic_load(counters[i].v));
     }
-    struct tsdb__sel sel;
-    tsdb__sel_init(&sel);
-    if (rc == 0 && tsdb__index_select(db->idx, m, n, &sel) < 0) {
-        snprintf(err, errlen, "a regex hit its match limit; simplify it");
-        rc = -1;
+    metric_fam(b, "sitrep_tsdb_blocks_deleted_total", "Blocks deleted, by reason.", METRIC_COUNTER);
+    metric_add1(b, (double)atomic_load(&db->retention_deleted), "reason", "retention");
+    metric_add1(b, (double)atomic_load(&db->size_deleted), "reason", "size");
+
+    size_t ns = __atomic_load_n(&db->nsources, __ATOMIC_ACQUIRE);
+    metric_fam(b, "sitrep_tsdb_samples_appended_total", "Samples accepted, by producer.",
+               METRIC_COUNTER);
+    for (size_t i = 0; i < ns; i++)
+        metric_add1(b, (double)atomic_load(&db->sources[i].accepted), "source",
+                    db->sources[i].name);
+    metric_fam(b, "sitrep_tsdb_samples_refused_total", "Samples refused, by producer and reason.",
+               METRIC_COUNTER);
+    for (size_t i = 0; i < ns; i++) {
+        struct tsdb__source *s = &db->sources[i];
+        metric_add2(b, (double)atomic_load(&s->out_of_order), "source", s->name, "reason",
+                    "out_of_order");
+        metric_add2(b, (double)atomic_load(&s->too_old), "source", s->name, "reason", "too_old");
+        metric_add2(b, (double)atomic_load(&s->series_limit), "source", s->name, "reason",
+                    "series_limit");
+        metric_add2(b, (double)atomic_load(&s->invalid), "source", s->name, "reason", "invalid");
     }
-    struct tsdb__label *tl = xmalloc(db->max_labels * sizeof(*tl));
-    struct metric_label *ml = xmalloc(db->max_labels * sizeof(*ml));
-    struct tsdb_sample *samples = NULL;
-    size_t cap = 0;
-    for (size_t i = 0; rc == 0 && i < sel.n; i++) {
-        int nl = tsdb__index_labels(db->idx, sel.ids[i], tl, db->max_labels);
-        long ns = tsdb__head_read(db->head, sel.ids[i], mint, maxt, &samples, &cap);
-        if (nl < 0 || ns < 0) {
-            snprintf(err, errlen, "series %u: %s", sel.ids[i],
-                     ns < 0 ? tsdb__strerror((int)ns) : tsdb__index_strerror(nl));
-            rc = -1;
-            break;
-        }
-        for (int k = 0; k < nl; k++)
-            ml[k] = (struct metric_label){tl[k].name, tl[k].value};
-        if (ns > 0 && fn(ctx, ml, (size_t)nl, samples, (size_t)ns))
-            break;
-    }
-    free(samples);
-    free(ml);
-    free(tl);
-    tsdb__sel_release(&sel);
-    for (size_t i = 0; i < ok; i++)
-        tsdb__matcher_release(&m[i]);
-    free(m);
-    return rc;
 }

@@ -60,7 +60,7 @@ static void append_ticks(struct tsdb *db, int from, int to, struct tsdb_append_s
     metric_buf_init(&b);
     for (int t = from; t < to; t++) {
         fill(&b, t);
-        assert_int_equal(tsdb_append_batch(db, &b, st), 0);
+        assert_int_equal(tsdb_append_batch(db, "test", &b, st), 0);
     }
     metric_buf_release(&b);
 }
@@ -235,7 +235,7 @@ static void test_shape_changes(void **state)
         }
         if (t >= 20) /* a third series from now on, same values otherwise */
             metric_add1(&b, 3, "a", "z");
-        assert_int_equal(tsdb_append_batch(db, &b, &st), 0);
+        assert_int_equal(tsdb_append_batch(db, "test", &b, &st), 0);
     }
     metric_buf_release(&b);
     assert_int_equal(st.accepted, 40 * 2 + 20);

@@ -257,6 +257,18 @@ int tsdb__wal_sync(struct tsdb__wal *w)
     return fdatasync(w->fd);
 }
 
+int tsdb__wal_cut(struct tsdb__wal *w)
+{
+    if (tsdb__wal_flush(w) < 0)
+        return -1;
+    return roll(w);
+}
+
+void tsdb__wal_discard(struct tsdb__wal *w)
+{
+    w->len = 0;
+}
+
 size_t tsdb__wal_pending(const struct tsdb__wal *w)
 {
     return w->len;

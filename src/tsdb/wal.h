@@ -49,6 +49,16 @@ int tsdb__wal_append(struct tsdb__wal *w, uint8_t type, const void *payload, siz
 int tsdb__wal_flush(struct tsdb__wal *w);
 /* Flush, then fdatasync the segment. Returns 0 or -1 (errno set). */
 int tsdb__wal_sync(struct tsdb__wal *w);
+/*
+ * Flush, close the current segment durably and start the next one: every record appended later
+ * lands in a segment numbered tsdb__wal_segment() or above. Returns 0 or -1 (errno set).
+ */
+int tsdb__wal_cut(struct tsdb__wal *w);
+/*
+ * Drop the records buffered but not written (when the disk is full and the
+ * store relies on a checkpoint of memory instead once space returns).
+ */
+void tsdb__wal_discard(struct tsdb__wal *w);
 /* Bytes appended but not yet written. */
 size_t tsdb__wal_pending(const struct tsdb__wal *w);
 /* Number of the segment being written. */
