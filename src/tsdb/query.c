@@ -329,7 +329,7 @@ static size_t read_col(struct tsdb_query *q, struct tsdb__bref *b, uint32_t i, i
     struct tsdb__block_chunk c;
     struct tsdb__chunk_iter *ci = NULL;
     size_t n = 0;
-    tsdb__block_iter_init(&it, b->b, i, from, to, col);
+    tsdb__block_iter_init(&it, b->b, i, col, from, to);
     while (tsdb__block_iter_next(&it, &c)) {
         if (!ci)
             ci = xmalloc(sizeof(*ci));

@@ -1,0 +1,238 @@
+/*
+ * lifecycle_test.c: the store over time, driven by tsdb_maintain() on
+ * synthetic timestamps: windows are cut into raw blocks and 1 min / 1 h
+ * tiers, compacted, deleted by retention and the size cap, and every sample
+ * is read back exactly once, from whichever mix of head, blocks and tiers
+ * holds it, also after a reopen (checkpoint + WAL) and after an unclean
+ * stop. Queries with a step read the tier that serves it.
+ */
+#include "testutil.h"
+#include "tsdb/tsdb.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <math.h>
+
+#define NSERIES 20
+#define T0      1700000000000ll /* not window-aligned on purpose */
+
+static double value_at(int s, int64_t t)
+{
+    return s * 1e6 + (double)(t / 1000 % 100000); /* a counter per series */
+}
+
+static void append_range(struct tsdb *db, int64_t from, int64_t to, int64_t step, int maintain)
+{
+    struct metric_buf b;
+    metric_buf_init(&b);
+    for (int64_t t = from; t < to; t += step) {
+        metric_buf_reset(&b, t);
+        metric_fam(&b, "requests_total", "R.", METRIC_COUNTER);
+        for (int s = 0; s < NSERIES; s++) {
+            char v[8];
+            snprintf(v, sizeof(v), "%d", s);
+            metric_add1(&b, value_at(s, t), "id", v);
+        }
+        struct tsdb_append_stats st = {0};
+        assert_int_equal(tsdb_append_batch(db, "test", &b, &st), 0);
+        assert_int_equal(st.accepted, NSERIES);
+        if (maintain && (t - from) % (60 * step) == 0)
+            assert_int_equal(tsdb_maintain(db, 0), 0);
+    }
+    metric_buf_release(&b);
+}
+
+struct check {
+    int64_t from, to, step; /* the samples expected: [from, to) every step */
+    int series;
+    size_t samples;
+};
+
+/* Read every series over [mint, maxt] raw; each must hold exactly the expected samples. */
+static void check_raw(struct tsdb *db, struct check *c, int64_t mint, int64_t maxt)
+{
+    struct tsdb_matcher ms[] = {{TSDB_EQ, "__name__", "requests_total"}};
+    struct tsdb_range r = {.mint = mint, .maxt = maxt};
+    struct tsdb_query *q;
+    char err[256];
+    assert_int_equal(tsdb_query_open(db, ms, 1, &r, &q, err, sizeof(err)), 0);
+    const struct metric_label *ls;
+    const struct tsdb_sample *ss;
+    size_t nl, ns;
+    int series = 0, rc;
+    char prev[16] = "";
+    while ((rc = tsdb_query_next(q, &ls, &nl, &ss, &ns)) > 0) {
+        assert_int_equal(nl, 2);
+        assert_string_equal(ls[0].name, "__name__");
+        assert_true(strcmp(prev, ls[1].value) < 0); /* label order */
+        snprintf(prev, sizeof(prev), "%s", ls[1].value);
+        int s = atoi(ls[1].value);
+        int64_t first = c->from;
+        while (first < mint)
+            first += c->step;
+        int64_t last = c->to - c->step;
+        while (last > maxt)
+            last -= c->step;
+        size_t want = (size_t)((last - first) / c->step + 1);
+        if (ns != want)
+            fail_msg("series %d: %zu samples, want %zu (first %lld last %lld)", s, ns, want,
+                     (long long)(ns ? ss[0].ts : 0), (long long)(ns ? ss[ns - 1].ts : 0));
+        for (size_t i = 0; i < ns; i++) {
+            int64_t t = first + (int64_t)i * c->step;
+            if (ss[i].ts != t || ss[i].v != value_at(s, t))
+                fail_msg("series %d sample %zu: (%lld, %g), want (%lld, %g)", s, i,
+                         (long long)ss[i].ts, ss[i].v, (long long)t, value_at(s, t));
+        }
+        series++;
+    }
+    assert_int_equal(rc, 0);
+    tsdb_query_close(q);
+    assert_int_equal(series, NSERIES);
+}
+
+static int count_dirs(const char *dir, const char *sub, const char *prefix)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, sub);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
+static struct tsdb *open_span(const char *dir, int64_t span, int64_t retention_raw)
+{
+    struct tsdb *db;
+    char err[256];
+    struct tsdb_opts o = {.dir = dir, .block_span_ms = span, .retention_ms = {retention_raw}};
+    if (tsdb_open(&db, &o, err, sizeof(err)) < 0)
+        fail_msg("open: %s", err);
+    return db;
+}
+
+/* 7 hours at 10 s: three 2 h windows cut, raw and tiers; all samples once, across reopens. */
+static void test_cut_tiers_reopen(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("tsdb-life");
+    struct tsdb *db = open_span(dir, 0, 0);
+    const int64_t step = 10000, to = T0 + 7 * 3600 * 1000ll;
+    append_range(db, T0, to, step, 1);
+    assert_int_equal(tsdb_maintain(db, 0), 0);
+    /* T0 is 1:13 into a window: windows ending before to - 1 h are cut. */
+    assert_int_equal(count_dirs(dir, "raw", "b-"), 3);
+    assert_int_equal(count_dirs(dir, "1m", "b-"), 3);
+    assert_int_equal(count_dirs(dir, "1h", "b-"), 3);
+    struct check c = {T0, to, step, 0, 0};
+    check_raw(db, &c, INT64_MIN, INT64_MAX);
+    check_raw(db, &c, T0 + 3600 * 1000ll + 5, to - 3600 * 1000ll); /* across block and head */
+
+    /* A step of 1 min reads the 1 min tier where it exists: one "last" per minute. */
+    struct tsdb_matcher ms[] = {{TSDB_EQ, "id", "3"}};
+    struct tsdb_range r = {.mint = T0, .maxt = to, .step_ms = 60000, .agg = TSDB_AGG_LAST};
+    struct tsdb_query *q;
+    char err[256];
+    assert_int_equal(tsdb_query_open(db, ms, 1, &r, &q, err, sizeof(err)), 0);
+    const struct metric_label *ls;
+    const struct tsdb_sample *ss;
+    size_t nl, ns;
+    assert_int_equal(tsdb_query_next(q, &ls, &nl, &ss, &ns), 1);
+    size_t minute_points = 0;
+    for (size_t i = 0; i < ns; i++) {
+        assert_true(ss[i].v == value_at(3, ss[i].ts)); /* last of a bucket is a real sample */
+        if (i && ss[i].ts - ss[i - 1].ts == 60000)
+            minute_points++;
+    }
+    /* About 5 cut hours at one point a minute plus the head's raw hours at 10 s. */
+    assert_true(minute_points > 250);
+    assert_true(ns < (size_t)((to - T0) / step) - 250 * 5);
+    assert_int_equal(tsdb_query_next(q, &ls, &nl, &ss, &ns), 0);
+    tsdb_query_close(q);
+
+    /* avg over the 1 h tier = mean of the raw samples in each hour bucket. */
+    r.step_ms = 3600 * 1000;
+    r.agg = TSDB_AGG_COUNT;
+    assert_int_equal(tsdb_query_open(db, ms, 1, &r, &q, err, sizeof(err)), 0);
+    assert_int_equal(tsdb_query_next(q, &ls, &nl, &ss, &ns), 1);
+    assert_true(ns > 3);
+    assert_true(ss[1].v == 360); /* a full hour of 10 s samples */
+    tsdb_query_close(q);
+
+    /* Clean reopen: checkpoint + blocks. */
+    tsdb_close(db);
+    assert_int_equal(count_dirs(dir, "", "checkpoint."), 1);
+    db = open_span(dir, 0, 0);
+    check_raw(db, &c, INT64_MIN, INT64_MAX);
+    /* Samples before the cut are refused as too old, after it as out of order. */
+    struct metric_buf b;
+    metric_buf_init(&b);
+    metric_buf_reset(&b, T0 + 1000);
+    metric_fam(&b, "requests_total", "R.", METRIC_COUNTER);
+    metric_add1(&b, 1, "id", "1");
+    struct tsdb_append_stats st = {0};
+    tsdb_append_batch(db, "test", &b, &st);
+    assert_int_equal(st.too_old, 1);
+    metric_buf_release(&b);
+
+    /* More data, then an unclean stop (no close): the reopen still has it all once. */
+    append_range(db, to, to + 3600 * 1000ll, step, 1);
+    c.to = to + 3600 * 1000ll;
+    struct tsdb *lost = db; /* not closed before the reopen, like a process killed with -9 */
+    db = open_span(dir, 0, 0);
+    check_raw(db, &c, INT64_MIN, INT64_MAX);
+    tsdb_close(db);
+    tsdb_close(lost); /* only now, to free it */
+    tu_rmrf(dir);
+}
+
+/* Small windows: compaction merges, retention and the size cap delete, reads stay exact. */
+static void test_compact_and_retention(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("tsdb-compact");
+    const int64_t span = 10000, step = 1000;
+    const int64_t t0 = T0 / 120000 * 120000; /* aligned to the 2 min compaction window */
+    struct tsdb *db = open_span(dir, span, 3600 * 1000ll);
+    append_range(db, t0, t0 + 10 * 60 * 1000, step, 1);
+    assert_int_equal(tsdb_maintain(db, 0), 0);
+    /* 10 min in 10 s windows: the complete 2 min windows are merged (4 of them). */
+    int raw = count_dirs(dir, "raw", "b-");
+    assert_true(raw >= 4 && raw <= 4 + 12);
+    struct check c = {t0, t0 + 10 * 60 * 1000, step, 0, 0};
+    check_raw(db, &c, INT64_MIN, INT64_MAX);
+    tsdb_close(db);
+
+    /* Retention 1 min: only the newest blocks stay; the reads start later. */
+    db = open_span(dir, span, 60 * 1000);
+    append_range(db, t0 + 10 * 60 * 1000, t0 + 12 * 60 * 1000, step, 1);
+    assert_int_equal(tsdb_maintain(db, 0), 0);
+    struct tsdb_matcher ms[] = {{TSDB_EQ, "id", "0"}};
+    struct tsdb_range r = {.mint = INT64_MIN, .maxt = INT64_MAX};
+    struct tsdb_query *q;
+    char err[256];
+    const struct metric_label *ls;
+    const struct tsdb_sample *ss;
+    size_t nl, ns;
+    assert_int_equal(tsdb_query_open(db, ms, 1, &r, &q, err, sizeof(err)), 0);
+    assert_int_equal(tsdb_query_next(q, &ls, &nl, &ss, &ns), 1);
+    assert_true(ss[0].ts >= t0 + 10 * 60 * 1000 - 120 * 1000);
+    assert_true(ss[ns - 1].ts == t0 + 12 * 60 * 1000 - step);
+    tsdb_query_close(q);
+    tsdb_close(db);
+    tu_rmrf(dir);
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cut_tiers_reopen),
+        cmocka_unit_test(test_compact_and_retention),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
