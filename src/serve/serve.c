@@ -10,6 +10,8 @@
 #include "config/config.h"
 #include "http/http.h"
 #include "metric/metric.h"
+#include "query/export.h"
+#include "tsdb/tsdb.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -34,6 +36,7 @@ struct daemon {
     struct config cfg;
     const char *flag_listen, *flag_data, *flag_config, *flag_log_level;
     struct collect *collect;
+    struct tsdb *db;
     struct http_server *http;
     int lock_fd;
     int64_t start_ms;
@@ -97,9 +100,18 @@ static int load_config(struct daemon *d, struct config *cfg, struct sbuf *errors
     return 0;
 }
 
-static struct collect *make_collector(const struct config *cfg)
+/* The collector's sink: every batch goes into the store. */
+static void store_batch(void *ctx, const struct metric_buf *batch)
+{
+    struct daemon *d = ctx;
+    tsdb_append_batch(d->db, "collect", batch, NULL);
+}
+
+static struct collect *make_collector(struct daemon *d, const struct config *cfg)
 {
     struct collect_opts o = {
+        .sink = store_batch,
+        .sink_ctx = d,
         .proc_root = cfg->collect.proc_root,
         .sys_root = cfg->collect.sys_root,
         .rootfs = cfg->collect.rootfs,
@@ -132,6 +144,31 @@ static void emit_daemon_metrics(struct daemon *d, struct metric_buf *b)
                "When the configuration was last loaded successfully, in unixtime.", METRIC_GAUGE);
     metric_add0(b, (double)d->reload_ms / 1000.0);
     http_emit_metrics(d->http, b);
+    tsdb_expose(d->db, b);
+}
+
+static int open_store(struct daemon *d)
+{
+    const struct config_storage *c = &d->cfg.storage;
+    char dir[4096], err[1024];
+    snprintf(dir, sizeof(dir), "%s/tsdb", d->cfg.data_dir);
+    struct tsdb_opts o = {
+        .dir = dir,
+        .max_series = c->max_series,
+        .max_labels = c->max_labels,
+        .block_span_ms = c->block_span_ms,
+        .retention_ms = {c->retention_raw_ms, c->retention_1m_ms, c->retention_1h_ms},
+        .max_bytes = (uint64_t)c->max_bytes,
+        .min_free_bytes = (uint64_t)c->min_free_bytes,
+        .min_free_percent = c->min_free_percent,
+        .sync_interval_ms = c->sync_interval_ms,
+        .background = 1,
+    };
+    if (tsdb_open(&d->db, &o, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
 }
 
 static void h_metrics(void *ctx, const struct http_request *req, struct http_response *resp)
@@ -223,7 +260,7 @@ static int do_reload(struct daemon *d)
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
     struct collect *old = d->collect;
     collect_stop(old);
-    d->collect = make_collector(&cfg);
+    d->collect = make_collector(d, &cfg);
     collect_start(d->collect);
     config_release(&d->cfg);
     d->cfg = cfg;
@@ -334,7 +371,9 @@ int serve_main(int argc, char **argv)
     rc = 1;
     if (lock_data_dir(&d) < 0)
         goto out;
-    d.collect = make_collector(&d.cfg);
+    if (open_store(&d) < 0)
+        goto out;
+    d.collect = make_collector(&d, &d.cfg);
     if (collect_start(d.collect) < 0)
         goto out;
     d.http = http_new();
@@ -344,6 +383,7 @@ int serve_main(int argc, char **argv)
     http_route(d.http, "GET", "/-/ready", HTTP_READ, h_healthy, &d);
     http_route(d.http, "GET", "/api/v1/status/buildinfo", HTTP_READ, h_buildinfo, &d);
     http_route(d.http, "POST", "/-/reload", HTTP_MUTATES, h_reload, &d);
+    http_route(d.http, "GET", "/api/v1/export", HTTP_READ, query_export, d.db);
     if (http_start(d.http, d.cfg.listen, d.cfg.http_token) < 0)
         goto out;
 
@@ -372,6 +412,7 @@ out:
     if (d.http)
         http_free(d.http);
     collect_free(d.collect);
+    tsdb_close(d.db);
     if (d.lock_fd >= 0)
         close(d.lock_fd);
     config_release(&d.cfg);

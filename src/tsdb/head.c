@@ -220,7 +220,6 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
                              const uint32_t *idx, size_t n, int64_t ts, const void *vbase,
                              size_t vstride, uint8_t *res)
 {
-    int64_t min_valid = tsdb__head_min_valid(h);
     size_t ok = 0;
     unsigned held = STRIPES;
     for (size_t k = 0; k < n; k++) {
@@ -233,7 +232,8 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
         }
         double v;
         memcpy(&v, (const char *)vbase + (size_t)idx[k] * vstride, sizeof(v));
-        res[k] = (uint8_t)put(h, s, ts, v, min_valid);
+        /* Read under the lock: a cut moves it, then seals each series under its lock. */
+        res[k] = (uint8_t)put(h, s, ts, v, tsdb__head_min_valid(h));
         ok += res[k] == 0;
     }
     if (held != STRIPES)
