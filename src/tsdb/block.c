@@ -44,6 +44,7 @@
  */
 #include "tsdb/block.h"
 #include "tsdb/crc32c.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -375,25 +376,6 @@ int tsdb__block_encode_mem(int64_t mint, int64_t maxt, const struct tsdb__block_
     return 0;
 }
 
-/* Remove dirfd/name: a directory of plain files (one level), or a file. */
-static int remove_tmp(int dirfd, const char *name)
-{
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOTDIR || errno == ELOOP ? unlinkat(dirfd, name, 0) : -1;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -1;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            unlinkat(fd, de->d_name, 0);
-    closedir(d);
-    return unlinkat(dirfd, name, AT_REMOVEDIR);
-}
-
 static int create_file(int dirfd, const char *name)
 {
     return openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -424,7 +406,7 @@ int tsdb__block_write(const char *dir, int64_t mint, int64_t maxt,
         file = final;
         goto fail;
     }
-    if (remove_tmp(dirfd, tmp) < 0 && errno != ENOENT) {
+    if (util_remove_dir(dirfd, tmp) < 0 && errno != ENOENT) {
         what = "remove stale temporary block";
         file = tmp;
         goto fail;
@@ -482,7 +464,7 @@ fail:
         close(is.fd);
     if (tfd >= 0)
         close(tfd);
-    if (made && remove_tmp(dirfd, tmp) < 0)
+    if (made && util_remove_dir(dirfd, tmp) < 0)
         log_error("block: %s/%s: cannot remove after a failed write: %s", dir, tmp,
                   strerror(errno));
     if (dirfd >= 0)
@@ -546,7 +528,7 @@ int tsdb__blocks_scan(const char *dir, struct tsdb__block_name **out, size_t *n,
         int64_t mint, maxt;
         if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) {
             log_warn("block: %s/%s: removing an unfinished block", dir, de->d_name);
-            if (remove_tmp(dirfd(d), de->d_name) < 0)
+            if (util_remove_dir(dirfd(d), de->d_name) < 0)
                 log_error("block: %s/%s: cannot remove: %s", dir, de->d_name, strerror(errno));
         } else if (parse_block_name(de->d_name, &mint, &maxt)) {
             void *p = *out;
