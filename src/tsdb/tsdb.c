@@ -378,8 +378,15 @@ void tsdb_expose(struct tsdb *db, struct metric_buf *b)
     metric_fam(b, "sitrep_tsdb_blocks", "Blocks on disk by tier.", METRIC_GAUGE);
     pthread_mutex_lock(&db->blocks_mu);
     size_t nb[TSDB__TIERS];
-    for (int t = 0; t < TSDB__TIERS; t++)
+    uint64_t bad = 0;
+    for (int t = 0; t < TSDB__TIERS; t++) {
         nb[t] = db->nblocks[t];
+        for (size_t i = 0; i < nb[t]; i++)
+            bad += tsdb__block_bad_chunks(db->blocks[t][i]->b);
+    }
+    /* Never goes down when a block holding bad chunks is deleted. */
+    if (bad > atomic_load(&db->bad_chunks))
+        atomic_store(&db->bad_chunks, bad);
     pthread_mutex_unlock(&db->blocks_mu);
     for (int t = 0; t < TSDB__TIERS; t++)
         metric_add1(b, (double)nb[t], "tier", tsdb__tier_name(t));
