@@ -736,7 +736,10 @@ static int open_common(struct tsdb__block *b, char *err, size_t errlen)
     }
     uint32_t want = get32(b->idx + b->idx_len - 4);
     if (tsdb__crc32c(0, b->idx, b->idx_len - 4) != want) {
-        snprintf(err, errlen, "block: %s/index: checksum mismatch (file damaged)", b->name);
+        snprintf(err, errlen,
+                 "block: %s/index: bytes 0-%zu: checksum mismatch (file damaged); the block's "
+                 "data cannot be located",
+                 b->name, b->idx_len);
         return -1;
     }
     if (b->idx[MAGIC_LEN] != INDEX_VERSION) {

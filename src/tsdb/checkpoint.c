@@ -319,6 +319,7 @@ int tsdb__replay(struct tsdb *db, char *err, size_t errlen)
     if (rc == 0)
         rc = tsdb__wal_replay(path, on_record, &r, &st2);
     free(r.map);
+    atomic_fetch_add(&db->wal_corrupt_ranges, st.corrupt_ranges + st2.corrupt_ranges);
     if (rc < 0) {
         snprintf(err, errlen, "%s: checkpoint or WAL could not be read (see log)", db->dir);
         return -1;

@@ -103,6 +103,8 @@ struct tsdb {
     atomic_int blocked; /* free space below the floor or a write failed */
     atomic_uint_fast64_t wal_failures, blocks_written, block_failures, compactions,
         retention_deleted, size_deleted, checkpoints, checkpoint_failures, bad_chunks;
+    /* Damage found at open: WAL/checkpoint ranges skipped, blocks not served. */
+    atomic_uint_fast64_t wal_corrupt_ranges, blocks_unreadable;
     atomic_uint_fast64_t disk_bytes; /* measured by maint */
     pthread_mutex_t sources_mu;
     struct tsdb__source sources[TSDB__MAX_SOURCES];

@@ -165,6 +165,8 @@ int tsdb__blocks_load(struct tsdb *db, char *err, size_t errlen)
             struct tsdb__bref *r = bref_open(path, t);
             if (r)
                 list_add(db, r);
+            else
+                atomic_fetch_add(&db->blocks_unreadable, 1);
         }
         free(names);
         /*

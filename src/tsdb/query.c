@@ -12,8 +12,9 @@
  *
  * Consistency with the background cut: a query holds db->epoch shared from
  * open to close, and the head is read only from the end of the newest raw
- * block it holds; the cutter publishes a block, then waits for the epoch
- * before dropping the head's copy, so a query sees each sample once.
+ * block listed when it opened; the cutter publishes a block, then waits for
+ * the epoch before dropping the head's copy, so a query sees each sample
+ * exactly once (lifecycle_test's test_reads_during_cuts races the two).
  */
 #include "tsdb/chunk.h"
 #include "tsdb/db.h"
@@ -242,14 +243,22 @@ int tsdb_query_open(struct tsdb *db, const struct tsdb_matcher *ms, size_t n,
         for (int t = 0; t < TSDB__TIERS; t++)
             total += db->nblocks[t];
         q->brefs = xmalloc((total ? total : 1) * sizeof(*q->brefs));
+        /*
+         * The head is read from the end of the newest raw block listed now,
+         * not from the head's min_valid: the cutter raises min_valid before
+         * it lists the window's block, and until it drops the head's copy
+         * (after this query closes) the head still holds that window.
+         */
+        q->head_from = INT64_MIN;
         for (int t = 0; t < TSDB__TIERS; t++)
             for (size_t i = 0; i < db->nblocks[t]; i++) {
                 struct tsdb__bref *b = db->blocks[t][i];
+                if (t == TSDB__TIER_RAW && b->maxt > q->head_from)
+                    q->head_from = b->maxt;
                 if (b->mint <= range->maxt && b->maxt - 1 >= range->mint)
                     q->brefs[q->nbrefs++] = tsdb__bref_get(b);
             }
         pthread_mutex_unlock(&db->blocks_mu);
-        q->head_from = tsdb__head_min_valid(db->head);
         plan(q);
         /* Keep only the blocks the plan reads. */
         size_t w = 0;

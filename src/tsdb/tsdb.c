@@ -416,6 +416,13 @@ void tsdb_expose(struct tsdb *db, struct metric_buf *b)
         {"sitrep_tsdb_corrupt_chunks_total",
          "Chunks whose checksum did not match (skipped, logged with file and offset).",
          &db->bad_chunks},
+        {"sitrep_tsdb_wal_corrupt_ranges_total",
+         "Damaged byte ranges of the WAL or checkpoint skipped at start (logged with file and "
+         "range).",
+         &db->wal_corrupt_ranges},
+        {"sitrep_tsdb_blocks_unreadable_total",
+         "Blocks not served because their index or files are damaged (logged, kept on disk).",
+         &db->blocks_unreadable},
     };
     for (size_t i = 0; i < ARRAY_SIZE(counters); i++) {
         metric_fam(b, counters[i].name, counters[i].help, METRIC_COUNTER);

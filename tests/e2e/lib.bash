@@ -42,3 +42,30 @@ finish() {
     echo "$passes passed, $fails failed"
     [ "$fails" = 0 ]
 }
+
+# Store tests (crash, corruption, disk full): a config with 10 s blocks and
+# 100 ms syncs, so cuts and syncs happen within a short test.
+# store_config FILE: write it (append more YAML under `storage:` with >>).
+store_config() {
+    cat >"$1" <<YML
+collect:
+  top_processes: 3
+storage:
+  block_span: 10s
+  sync_interval: 100ms
+YML
+}
+
+# start_sitrep CONFIG PORT DATA: serve in the background (pid in $pid) until healthy.
+start_sitrep() {
+    "$SITREP_BIN" serve --config "$1" --listen "127.0.0.1:$2" --data "$3" 2>>"$E2E_TMP/log" &
+    pid=$!
+    E2E_PIDS+=($pid)
+    wait_http "http://127.0.0.1:$2/-/healthy" 30
+}
+
+# export_series URL SELECTOR FILE: every stored sample of SELECTOR, as JSON lines.
+export_series() {
+    curl -fsS -G "$1/api/v1/export" --data-urlencode "match[]=$2" --data-urlencode "start=0" \
+        --data-urlencode "end=99999999999" -o "$3"
+}

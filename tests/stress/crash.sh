@@ -19,61 +19,18 @@ echo "# seed $seed"
 port=$(free_port)
 data=$E2E_TMP/data
 cfg=$E2E_TMP/sitrep.yml
-cat >"$cfg" <<YML
-collect:
-  top_processes: 3
-storage:
-  block_span: 10s
-  sync_interval: 100ms
-YML
+store_config "$cfg"
 url=http://127.0.0.1:$port
-sel='match[]={__name__=~"node_time_seconds|node_load1|sitrep_tsdb_series|node_cpu_seconds_total"}'
+sel='{__name__=~"node_time_seconds|node_load1|sitrep_tsdb_series|node_cpu_seconds_total"}'
 
-start() {
-    "$B" serve --config "$cfg" --listen "127.0.0.1:$port" --data "$data" 2>>"$E2E_TMP/log" &
-    pid=$!
-    wait_http "$url/-/healthy" 30
-}
+start() { start_sitrep "$cfg" "$port" "$data"; }
 
-export_all() { # export_all FILE
-    curl -fsS -G "$url/api/v1/export" --data-urlencode "$sel" --data-urlencode "start=0" \
-        --data-urlencode "end=99999999999" -o "$1"
-}
+export_all() { export_series "$url" "$sel" "$1"; }
 
 # compare BEFORE AFTER KILL_MS: every sample of BEFORE older than KILL_MS - 1000
 # is in AFTER with its value; AFTER has no duplicate series or timestamps.
 compare() {
-    python3 - "$1" "$2" "$3" <<'PY'
-import json, sys
-def load(p):
-    out = {}
-    for line in open(p):
-        o = json.loads(line)
-        key = json.dumps(o["metric"], sort_keys=True)
-        if key in out:
-            sys.exit("duplicate series " + key)
-        ts = o["timestamps"]
-        if any(b <= a for a, b in zip(ts, ts[1:])):
-            sys.exit("timestamps not strictly increasing in " + key)
-        out[key] = dict(zip(ts, o["values"]))
-    return out
-before, after, kill = load(sys.argv[1]), load(sys.argv[2]), int(sys.argv[3])
-missing = 0
-checked = 0
-for key, samples in before.items():
-    got = after.get(key, {})
-    for t, v in samples.items():
-        if t >= kill - 1000:
-            continue
-        checked += 1
-        if got.get(t) != v:
-            missing += 1
-            if missing < 5:
-                print("lost or changed:", key, t, v, got.get(t))
-if missing or checked == 0:
-    sys.exit("%d of %d acknowledged samples lost" % (missing, checked))
-print("# %d samples checked" % checked)
-PY
+    python3 "$SITREP_SRC/tests/e2e/export_diff.py" "$1" "$2" --until "$(($3 - 1000))" --expect-none
 }
 
 start || { cat "$E2E_TMP/log"; exit 1; }
@@ -98,6 +55,8 @@ for i in $(seq 1 20); do
         not_ok "kill $i: $out"
         ls -l "$data/tsdb" "$data/tsdb/raw" "$data/tsdb/wal"
         tail -15 "$E2E_TMP/log"
+        keep=/tmp/crash-failure.$seed.$i
+        rm -rf "$keep" && cp -a "$E2E_TMP" "$keep" && echo "# kept in $keep"
     fi
 done
 kill -TERM "$pid"
