@@ -993,7 +993,7 @@ static uint32_t get_u32le(const uint8_t *p)
 void tsdb__chunk_init(struct tsdb__chunk *c)
 {
     memset(c, 0, sizeof(*c));
-    c->cap = 256;
+    c->cap = 64;
     c->buf = xmalloc(c->cap);
     c->buf[0] = TSDB_CHUNK_VERSION;
     put_u32le(c->buf + 1, 0);
@@ -1019,15 +1019,25 @@ int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v
     size_t room = TSDB_BLOCK_BOUND(n);
     if (room > TSDB_CHUNK_MAX_BYTES - c->len)
         room = TSDB_CHUNK_MAX_BYTES - c->len;
-    if (c->len + room > c->cap) {
-        void *p = c->buf;
-        util_grow(&p, &c->cap, c->len + room, 1);
-        c->buf = p;
-    }
+    /*
+     * Encode into scratch, then grow the chunk by what the block took: a
+     * block's bound is ~18 bytes a sample but it usually takes well under
+     * one, and the head keeps one open chunk per series (memory per series).
+     */
+    uint8_t scratch[TSDB_BLOCK_BOUND(TSDB_BLOCK_MAX)];
     struct tsdb__block_ctx ctx = c->ctx;
-    size_t used = tsdb__block_encode(&ctx, ts, v, n, c->buf + c->len, room);
+    size_t used = tsdb__block_encode(&ctx, ts, v, n, scratch, room);
     if (!used)
         return TSDB__EFULL; /* n and order were checked: only room is left */
+    if (c->len + used > c->cap) {
+        size_t cap = c->cap + c->cap / 4;
+        if (cap < c->len + used)
+            cap = c->len + used;
+        cap = (cap + 15) & ~(size_t)15;
+        c->buf = xrealloc(c->buf, cap);
+        c->cap = cap;
+    }
+    memcpy(c->buf + c->len, scratch, used);
     c->ctx = ctx;
     c->len += used;
     if (!c->nsamples)
