@@ -44,6 +44,7 @@
  */
 #include "tsdb/block.h"
 #include "tsdb/crc32c.h"
+#include "tsdb/le.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -67,30 +68,6 @@
 #define INDEX_HEADER  (MAGIC_LEN + 1 + 16)
 #define REC_OVERHEAD  8 /* u32 len + u32 crc around a chunk's bytes */
 #define TMP_PREFIX    "tmp-"
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 void tsdb__block_dirname(char *buf, size_t cap, int64_t mint, int64_t maxt)
 {
@@ -169,7 +146,7 @@ static int sink_uvarint(struct sink *s, uint64_t v)
 static int sink_u32(struct sink *s, uint32_t v)
 {
     uint8_t b[4];
-    put32(b, v);
+    tsdb__put32(b, v);
     return sink_put(s, b, 4);
 }
 
@@ -323,8 +300,8 @@ static int plan_emit(struct plan *p, struct sink *chunks, struct sink *index)
     uint8_t hdr[INDEX_HEADER];
     memcpy(hdr, INDEX_MAGIC, MAGIC_LEN);
     hdr[MAGIC_LEN] = INDEX_VERSION;
-    put64(hdr + MAGIC_LEN + 1, (uint64_t)p->mint);
-    put64(hdr + MAGIC_LEN + 9, (uint64_t)p->maxt);
+    tsdb__put64(hdr + MAGIC_LEN + 1, (uint64_t)p->mint);
+    tsdb__put64(hdr + MAGIC_LEN + 9, (uint64_t)p->maxt);
     if (sink_put(index, hdr, sizeof(hdr)) < 0 || sink_uvarint(index, p->nsyms) < 0)
         return -1;
     for (size_t i = 0; i < p->nsyms; i++) {
@@ -734,7 +711,7 @@ static int open_common(struct tsdb__block *b, char *err, size_t errlen)
         snprintf(err, errlen, "block: %s/index: larger than 4 GiB", b->name);
         return -1;
     }
-    uint32_t want = get32(b->idx + b->idx_len - 4);
+    uint32_t want = tsdb__get32(b->idx + b->idx_len - 4);
     if (tsdb__crc32c(0, b->idx, b->idx_len - 4) != want) {
         snprintf(err, errlen,
                  "block: %s/index: bytes 0-%zu: checksum mismatch (file damaged); the block's "
@@ -746,8 +723,8 @@ static int open_common(struct tsdb__block *b, char *err, size_t errlen)
         snprintf(err, errlen, "block: %s/index: unknown version %u", b->name, b->idx[MAGIC_LEN]);
         return -1;
     }
-    b->mint = (int64_t)get64(b->idx + MAGIC_LEN + 1);
-    b->maxt = (int64_t)get64(b->idx + MAGIC_LEN + 9);
+    b->mint = (int64_t)tsdb__get64(b->idx + MAGIC_LEN + 1);
+    b->maxt = (int64_t)tsdb__get64(b->idx + MAGIC_LEN + 9);
     if (b->mint >= b->maxt) {
         snprintf(err, errlen, "block: %s/index: empty window", b->name);
         return -1;
@@ -924,7 +901,7 @@ static int check_chunk(struct tsdb__block *b, uint32_t num, uint32_t series, uin
     if (off < MAGIC_LEN || off > b->chk_len || b->chk_len - off < REC_OVERHEAD) {
         why = "record outside the file";
     } else {
-        len = get32(b->chk + off);
+        len = tsdb__get32(b->chk + off);
         if (len < TSDB_CHUNK_HEADER || len > TSDB_CHUNK_MAX_BYTES)
             why = "bad length";
         else if (len > b->chk_len - off - REC_OVERHEAD)
@@ -933,7 +910,7 @@ static int check_chunk(struct tsdb__block *b, uint32_t num, uint32_t series, uin
             end = off + REC_OVERHEAD + len;
     }
     if (!why && st == CHUNK_UNCHECKED) {
-        if (tsdb__crc32c(0, b->chk + off + 4, len) != get32(b->chk + off + 4 + len))
+        if (tsdb__crc32c(0, b->chk + off + 4, len) != tsdb__get32(b->chk + off + 4 + len))
             why = "checksum mismatch";
         else
             atomic_store_explicit(&b->state[num], CHUNK_GOOD, memory_order_relaxed);

@@ -22,6 +22,7 @@
  */
 #include "tsdb/chunk.h"
 #include "tsdb/db.h"
+#include "tsdb/le.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -35,32 +36,6 @@
 #include <unistd.h>
 
 #define CKPT_PREFIX "checkpoint."
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get(const uint8_t *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
 
 /* Room for len more bytes in the scratch buffer; returns where they go. */
 static uint8_t *room(uint8_t **buf, size_t *cap, size_t len)
@@ -80,14 +55,14 @@ static size_t series_record(uint8_t **buf, size_t *cap, uint32_t id, const struc
     for (size_t i = 0; i < n; i++)
         len += 4 + strlen(ls[i].name) + strlen(ls[i].value);
     uint8_t *p = room(buf, cap, len);
-    put32(p, id);
-    put16(p + 4, (uint16_t)n);
+    tsdb__put32(p, id);
+    tsdb__put16(p + 4, (uint16_t)n);
     p += 6;
     for (size_t i = 0; i < n; i++) {
         const char *s[2] = {ls[i].name, ls[i].value};
         for (int k = 0; k < 2; k++) {
             size_t l = strlen(s[k]);
-            put16(p, (uint16_t)l);
+            tsdb__put16(p, (uint16_t)l);
             memcpy(p + 2, s[k], l);
             p += 2 + l;
         }
@@ -127,8 +102,8 @@ static int replay_series(struct replay *r, const uint8_t *p, size_t len)
 {
     if (len < 6)
         return -1;
-    uint32_t wid = (uint32_t)get(p, 4);
-    size_t n = (size_t)get(p + 4, 2), off = 6;
+    uint32_t wid = (uint32_t)tsdb__get32(p);
+    size_t n = (size_t)tsdb__get16(p + 4), off = 6;
     if (n == 0 || n > TSDB_MAX_LABELS_LIMIT)
         return -1;
     struct tsdb__label ls[TSDB_MAX_LABELS_LIMIT];
@@ -137,7 +112,7 @@ static int replay_series(struct replay *r, const uint8_t *p, size_t len)
     size_t made = 0;
     for (size_t i = 0; i < 2 * n; i++) {
         size_t l;
-        if (off + 2 > len || (l = (size_t)get(p + off, 2), off + 2 + l > len)) {
+        if (off + 2 > len || (l = (size_t)tsdb__get16(p + off), off + 2 + l > len)) {
             rc = -1;
             break;
         }
@@ -183,15 +158,15 @@ static int replay_samples(struct replay *r, const uint8_t *p, size_t len)
 {
     if (len < 12)
         return -1;
-    int64_t ts = (int64_t)get(p, 8);
-    size_t n = (size_t)get(p + 8, 4);
+    int64_t ts = (int64_t)tsdb__get64(p);
+    size_t n = (size_t)tsdb__get32(p + 8);
     if (n > (len - 12) / 12)
         return -1;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *e = p + 12 + 12 * i;
-        uint32_t id = mapped(r, (uint32_t)get(e, 4));
+        uint32_t id = mapped(r, (uint32_t)tsdb__get32(e));
         if (id != UINT32_MAX)
-            add(r, id, ts, get(e + 4, 8));
+            add(r, id, ts, tsdb__get64(e + 4));
     }
     return 0;
 }
@@ -200,12 +175,12 @@ static int replay_raw(struct replay *r, const uint8_t *p, size_t len)
 {
     if (len < 8)
         return -1;
-    size_t n = (size_t)get(p + 4, 4);
+    size_t n = (size_t)tsdb__get32(p + 4);
     if (n > (len - 8) / 16)
         return -1;
-    uint32_t id = mapped(r, (uint32_t)get(p, 4));
+    uint32_t id = mapped(r, (uint32_t)tsdb__get32(p));
     for (size_t i = 0; i < n && id != UINT32_MAX; i++)
-        add(r, id, (int64_t)get(p + 8 + 16 * i, 8), get(p + 16 + 16 * i, 8));
+        add(r, id, (int64_t)tsdb__get64(p + 8 + 16 * i), tsdb__get64(p + 16 + 16 * i));
     return 0;
 }
 
@@ -213,7 +188,7 @@ static int replay_chunk(struct replay *r, const uint8_t *p, size_t len)
 {
     if (len < 4)
         return -1;
-    uint32_t id = mapped(r, (uint32_t)get(p, 4));
+    uint32_t id = mapped(r, (uint32_t)tsdb__get32(p));
     if (id == UINT32_MAX)
         return 0;
     int64_t min_valid = tsdb__head_min_valid(r->db->head);
@@ -350,7 +325,7 @@ static int put_chunk(void *ctx, const struct tsdb__chunk *c)
 {
     struct writer *wr = ctx;
     uint8_t *p = room(&wr->buf, &wr->cap, 4 + c->len);
-    put32(p, wr->id);
+    tsdb__put32(p, wr->id);
     memcpy(p + 4, c->buf, c->len);
     return tsdb__wal_append(wr->w, TSDB__REC_CHUNK, p, 4 + c->len);
 }
@@ -361,13 +336,13 @@ static int put_raw(void *ctx, const int64_t *ts, const double *v, size_t n)
     if (!n)
         return 0;
     uint8_t *p = room(&wr->buf, &wr->cap, 8 + 16 * n);
-    put32(p, wr->id);
-    put32(p + 4, (uint32_t)n);
+    tsdb__put32(p, wr->id);
+    tsdb__put32(p + 4, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         uint64_t bits;
         memcpy(&bits, &v[i], 8);
-        put64(p + 8 + 16 * i, (uint64_t)ts[i]);
-        put64(p + 16 + 16 * i, bits);
+        tsdb__put64(p + 8 + 16 * i, (uint64_t)ts[i]);
+        tsdb__put64(p + 16 + 16 * i, bits);
     }
     return tsdb__wal_append(wr->w, TSDB__REC_RAW, p, 8 + 16 * n);
 }

@@ -70,6 +70,7 @@
  */
 #include "tsdb/chunk.h"
 #include "tsdb/bitio.h"
+#include "tsdb/le.h"
 #include "util/util.h"
 
 #include <assert.h>
@@ -977,26 +978,13 @@ int tsdb__block_decode(struct tsdb__block_ctx *ctx, const uint8_t *in, size_t le
 
 /* ---- chunks ------------------------------------------------------------- */
 
-static void put_u32le(uint8_t *p, uint32_t x)
-{
-    p[0] = (uint8_t)x;
-    p[1] = (uint8_t)(x >> 8);
-    p[2] = (uint8_t)(x >> 16);
-    p[3] = (uint8_t)(x >> 24);
-}
-
-static uint32_t get_u32le(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 void tsdb__chunk_init(struct tsdb__chunk *c)
 {
     memset(c, 0, sizeof(*c));
     c->cap = 64;
     c->buf = xmalloc(c->cap);
     c->buf[0] = TSDB_CHUNK_VERSION;
-    put_u32le(c->buf + 1, 0);
+    tsdb__put32(c->buf + 1, 0);
     c->len = TSDB_CHUNK_HEADER;
     tsdb__block_ctx_init(&c->ctx);
 }
@@ -1044,7 +1032,7 @@ int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v
         c->mint = ts[0];
     c->maxt = ts[n - 1];
     c->nsamples += (uint32_t)n;
-    put_u32le(c->buf + 1, c->nsamples);
+    tsdb__put32(c->buf + 1, c->nsamples);
     return 0;
 }
 
@@ -1065,7 +1053,7 @@ int tsdb__chunk_iter_init(struct tsdb__chunk_iter *it, const uint8_t *buf, size_
         return it->err = TSDB__ETRUNC;
     if (buf[0] != TSDB_CHUNK_VERSION)
         return it->err = TSDB__ECORRUPT;
-    it->left = get_u32le(buf + 1);
+    it->left = tsdb__get32(buf + 1);
     return 0;
 }
 

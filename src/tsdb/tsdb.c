@@ -6,6 +6,7 @@
  */
 #include "tsdb/chunk.h"
 #include "tsdb/db.h"
+#include "tsdb/le.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -300,22 +301,17 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
                 mine.too_old++;
             continue;
         }
-        uint32_t i = db->order[k], id = db->ids[i];
+        uint32_t i = db->order[k];
         uint64_t bits;
         memcpy(&bits, &b->samples[i].value, 8);
-        for (int j = 0; j < 4; j++)
-            p[j] = (uint8_t)(id >> (8 * j));
-        for (int j = 0; j < 8; j++)
-            p[4 + j] = (uint8_t)(bits >> (8 * j));
+        tsdb__put32(p, db->ids[i]);
+        tsdb__put64(p + 4, bits);
         p += 12;
         count++;
     }
     mine.accepted = count;
-    uint64_t ts = (uint64_t)b->ts_ms;
-    for (int j = 0; j < 8; j++)
-        db->rec[j] = (uint8_t)(ts >> (8 * j));
-    for (int j = 0; j < 4; j++)
-        db->rec[8 + j] = (uint8_t)(count >> (8 * j));
+    tsdb__put64(db->rec, (uint64_t)b->ts_ms);
+    tsdb__put32(db->rec + 8, count);
     int rc = 0;
     if (atomic_load(&db->blocked)) {
         /* Disk full: memory only; a checkpoint persists it once space returns. */

@@ -5,6 +5,7 @@
  */
 #include "tsdb/wal.h"
 #include "tsdb/crc32c.h"
+#include "tsdb/le.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -32,19 +33,6 @@ struct tsdb__wal {
     uint8_t *buf;       /* records not yet written */
     size_t len, cap;
 };
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* CRC of a record: header bytes 2..7 (type, flags, length), then the payload. */
 static uint32_t rec_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
@@ -178,10 +166,10 @@ int tsdb__wal_append(struct tsdb__wal *w, uint8_t type, const void *payload, siz
     h[1] = REC_MAGIC1;
     h[2] = type;
     h[3] = 0;
-    put32(h + 4, (uint32_t)len);
+    tsdb__put32(h + 4, (uint32_t)len);
     if (len)
         memcpy(h + TSDB_WAL_HEADER, payload, len);
-    put32(h + 8, rec_crc(h, h + TSDB_WAL_HEADER, len));
+    tsdb__put32(h + 8, rec_crc(h, h + TSDB_WAL_HEADER, len));
     w->len += TSDB_WAL_HEADER + len;
     return 0;
 }
@@ -226,13 +214,13 @@ int tsdb__wal_flush(struct tsdb__wal *w)
 {
     size_t off = 0;
     while (off < w->len) {
-        size_t rl = TSDB_WAL_HEADER + get32(w->buf + off + 4);
+        size_t rl = TSDB_WAL_HEADER + tsdb__get32(w->buf + off + 4);
         if (w->seg_bytes > SEG_MAGIC_LEN && w->seg_bytes + rl > w->seg_size && roll(w) < 0)
             goto fail;
         /* The run of whole records that fits in this segment (at least one). */
         size_t end = off + rl;
         while (end < w->len) {
-            size_t l = TSDB_WAL_HEADER + get32(w->buf + end + 4);
+            size_t l = TSDB_WAL_HEADER + tsdb__get32(w->buf + end + 4);
             if (w->seg_bytes + (end - off) + l > w->seg_size)
                 break;
             end += l;
@@ -301,10 +289,10 @@ static int record_at(const uint8_t *p, size_t n, size_t *rec_len)
 {
     if (n < TSDB_WAL_HEADER || p[0] != REC_MAGIC0 || p[1] != REC_MAGIC1)
         return 0;
-    size_t len = get32(p + 4);
+    size_t len = tsdb__get32(p + 4);
     if (len > TSDB_WAL_MAX_RECORD || len > n - TSDB_WAL_HEADER)
         return 0;
-    if (rec_crc(p, p + TSDB_WAL_HEADER, len) != get32(p + 8))
+    if (rec_crc(p, p + TSDB_WAL_HEADER, len) != tsdb__get32(p + 8))
         return 0;
     *rec_len = TSDB_WAL_HEADER + len;
     return 1;
@@ -379,7 +367,7 @@ int tsdb__wal_replay_buf(const char *name, uint32_t seg, const uint8_t *buf, siz
         /* The file ends inside this record: a write cut short by a crash. */
         int cut_short = next >= n && (n - off < TSDB_WAL_HEADER ||
                                       (buf[off] == REC_MAGIC0 && buf[off + 1] == REC_MAGIC1 &&
-                                       get32(buf + off + 4) > n - off - TSDB_WAL_HEADER));
+                                       tsdb__get32(buf + off + 4) > n - off - TSDB_WAL_HEADER));
         if (cut_short) {
             st->torn_tail++;
             log_info("wal: %s: incomplete record at bytes %zu-%zu (interrupted write); ignored",
