@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# NOT in make test yet: it still finds a lost window after some kills (see
-# docs/TSDB.md, "Known problems"). Run: SITREP_BIN=build-asan/sitrep tests/stress/crash.sh
 # crash.sh: kill -9 the real daemon at random moments, 20 times, while it
 # ingests its own host metrics with 10 s blocks (so cuts, compactions and
 # checkpoints are under way at some of the kills). After each restart:
@@ -11,7 +9,7 @@
 # Randomness is seeded (CRASH_SEED, default: the date) and printed, so a
 # failure can be replayed.
 set -u
-. "$(dirname "$0")/../e2e/lib.bash"
+. "$(dirname "$0")/lib.bash"
 B=$SITREP_BIN
 seed=${CRASH_SEED:-$(date +%s)}
 RANDOM=$seed
