@@ -17,7 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STRIPES 64
+#define STRIPES     64
+#define SLAB_SERIES 256
 
 struct raw_tail {
     int64_t ts[TSDB_BLOCK_MAX];
@@ -41,7 +42,20 @@ struct tsdb__head {
     struct tsdb__head_series **series;
     size_t nseries, cap;
     pthread_mutex_t stripe[STRIPES];
+    struct tsdb__head_series **slabs; /* series live in slabs, never freed alone */
+    size_t nslabs, slab_used;
 };
+
+/* A zeroed series from the current slab (caller holds h->grow for writing). */
+static struct tsdb__head_series *slab_get(struct tsdb__head *h)
+{
+    if (!h->nslabs || h->slab_used == SLAB_SERIES) {
+        h->slabs = xrealloc(h->slabs, (h->nslabs + 1) * sizeof(*h->slabs));
+        h->slabs[h->nslabs++] = xcalloc(SLAB_SERIES, sizeof(struct tsdb__head_series));
+        h->slab_used = 0;
+    }
+    return &h->slabs[h->nslabs - 1][h->slab_used++];
+}
 
 struct tsdb__head *tsdb__head_new(int64_t span_ms)
 {
@@ -66,8 +80,10 @@ void tsdb__head_free(struct tsdb__head *h)
             tsdb__chunk_release(&s->chunks[k]);
         free(s->chunks);
         free(s->raw);
-        free(s);
     }
+    for (size_t i = 0; i < h->nslabs; i++)
+        free(h->slabs[i]);
+    free(h->slabs);
     free(h->series);
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_destroy(&h->stripe[i]);
@@ -122,8 +138,13 @@ struct tsdb__head_series *tsdb__head_ref(struct tsdb__head *h, uint32_t id)
         h->nseries = h->cap;
     }
     if (!h->series[id]) {
-        s = xcalloc(1, sizeof(*s));
-        s->stripe = id % STRIPES;
+        s = slab_get(h);
+        /*
+         * Runs of 16 consecutive ids share a stripe: a batch appended in
+         * stripe order then walks neighbouring series, which the slab keeps
+         * next to each other in memory.
+         */
+        s->stripe = (id / 16) % STRIPES;
         h->series[id] = s;
     }
     s = h->series[id];
@@ -179,9 +200,11 @@ static int seal(struct tsdb__head *h, struct tsdb__head_series *s, int64_t t)
         end++;
     int rc = 0;
     while (i < end && rc == 0) {
+        /* The window's end, once: no division per sample (hot: every 64). */
         int64_t w = tsdb__head_window(h, s->raw->ts[i]);
+        int64_t wend = w > INT64_MAX - h->span ? INT64_MAX : w + h->span;
         uint32_t j = i + 1;
-        while (j < end && tsdb__head_window(h, s->raw->ts[j]) == w)
+        while (j < end && s->raw->ts[j] < wend)
             j++;
         rc = seal_run(h, s, s->raw->ts + i, s->raw->v + i, j - i);
         i = j;
