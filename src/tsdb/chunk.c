@@ -519,6 +519,9 @@ static int dec_find(const uint64_t *vb, size_t m, unsigned *k_out, unsigned *mod
     return 0;
 }
 
+static void plan_dec(uint64_t prev, const uint64_t *vb, size_t m, struct vplan *best,
+                     struct seq *tmp);
+
 static void plan_values(uint64_t prev, const uint64_t *vb, size_t m, struct vplan *best,
                         struct seq *tmp)
 {
@@ -542,12 +545,31 @@ static void plan_values(uint64_t prev, const uint64_t *vb, size_t m, struct vpla
         return; /* nothing else beats one value for the whole block */
     }
 
+    /*
+     * XOR costs at least 1 bit per unchanged value and 3 per changed one; a
+     * decimal coding under that bound wins without running XOR's estimate
+     * (counters and most gauges: the common case on the append path).
+     */
+    uint64_t changes = vb[0] != prev;
+    for (i = 1; i < m; i++)
+        changes += vb[i] != vb[i - 1];
+    uint64_t xor_floor = m + 2 * changes;
+    plan_dec(prev, vb, m, best, tmp);
+    if (best->method != TSDB__V_RAW && best->bits < xor_floor)
+        return;
     uint64_t xb = xor_run(NULL, prev, vb, m);
-    if (xb < best->bits) {
+    /* Ties go to XOR, as when it was tried first. */
+    if (xb < 64 * (uint64_t)m && xb <= best->bits) {
         best->method = TSDB__V_XOR;
         best->bits = xb;
     }
+}
 
+/* The best decimal coding if it beats best (RAW on entry). */
+static void plan_dec(uint64_t prev, const uint64_t *vb, size_t m, struct vplan *best,
+                     struct seq *tmp)
+{
+    size_t i;
     int64_t xi[TSDB_BLOCK_MAX];
     unsigned k, mode;
     if (!dec_find(vb, m, &k, &mode, xi))
