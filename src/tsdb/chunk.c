@@ -440,6 +440,17 @@ static void seq_plan(const uint64_t *x, size_t m, uint64_t base, int order, stru
     }
 }
 
+/*
+ * A lower bound on seq_plan(x, m, base, 2)'s bits: the first delta's uvar,
+ * then a pack of m - 1 values takes at least mode:1, a 5-bit uvar and w:6.
+ */
+static uint64_t seq2_floor(const uint64_t *x, size_t m, uint64_t base)
+{
+    if (!m)
+        return 0;
+    return uvar_bits(zz(x[0] - base)) + (m > 1 ? 12 : 0);
+}
+
 static void put_seq(struct tsdb__bitw *w, size_t m, const struct seq *q)
 {
     if (q->order == 1 || m == 0) {
@@ -586,11 +597,14 @@ static void plan_dec(uint64_t prev, const uint64_t *vb, size_t m, struct vplan *
     int64_t px;
     unsigned expl = !dec_int(bitsd(prev), k, mode, &px);
     uint64_t head = 6 + (expl ? uvar_bits(zz(xs[0])) : 0);
+    const uint64_t *sx = expl ? xs + 1 : xs, sbase = expl ? xs[0] : (uint64_t)px;
+    size_t sm = expl ? m - 1 : m;
     for (int order = 1; order <= 2; order++) {
-        if (expl)
-            seq_plan(xs + 1, m - 1, xs[0], order, tmp);
-        else
-            seq_plan(xs, m, (uint64_t)px, order, tmp);
+        /* Order 2 only replaces order 1 when smaller: skip it when it cannot be. */
+        if (order == 2 && best->method == TSDB__V_DEC &&
+            head + seq2_floor(sx, sm, sbase) >= best->bits)
+            break;
+        seq_plan(sx, sm, sbase, order, tmp);
         if (head + tmp->bits < best->bits) {
             best->method = order == 1 ? TSDB__V_DEC : TSDB__V_DEC_DOD;
             best->bits = head + tmp->bits;
@@ -660,6 +674,8 @@ static void plan_times(const struct tsdb__block_ctx *c, const int64_t *ts, size_
     best->method = TSDB__TS_VARINT;
     best->bits = vbits;
     for (int order = 1; order <= 2; order++) {
+        if (order == 2 && seq2_floor(t, m, (uint64_t)c->ts) > best->bits)
+            break; /* order 2 cannot reach best, even on a tie */
         seq_plan(t, m, (uint64_t)c->ts, order, tmp);
         if (tmp->bits <= best->bits) {
             best->method = order == 1 ? TSDB__TS_DELTA : TSDB__TS_DOD;
