@@ -128,10 +128,13 @@ int main(int argc, char **argv)
         metric_fam(&b, ss[i].name, "", METRIC_COUNTER);
         metric_add(&b, 0, ss[i].n, ss[i].l);
     }
+    double *rate = xmalloc(n * sizeof(*rate)); /* per-series counter step */
+    for (size_t i = 0; i < n; i++)
+        rate[i] = (double)(i % 97 + 1);
     for (int t = 0; t < scrapes; t++) {
         b.ts_ms = 1700000000000ll + t * 1000ll;
         for (size_t i = 0; i < n; i++)
-            b.samples[i].value = (double)t * (double)(i % 97 + 1);
+            b.samples[i].value = (double)t * rate[i];
         tsdb_append_batch(db, "bench", &b, &st);
         if (t % 1000 == 999)
             tsdb_sync(db);
@@ -148,5 +151,6 @@ int main(int argc, char **argv)
     if (system(cmd) != 0)
         return 1;
     metric_buf_release(&b);
+    free(rate);
     return 0;
 }

@@ -513,10 +513,32 @@ struct vplan {
  */
 static int dec_find(const uint64_t *vb, size_t m, unsigned *k_out, unsigned *mode_out, int64_t *xi)
 {
+    /*
+     * Scale 0 first, without dec_int's multiply and divide (both by 1, so
+     * exact): integral doubles are most values (counters) and the verdict
+     * is dec_int's, bit for bit (-0.0 and non-integers fail both ways).
+     */
+    size_t n0 = 0;
+    while (n0 < m) {
+        double v = bitsd(vb[n0]);
+        if (!(v >= -0x1p53 && v <= 0x1p53))
+            break;
+        int64_t x = (int64_t)v;
+        if (dbits((double)x) != vb[n0])
+            break;
+        xi[n0++] = x;
+    }
+    if (n0 == m) {
+        *k_out = 0;
+        *mode_out = DEC_DIV;
+        return 1;
+    }
     for (unsigned k = 0; k < 8; k++) {
         for (unsigned mode = 0; mode < DEC_MODES; mode++) {
             if (mode == DEC_MUL && k == 0)
                 continue; /* the same as DEC_DIV */
+            if (k == 0 && mode == DEC_DIV)
+                continue; /* done above */
             size_t i = 0;
             while (i < m && dec_int(bitsd(vb[i]), k, mode, &xi[i]))
                 i++;

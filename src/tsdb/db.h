@@ -73,12 +73,12 @@ struct tsdb {
     uint8_t *rec; /* scratch for WAL payloads (under append) */
     size_t rec_cap;
     /* The last batch's series, reused while its shape holds (tsdb.c). */
-    uint32_t *ids;                   /* per sample; UINT32_MAX: refused */
-    int8_t *why;                     /* per refused sample: 1 series limit, 2 invalid */
-    struct tsdb__head_series **refs; /* accepted samples, ordered by stripe */
-    uint32_t *order;                 /* their sample indexes */
-    uint8_t *res;                    /* head's verdict per ordered sample */
-    size_t ids_cap, why_cap, refs_cap, order_cap, res_cap, norder;
+    uint32_t *ids;                       /* per sample; UINT32_MAX: refused */
+    uint64_t shape_limit, shape_invalid; /* samples of the shape refused: series cap, invalid */
+    struct tsdb__head_series **refs;     /* accepted samples, ordered by stripe */
+    uint32_t *order;                     /* their sample indexes */
+    uint8_t *res;                        /* head's verdict per ordered sample */
+    size_t ids_cap, refs_cap, order_cap, res_cap, norder;
     char *shape;
     size_t shape_len, shape_cap, shape_nfams, shape_nsamples;
     int wal_broken; /* the last WAL write failed: appends are memory-only */

@@ -109,7 +109,6 @@ void tsdb_close(struct tsdb *db)
     pthread_rwlock_destroy(&db->epoch);
     free(db->rec);
     free(db->ids);
-    free(db->why);
     free(db->refs);
     free(db->order);
     free(db->res);
@@ -195,7 +194,7 @@ static void resolve(struct tsdb *db, const struct metric_buf *b)
 {
     size_t n = b->nsamples;
     db->ids = grown(db->ids, &db->ids_cap, n, sizeof(*db->ids));
-    db->why = grown(db->why, &db->why_cap, n, sizeof(*db->why));
+    db->shape_limit = db->shape_invalid = 0;
     db->refs = grown(db->refs, &db->refs_cap, n, sizeof(*db->refs));
     db->order = grown(db->order, &db->order_cap, n, sizeof(*db->order));
     db->res = grown(db->res, &db->res_cap, n, sizeof(*db->res));
@@ -211,7 +210,10 @@ static void resolve(struct tsdb *db, const struct metric_buf *b)
                                            : tsdb__index_get_or_create(db->idx, ls, nl, &id);
             if (rc == 1)
                 tsdb__log_series(db, id, ls, nl);
-            db->why[i] = rc >= 0 ? 0 : rc == TSDB__ESERIES_LIMIT ? 1 : 2;
+            if (rc < 0 && rc == TSDB__ESERIES_LIMIT)
+                db->shape_limit++;
+            else if (rc < 0)
+                db->shape_invalid++;
             db->ids[i] = rc >= 0 ? id : UINT32_MAX;
         }
     }
@@ -276,13 +278,8 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
         resolve(db, b);
         save_shape(db, b);
     }
-    for (size_t i = 0; i < b->nsamples; i++)
-        if (db->ids[i] == UINT32_MAX) {
-            if (db->why[i] == 1)
-                mine.series_limit++;
-            else
-                mine.invalid++;
-        }
+    mine.series_limit = db->shape_limit;
+    mine.invalid = db->shape_invalid;
     size_t m = db->norder;
     if (m)
         tsdb__head_append_run(db->head, db->refs, db->order, m, b->ts_ms, &b->samples[0].value,
