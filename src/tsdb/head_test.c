@@ -62,6 +62,30 @@ static void run(int64_t t0, size_t n)
     tsdb__head_free(h);
 }
 
+/* Gaps past the raw tail's 32-bit offsets (49 days) and a read of the tail in between. */
+static void test_long_gaps(void **state)
+{
+    (void)state;
+    struct tsdb__head *h = tsdb__head_new(0);
+    const int64_t day = 86400000;
+    int64_t ts[] = {-3 * day, -3 * day + 1, 60 * day, 60 * day + 5, 200 * day, 20000 * day};
+    size_t n = sizeof(ts) / sizeof(ts[0]);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(tsdb__head_append(h, 0, ts[i], (double)i), 0);
+        struct tsdb_sample *out = NULL;
+        size_t cap = 0;
+        long got = tsdb__head_read(h, 0, INT64_MIN, INT64_MAX, &out, &cap);
+        assert_int_equal(got, (long)i + 1);
+        for (size_t k = 0; k <= i; k++) {
+            assert_int_equal(out[k].ts, ts[k]);
+            assert_true(out[k].v == (double)k);
+        }
+        free(out);
+    }
+    assert_int_equal(tsdb__head_append(h, 0, 60 * day, 9), TSDB__EORDER);
+    tsdb__head_free(h);
+}
+
 static void test_windows(void **state)
 {
     (void)state;
@@ -186,9 +210,8 @@ static void test_append_run(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_windows),
-        cmocka_unit_test(test_negative_timestamps),
-        cmocka_unit_test(test_cut_and_reload),
+        cmocka_unit_test(test_long_gaps),           cmocka_unit_test(test_windows),
+        cmocka_unit_test(test_negative_timestamps), cmocka_unit_test(test_cut_and_reload),
         cmocka_unit_test(test_append_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
