@@ -18,6 +18,7 @@ declare -A deps=(
     [block_fuzz]="src/tsdb/block.c src/tsdb/chunk.c src/tsdb/crc32c.c src/util/util.c src/util/log.c src/util/fsutil.c"
     [chunk_fuzz]="src/tsdb/chunk.c src/tsdb/crc32c.c src/util/util.c"
     [index_fuzz]="src/tsdb/strtab.c src/tsdb/index.c src/tsdb/matcher.c src/util/util.c -lpcre2-8"
+    [promql_fuzz]="src/query/lex.c src/query/parse.c src/query/print.c src/query/functions.c src/util/util.c src/util/sbuf.c -lpcre2-8"
     [wal_fuzz]="src/tsdb/wal.c src/tsdb/crc32c.c src/util/util.c src/util/log.c"
 )
 
