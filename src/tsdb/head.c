@@ -178,9 +178,9 @@ unsigned tsdb__head_stripe(const struct tsdb__head_series *s)
 /* A new (uninitialised) last slot in s->chunks. */
 static struct tsdb__chunk *add_chunk(struct tsdb__head_series *s)
 {
-    /* Usually one chunk per window and two around a cut: start small. */
+    /* Usually one chunk (one window), two for a while around a cut: start at one. */
     if (s->nchunks == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 2;
+        s->cap = s->cap ? s->cap * 2 : 1;
         s->chunks = xrealloc(s->chunks, s->cap * sizeof(*s->chunks));
     }
     return &s->chunks[s->nchunks++];
