@@ -25,7 +25,8 @@ struct http_request {
     const char *path;   /* without the query string */
     const char *body;   /* NUL-terminated; "" when none */
     size_t body_len;
-    void *conn; /* private: for http_query_arg / http_header */
+    void *conn;       /* private: for http_query_arg / http_header */
+    const void *form; /* private: a form-encoded POST body, decoded */
 };
 
 struct http_response {
@@ -42,7 +43,9 @@ struct http_server *http_new(void);
 void http_free(struct http_server *s);
 
 /*
- * Register handler for method+path (exact match). flags HTTP_MUTATES marks
+ * Register handler for method+path: an exact match, or with a path ending in
+ * '*' any path that starts with what comes before it (the handler reads
+ * req->path). flags HTTP_MUTATES marks
  * a state-changing route: it needs "Authorization: Bearer TOKEN" when a token
  * is configured, and is refused when the listener is not loopback and no
  * token is configured.
@@ -55,8 +58,19 @@ int http_start(struct http_server *s, const char *listen, const char *token);
 /* Stop serving and close connections. Safe to call when not started. */
 void http_stop(struct http_server *s);
 
-/* A query-string argument of the request, or NULL. */
+/*
+ * An argument of the request, or NULL: from the query string, else from a
+ * POST body of type application/x-www-form-urlencoded (Prometheus's API
+ * takes both). The string lives as long as the request.
+ */
 const char *http_query_arg(const struct http_request *req, const char *name);
+/*
+ * Call fn for every value of argument name, query string first, then the
+ * form body (for repeated arguments such as match[]). Stops early and
+ * returns fn's value when it is nonzero; 0 otherwise.
+ */
+int http_query_args(const struct http_request *req, const char *name,
+                    int (*fn)(void *ctx, const char *value), void *ctx);
 /* A request header, or NULL. */
 const char *http_header(const struct http_request *req, const char *name);
 

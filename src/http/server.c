@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define HTTP_MAX_ROUTES 64
 
@@ -41,9 +42,16 @@ struct http_server {
     int loopback;
 };
 
+/* A decoded form body: NUL-separated name, value, name, value... */
+struct form {
+    char *buf;
+    size_t len;
+};
+
 struct pending {
     struct sbuf body;
     int too_big;
+    struct form form;
 };
 
 struct http_server *http_new(void)
@@ -77,9 +85,88 @@ void http_route(struct http_server *s, const char *method, const char *path, int
     r->ctx = ctx;
 }
 
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Decode "a=1&b=%20x+y" into f: each name and value NUL-terminated in turn. */
+static void form_decode(struct form *f, const char *s, size_t n)
+{
+    f->buf = xmalloc(n + 2);
+    char *o = f->buf;
+    size_t i = 0;
+    while (i < n) {
+        int have_eq = 0;
+        for (; i < n && s[i] != '&'; i++) {
+            char c = s[i];
+            if (c == '=' && !have_eq) {
+                have_eq = 1;
+                *o++ = 0;
+                continue;
+            }
+            if (c == '+')
+                c = ' ';
+            else if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+                c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+                i += 2;
+            }
+            *o++ = c;
+        }
+        if (!have_eq)
+            *o++ = 0; /* "name" alone: an empty value */
+        *o++ = 0;
+        i++; /* the '&' */
+    }
+    f->len = (size_t)(o - f->buf);
+}
+
+struct args_walk {
+    const char *name;
+    int (*fn)(void *ctx, const char *value);
+    void *ctx;
+    int rc;
+};
+
+static enum MHD_Result walk_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    struct args_walk *w = cls;
+    if (key && strcmp(key, w->name) == 0 && (w->rc = w->fn(w->ctx, value ? value : "")) != 0)
+        return MHD_NO;
+    return MHD_YES;
+}
+
+int http_query_args(const struct http_request *req, const char *name,
+                    int (*fn)(void *ctx, const char *value), void *ctx)
+{
+    struct args_walk w = {name, fn, ctx, 0};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, walk_arg, &w);
+    const struct form *f = req->form;
+    for (size_t i = 0; !w.rc && f && i < f->len;) {
+        const char *k = f->buf + i, *v = k + strlen(k) + 1;
+        i = (size_t)(v - f->buf) + strlen(v) + 1;
+        if (strcmp(k, name) == 0)
+            w.rc = fn(ctx, v);
+    }
+    return w.rc;
+}
+
+static int first_arg(void *ctx, const char *value)
+{
+    *(const char **)ctx = value;
+    return 1;
+}
+
 const char *http_query_arg(const struct http_request *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    const char *v = NULL;
+    http_query_args(req, name, first_arg, &v);
+    return v;
 }
 
 const char *http_header(const struct http_request *req, const char *name)
@@ -97,6 +184,15 @@ void http_error(struct http_response *resp, int status, const char *fmt, ...)
     sbuf_vaddf(&resp->body, fmt, ap);
     va_end(ap);
     sbuf_addc(&resp->body, '\n');
+}
+
+/* An exact route path, or a prefix one ending in '*'. */
+static int path_match(const char *route, const char *url)
+{
+    size_t n = strlen(route);
+    if (n && route[n - 1] == '*')
+        return strncmp(route, url, n - 1) == 0;
+    return strcmp(route, url) == 0;
 }
 
 static int status_class(int status)
@@ -154,7 +250,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct route *route = NULL;
     int path_known = 0;
     for (size_t i = 0; i < s->nroutes; i++)
-        if (strcmp(s->routes[i].path, url) == 0) {
+        if (path_match(s->routes[i].path, url)) {
             path_known = 1;
             if (strcmp(s->routes[i].method, method) == 0 ||
                 (strcmp(method, "HEAD") == 0 && strcmp(s->routes[i].method, "GET") == 0)) {
@@ -162,8 +258,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 break;
             }
         }
-    struct http_request req = {
-        .method = method, .path = url, .body = p->body.buf, .body_len = p->body.len, .conn = conn};
+    const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    if (strcmp(method, "POST") == 0 && ctype && !p->form.buf &&
+        strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0)
+        form_decode(&p->form, p->body.buf, p->body.len);
+    struct http_request req = {.method = method,
+                               .path = url,
+                               .body = p->body.buf,
+                               .body_len = p->body.len,
+                               .conn = conn,
+                               .form = p->form.buf ? &p->form : NULL};
     if (!route) {
         if (path_known)
             http_error(&resp, 405, "method %s not allowed on %s", method, url);
@@ -199,6 +303,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct pending *p = *con_cls;
     if (p) {
         sbuf_release(&p->body);
+        free(p->form.buf);
         free(p);
         *con_cls = NULL;
     }

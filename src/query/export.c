@@ -1,41 +1,14 @@
 /* export.c: GET /api/v1/export (see export.h). */
 #include "query/export.h"
-#include "query/selector.h"
+#include "query/api.h"
 #include "tsdb/tsdb.h"
+#include "util/json.h"
 #include "util/util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void json_string(struct sbuf *b, const char *s)
-{
-    sbuf_addc(b, '"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            sbuf_addc(b, '\\');
-            sbuf_addc(b, (char)c);
-        } else if (c < 0x20) {
-            sbuf_addf(b, "\\u%04x", c);
-        } else {
-            sbuf_addc(b, (char)c);
-        }
-    }
-    sbuf_addc(b, '"');
-}
-
-/* Seconds (decimals allowed) to ms; -1 if malformed. */
-static int parse_time(const char *s, int64_t *ms)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !isfinite(v) || fabs(v) > 9e15)
-        return -1;
-    *ms = (int64_t)llround(v * 1000);
-    return 0;
-}
 
 void query_export(void *ctx, const struct http_request *req, struct http_response *resp)
 {
@@ -49,9 +22,12 @@ void query_export(void *ctx, const struct http_request *req, struct http_respons
         http_error(resp, 400, "match[]: missing (a series selector, e.g. node_load1)");
         return;
     }
-    if ((start && parse_time(start, &r.mint) < 0) || (end && parse_time(end, &r.maxt) < 0) ||
-        (step && parse_time(step, &r.step_ms) < 0)) {
-        http_error(resp, 400, "start, end and step are Unix seconds (decimals allowed)");
+    if ((start && query_api_parse_time(start, &r.mint) < 0) ||
+        (end && query_api_parse_time(end, &r.maxt) < 0) ||
+        (step && query_api_parse_duration(step, &r.step_ms) < 0)) {
+        http_error(resp, 400,
+                   "start and end: Unix seconds (decimals allowed) or RFC 3339; step: "
+                   "seconds or a duration (1m)");
         return;
     }
     static const char *const aggs[] = {"last", "min", "max", "sum", "count", "avg"};
@@ -65,15 +41,15 @@ void query_export(void *ctx, const struct http_request *req, struct http_respons
         }
         r.agg = (enum tsdb_agg)i;
     }
-    struct query_selector sel;
     char err[512];
-    if (query_parse_selector(match, &sel, err, sizeof(err)) < 0) {
+    struct query_node *sel = query_api_selector(match, err, sizeof(err));
+    if (!sel) {
         http_error(resp, 400, "match[]: %s", err);
         return;
     }
     struct tsdb_query *q;
-    if (tsdb_query_open(db, sel.m, sel.n, &r, &q, err, sizeof(err)) < 0) {
-        query_selector_release(&sel);
+    if (tsdb_query_open(db, sel->vs.matchers, sel->vs.nmatchers, &r, &q, err, sizeof(err)) < 0) {
+        query_node_free(sel);
         http_error(resp, 400, "match[]: %s", err);
         return;
     }
@@ -86,9 +62,9 @@ void query_export(void *ctx, const struct http_request *req, struct http_respons
         for (size_t i = 0; i < nl; i++) {
             if (i)
                 sbuf_addc(&resp->body, ',');
-            json_string(&resp->body, ls[i].name);
+            json_str(&resp->body, ls[i].name);
             sbuf_addc(&resp->body, ':');
-            json_string(&resp->body, ls[i].value);
+            json_str(&resp->body, ls[i].value);
         }
         sbuf_adds(&resp->body, "},\"values\":[");
         for (size_t i = 0; i < ns; i++) {
@@ -104,6 +80,6 @@ void query_export(void *ctx, const struct http_request *req, struct http_respons
         sbuf_adds(&resp->body, "]}\n");
     }
     tsdb_query_close(q);
-    query_selector_release(&sel);
+    query_node_free(sel);
     resp->content_type = "application/stream+json";
 }

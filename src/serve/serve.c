@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "http/http.h"
 #include "metric/metric.h"
+#include "query/api.h"
 #include "query/export.h"
 #include "tsdb/tsdb.h"
 #include "util/log.h"
@@ -215,6 +216,12 @@ static void h_index(void *ctx, const struct http_request *req, struct http_respo
                            "GET  /-/healthy                  liveness\n"
                            "GET  /-/ready                    readiness\n"
                            "GET  /api/v1/status/buildinfo    build information (JSON)\n"
+                           "GET  /api/v1/export?match[]=     raw samples (JSON lines)\n"
+                           "GET  /api/v1/series?match[]=     series (Prometheus API)\n"
+                           "GET  /api/v1/labels              label names\n"
+                           "GET  /api/v1/label/NAME/values   a label's values\n"
+                           "GET  /api/v1/metadata            metric types and help\n"
+                           "GET  /api/v1/format_query?query= a query in canonical form\n"
                            "POST /-/reload                   reload the config file\n");
 }
 
@@ -384,6 +391,7 @@ int serve_main(int argc, char **argv)
     http_route(d.http, "GET", "/api/v1/status/buildinfo", HTTP_READ, h_buildinfo, &d);
     http_route(d.http, "POST", "/-/reload", HTTP_MUTATES, h_reload, &d);
     http_route(d.http, "GET", "/api/v1/export", HTTP_READ, query_export, d.db);
+    query_api_register(d.http, d.db);
     if (http_start(d.http, d.cfg.listen, d.cfg.http_token) < 0)
         goto out;
 

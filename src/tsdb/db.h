@@ -62,6 +62,17 @@ struct tsdb__source {
     atomic_uint_fast64_t accepted, out_of_order, too_old, series_limit, invalid;
 };
 
+#define TSDB__MAX_META 20000
+
+struct tsdb__meta {
+    char *name, *help;
+    const char *type; /* "counter", "gauge", "unknown" */
+};
+
+/* Record the families of a batch whose shape is new (meta.c). */
+void tsdb__meta_note(struct tsdb *db, const struct metric_buf *b);
+void tsdb__meta_release(struct tsdb *db);
+
 struct tsdb {
     char *dir;
     struct tsdb_opts o; /* with defaults filled; o.dir points at dir */
@@ -106,6 +117,10 @@ struct tsdb {
     /* Damage found at open: WAL/checkpoint ranges skipped, blocks not served. */
     atomic_uint_fast64_t wal_corrupt_ranges, blocks_unreadable;
     atomic_uint_fast64_t disk_bytes; /* measured by maint */
+    /* Metric metadata (meta.c), sorted by name, under meta_mu. */
+    pthread_mutex_t meta_mu;
+    struct tsdb__meta *meta;
+    size_t nmeta, meta_cap;
     pthread_mutex_t sources_mu;
     struct tsdb__source sources[TSDB__MAX_SOURCES];
     size_t nsources;

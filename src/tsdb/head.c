@@ -325,6 +325,25 @@ static void push(struct tsdb_sample **out, size_t *cap, size_t n, int64_t ts, do
     (*out)[n].v = v;
 }
 
+int tsdb__head_overlaps(struct tsdb__head *h, uint32_t id, int64_t mint, int64_t maxt)
+{
+    pthread_rwlock_rdlock(&h->grow);
+    struct tsdb__head_series *s = find(h, id);
+    pthread_rwlock_unlock(&h->grow);
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&h->stripe[s->stripe]);
+    int64_t first = INT64_MAX;
+    for (uint32_t k = 0; k < s->nchunks && first == INT64_MAX; k++)
+        if (s->chunks[k].nsamples)
+            first = s->chunks[k].mint;
+    if (first == INT64_MAX && s->nraw)
+        first = s->raw->base;
+    int yes = first != INT64_MAX && first <= maxt && s->last_ts >= mint;
+    pthread_mutex_unlock(&h->stripe[s->stripe]);
+    return yes;
+}
+
 long tsdb__head_read(struct tsdb__head *h, uint32_t id, int64_t mint, int64_t maxt,
                      struct tsdb_sample **out, size_t *cap)
 {

@@ -65,6 +65,9 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
 /* The lock stripe of a series (for ordering a batch). */
 unsigned tsdb__head_stripe(const struct tsdb__head_series *s);
 
+/* Whether series id may have samples in [mint, maxt] (its first and last). */
+int tsdb__head_overlaps(struct tsdb__head *h, uint32_t id, int64_t mint, int64_t maxt);
+
 /*
  * Copy the samples of series id with mint <= ts <= maxt into *out (grown as
  * needed, caller frees), oldest first. Returns their number, or a negative

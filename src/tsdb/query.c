@@ -416,6 +416,21 @@ int tsdb_query_next(struct tsdb_query *q, const struct metric_label **labels, si
             q->ml[nl] = (struct metric_label){q->tl[nl].name, q->tl[nl].value};
         }
         size_t n = 0;
+        if (q->r.series_only) {
+            /* Listed when a block of the range holds it, or memory has samples in range. */
+            uint32_t id;
+            int have = tsdb__index_get(q->db->idx, q->tl, (size_t)nl, &id) == 0 &&
+                       tsdb__head_overlaps(q->db->head, id, q->r.mint, q->r.maxt);
+            for (size_t i = 0; !have && i < q->nbrefs; i++)
+                have = tsdb__index_get(tsdb__bref_index(q->brefs[i]), q->tl, (size_t)nl, &id) == 0;
+            if (!have)
+                continue;
+            *labels = q->ml;
+            *nlabels = (size_t)nl;
+            *samples = NULL;
+            *nsamples = 0;
+            return 1;
+        }
         for (int k = 0; k < q->npieces; k++) {
             struct piece *pc = &q->pieces[k];
             for (size_t i = 0; i < q->nbrefs; i++) {

@@ -54,6 +54,7 @@ int tsdb_open(struct tsdb **out, const struct tsdb_opts *opts, char *err, size_t
     pthread_mutex_init(&db->blocks_mu, NULL);
     pthread_mutex_init(&db->maint, NULL);
     pthread_mutex_init(&db->sources_mu, NULL);
+    pthread_mutex_init(&db->meta_mu, NULL);
     pthread_mutex_init(&db->wake_mu, NULL);
     pthread_cond_init(&db->wake, NULL);
     pthread_rwlock_init(&db->epoch, NULL);
@@ -104,6 +105,8 @@ void tsdb_close(struct tsdb *db)
     pthread_mutex_destroy(&db->blocks_mu);
     pthread_mutex_destroy(&db->maint);
     pthread_mutex_destroy(&db->sources_mu);
+    tsdb__meta_release(db);
+    pthread_mutex_destroy(&db->meta_mu);
     pthread_mutex_destroy(&db->wake_mu);
     pthread_cond_destroy(&db->wake);
     pthread_rwlock_destroy(&db->epoch);
@@ -277,6 +280,7 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
     if (!same_shape(db, b)) {
         resolve(db, b);
         save_shape(db, b);
+        tsdb__meta_note(db, b);
     }
     mine.series_limit = db->shape_limit;
     mine.invalid = db->shape_invalid;

@@ -106,6 +106,12 @@ struct tsdb_range {
     int64_t mint, maxt; /* inclusive */
     int64_t step_ms;    /* the coarsest tier whose resolution is <= step serves it; 0: raw */
     enum tsdb_agg agg;
+    /*
+     * Label sets only (the series API, label listings): next() gives every
+     * matching series of the blocks overlapping the range and of memory,
+     * with no samples, without reading any.
+     */
+    int series_only;
 };
 
 /*
@@ -150,6 +156,15 @@ typedef int (*tsdb_series_fn)(void *ctx, const struct metric_label *labels, size
  */
 int tsdb_select(struct tsdb *db, const struct tsdb_matcher *ms, size_t n, int64_t mint,
                 int64_t maxt, tsdb_series_fn fn, void *ctx, char *err, size_t errlen);
+
+/*
+ * Metric metadata as producers declared it (type "counter", "gauge" or
+ * "unknown", help text), by family name in name order; only metric's when
+ * metric is not NULL. fn returning nonzero stops (and is returned). Called
+ * under a lock: fn must not call back into the store.
+ */
+typedef int (*tsdb_meta_fn)(void *ctx, const char *name, const char *type, const char *help);
+int tsdb_metadata(struct tsdb *db, const char *metric, tsdb_meta_fn fn, void *ctx);
 
 /* Series in the store's index (head and blocks loaded since open). */
 uint32_t tsdb_series_count(struct tsdb *db);
