@@ -207,6 +207,27 @@ static void test_compact_and_retention(void **state)
     assert_true(raw >= 4 && raw <= 4 + 12);
     struct check c = {t0, t0 + 10 * 60 * 1000, step, 0, 0};
     check_raw(db, &c, INT64_MIN, INT64_MAX);
+    /*
+     * 10 s windows are no multiple of a minute, so the cut made no 1 min
+     * tier; each merged 2 min window got one from its raw samples (which
+     * the tier's own compaction may have merged in turn).
+     */
+    assert_true(count_dirs(dir, "1m", "b-") >= 1);
+    assert_int_equal(count_dirs(dir, "1h", "b-"), 0);
+    struct tsdb_matcher m0[] = {{TSDB_EQ, "id", "0"}};
+    struct tsdb_range r1 = {
+        .mint = t0, .maxt = t0 + 8 * 60 * 1000 - 1, .step_ms = 60000, .agg = TSDB_AGG_COUNT};
+    struct tsdb_query *q1;
+    char err1[256];
+    const struct metric_label *ls1;
+    const struct tsdb_sample *ss1;
+    size_t nl1, ns1;
+    assert_int_equal(tsdb_query_open(db, m0, 1, &r1, &q1, err1, sizeof(err1)), 0);
+    assert_int_equal(tsdb_query_next(q1, &ls1, &nl1, &ss1, &ns1), 1);
+    assert_int_equal(ns1, 8); /* 8 one-minute buckets of the 4 merged windows */
+    for (size_t i = 0; i < ns1; i++)
+        assert_true(ss1[i].v == 60);
+    tsdb_query_close(q1);
     tsdb_close(db);
 
     /* Retention 1 min: only the newest blocks stay; the reads start later. */
@@ -222,7 +243,17 @@ static void test_compact_and_retention(void **state)
     size_t nl, ns;
     assert_int_equal(tsdb_query_open(db, ms, 1, &r, &q, err, sizeof(err)), 0);
     assert_int_equal(tsdb_query_next(q, &ls, &nl, &ss, &ns), 1);
-    assert_true(ss[0].ts >= t0 + 10 * 60 * 1000 - 120 * 1000);
+    /*
+     * Raw samples survive only for the newest minutes; older time is served
+     * by the 1 min tier (one point a minute, at each minute's last sample).
+     */
+    size_t k = 0;
+    while (k + 1 < ns && ss[k + 1].ts - ss[k].ts == 60000)
+        k++;
+    assert_true(k > 0 && ss[0].ts == t0 + 59 * 1000);
+    assert_true(ss[k + 1].ts >= t0 + 10 * 60 * 1000 - 120 * 1000);
+    for (size_t i = k + 1; i + 1 < ns; i++)
+        assert_int_equal(ss[i + 1].ts - ss[i].ts, step);
     assert_true(ss[ns - 1].ts == t0 + 12 * 60 * 1000 - step);
     tsdb_query_close(q);
     tsdb_close(db);

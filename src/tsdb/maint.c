@@ -414,6 +414,136 @@ static int cut(struct tsdb *db, int flags)
     }
 }
 
+/* ------------------------------------------------ tiers from raw blocks */
+
+/*
+ * A raw block whose window the cut could not downsample into tier t (the
+ * block span is not a multiple of t's resolution, e.g. 10 s or 30 min
+ * windows for the 1 h tier) gets its tier block once compaction has merged
+ * raw windows into one that is: its samples are decoded and aggregated.
+ * Returns 0 (also when there is nothing to do) or -1 (write failed).
+ */
+static int tier_from_raw(struct tsdb *db, struct tsdb__bref *r, int t)
+{
+    uint32_t n = tsdb__block_series_count(r->b);
+    struct tsdb__block_series *bs = xcalloc(n ? n : 1, sizeof(*bs));
+    struct tsdb__label *ls = xmalloc((n ? n : 1) * TSDB_MAX_LABELS_LIMIT * sizeof(*ls));
+    struct tsdb__block_chunk *tc = xmalloc((n ? n : 1) * TSDB__AGG_N * sizeof(*tc));
+    struct tsdb__chunk *cols = xcalloc((n ? n : 1) * TSDB__AGG_N, sizeof(*cols));
+    struct tsdb_sample *buf = NULL;
+    size_t cap = 0, m = 0;
+    struct tsdb__aggs a;
+    tsdb__aggs_init(&a);
+    struct tsdb__chunk_iter *it = xmalloc(sizeof(*it));
+    for (uint32_t i = 0; i < n; i++) {
+        struct tsdb__label *l = ls + (size_t)m * TSDB_MAX_LABELS_LIMIT;
+        int nl = tsdb__block_labels(r->b, i, l, TSDB_MAX_LABELS_LIMIT);
+        if (nl < 0)
+            continue;
+        size_t ns = 0;
+        struct tsdb__block_iter bi;
+        struct tsdb__block_chunk c;
+        tsdb__block_iter_init(&bi, r->b, i, 0, r->mint, r->maxt - 1);
+        while (tsdb__block_iter_next(&bi, &c)) {
+            int rc = tsdb__chunk_iter_init(it, c.buf, c.len, INT64_MIN, INT64_MAX);
+            int64_t ts;
+            double v;
+            if (rc == 0)
+                while (tsdb__chunk_iter_next(it, &ts, &v) > 0) {
+                    if (ns >= cap) {
+                        void *p = buf;
+                        util_grow(&p, &cap, ns + 1, sizeof(*buf));
+                        buf = p;
+                    }
+                    buf[ns].ts = ts;
+                    buf[ns++].v = v;
+                }
+        }
+        if (!ns)
+            continue;
+        tsdb__aggs_reset(&a);
+        tsdb__downsample(buf, ns, tier_res[t], &a);
+        if (!a.n)
+            continue; /* only stale markers */
+        for (int col = 0; col < TSDB__AGG_N; col++) {
+            struct tsdb__chunk *ch = &cols[m * TSDB__AGG_N + col];
+            encode_col(ch, &a, col);
+            tc[m * TSDB__AGG_N + col] = tsdb__block_chunk_of(ch);
+            tc[m * TSDB__AGG_N + col].col = (uint8_t)col;
+        }
+        bs[m] = (struct tsdb__block_series){l, (size_t)nl, tc + m * TSDB__AGG_N, TSDB__AGG_N};
+        m++;
+    }
+    free(it);
+    int rc = m ? write_block(db, t, r->mint, r->maxt, bs, m) : 0;
+    for (size_t k = 0; k < m * TSDB__AGG_N; k++)
+        tsdb__chunk_release(&cols[k]);
+    tsdb__aggs_release(&a);
+    free(buf);
+    free(cols);
+    free(tc);
+    free(ls);
+    free(bs);
+    return rc;
+}
+
+/* Whether tier t is made from merged raw windows (not at the cut) for this span. */
+static int tier_from_merges(int64_t span, int t)
+{
+    return span % tier_res[t] != 0 && (span * 12) % tier_res[t] == 0;
+}
+
+/*
+ * Whether raw block r still has to feed a tier made from merged windows
+ * (caller holds blocks_mu): retention must keep it until then.
+ */
+static int tier_pending(struct tsdb *db, const struct tsdb__bref *r)
+{
+    int64_t span = tsdb__head_span(db->head);
+    for (int t = 1; t < TSDB__TIERS; t++) {
+        if (!tier_from_merges(span, t))
+            continue;
+        int covered = 0;
+        for (size_t k = 0; k < db->nblocks[t] && !covered; k++)
+            covered = db->blocks[t][k]->mint <= r->mint && db->blocks[t][k]->maxt >= r->maxt;
+        if (!covered)
+            return 1;
+    }
+    return 0;
+}
+
+/* Give every raw block whose window fits a tier's resolution its tier block. */
+static int fill_tiers(struct tsdb *db)
+{
+    for (int t = 1; t < TSDB__TIERS; t++) {
+        struct tsdb__bref *todo = NULL;
+        pthread_mutex_lock(&db->blocks_mu);
+        for (size_t i = 0; i < db->nblocks[TSDB__TIER_RAW] && !todo; i++) {
+            struct tsdb__bref *r = db->blocks[TSDB__TIER_RAW][i];
+            if ((r->maxt - r->mint) % tier_res[t] != 0 || r->mint % tier_res[t] != 0)
+                continue;
+            int covered = 0;
+            for (size_t k = 0; k < db->nblocks[t] && !covered; k++) {
+                const struct tsdb__bref *b = db->blocks[t][k];
+                covered = b->mint <= r->mint && b->maxt >= r->maxt;
+            }
+            /* Older than the tier keeps: it would only be deleted again. */
+            if (!covered && r->maxt > db->blocks[TSDB__TIER_RAW][db->nblocks[0] - 1]->maxt -
+                                          db->o.retention_ms[t])
+                todo = tsdb__bref_get(r);
+        }
+        pthread_mutex_unlock(&db->blocks_mu);
+        if (!todo)
+            continue;
+        int rc = tier_from_raw(db, todo, t);
+        tsdb__bref_put(todo);
+        if (rc < 0)
+            return -1;
+        t--; /* more blocks of this tier may wait */
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ compact */
 
 static int compact_tier(struct tsdb *db, int t)
@@ -499,7 +629,8 @@ static void retention(struct tsdb *db)
             newest = db->blocks[t][db->nblocks[t] - 1]->maxt - 1;
     for (int t = 0; t < TSDB__TIERS && newest != INT64_MIN; t++)
         while (ngone < ARRAY_SIZE(gone) && db->nblocks[t] &&
-               db->blocks[t][0]->maxt <= newest - db->o.retention_ms[t]) {
+               db->blocks[t][0]->maxt <= newest - db->o.retention_ms[t] &&
+               !(t == TSDB__TIER_RAW && tier_pending(db, db->blocks[t][0]))) {
             log_info("tsdb: deleting %s (older than the %s retention)", db->blocks[t][0]->path,
                      tier_names[t]);
             gone[ngone++] = db->blocks[t][0];
@@ -588,7 +719,7 @@ int tsdb_maintain(struct tsdb *db, int flags)
             atomic_store(&db->blocked, 1);
     }
     for (int t = 0; t < TSDB__TIERS && !atomic_load(&db->blocked); t++)
-        if (compact_tier(db, t) < 0)
+        if (compact_tier(db, t) < 0 || (t == TSDB__TIER_RAW && fill_tiers(db) < 0))
             rc = -1;
     retention(db);
     char wal[4096];
