@@ -385,10 +385,14 @@ static int write_checkpoint(struct tsdb *db, const char *path)
 
 int tsdb__checkpoint(struct tsdb *db)
 {
-    pthread_mutex_lock(&db->append);
+    /*
+     * No append lock: a record appended before the cut was appended after its
+     * samples reached the head (tsdb_append_batch does both under its lock),
+     * so what lands in segments below seg is in the snapshot taken next.
+     * Records appended after it may be in both: replay refuses the second.
+     */
     int rc = tsdb__wal_cut(db->wal);
     uint32_t seg = tsdb__wal_segment(db->wal);
-    pthread_mutex_unlock(&db->append);
     if (rc < 0) {
         log_error("tsdb: %s/wal: cannot start a segment for a checkpoint: %s", db->dir,
                   strerror(errno));
@@ -405,9 +409,7 @@ int tsdb__checkpoint(struct tsdb *db)
         atomic_fetch_add(&db->checkpoint_failures, 1);
         return -1;
     }
-    pthread_mutex_lock(&db->append);
     tsdb__wal_truncate_before(db->wal, seg);
-    pthread_mutex_unlock(&db->append);
     db->checkpoint_seg = seg;
     find_checkpoint(db->dir); /* deletes the older ones */
     atomic_fetch_add(&db->checkpoints, 1);

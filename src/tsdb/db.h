@@ -92,7 +92,7 @@ struct tsdb {
     size_t ids_cap, refs_cap, order_cap, res_cap, norder;
     char *shape;
     size_t shape_len, shape_cap, shape_nfams, shape_nsamples;
-    int wal_broken; /* the last WAL write failed: appends are memory-only */
+    atomic_int wal_broken; /* the last WAL write failed: appends are memory-only */
 
     pthread_mutex_t blocks_mu;
     struct tsdb__bref **blocks[TSDB__TIERS]; /* sorted by mint */

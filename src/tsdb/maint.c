@@ -689,10 +689,8 @@ static void check_space(struct tsdb *db)
     if (!ok)
         return;
     /* Space is back: resume the WAL, then persist what only memory holds. */
-    pthread_mutex_lock(&db->append);
+    atomic_store(&db->wal_broken, 0);
     atomic_store(&db->blocked, 0);
-    db->wal_broken = 0;
-    pthread_mutex_unlock(&db->append);
     if (tsdb__checkpoint(db) < 0) {
         atomic_store(&db->blocked, 1);
         return;

@@ -192,6 +192,8 @@ static int collect(struct tsdb_query *q, struct tsdb__index *idx, struct tsdb__m
 /* Sort the entries and drop duplicates (a series in several sources). */
 static void dedupe(struct tsdb_query *q)
 {
+    if (!q->ne)
+        return; /* q->e may be NULL: qsort's pointer must not be */
     qsort(q->e, q->ne, sizeof(*q->e), cmp_entry);
     size_t w = 0;
     for (size_t i = 0; i < q->ne; i++) {

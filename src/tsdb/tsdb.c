@@ -313,27 +313,28 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
     mine.accepted = count;
     tsdb__put64(db->rec, (uint64_t)b->ts_ms);
     tsdb__put32(db->rec + 8, count);
-    int rc = 0;
-    if (atomic_load(&db->blocked)) {
-        /* Disk full: memory only; a checkpoint persists it once space returns. */
+    /* Disk full: memory only; a checkpoint persists it once space returns. */
+    int blocked = atomic_load(&db->blocked), rc = blocked ? -1 : 0;
+    if (!blocked && count)
+        tsdb__wal_append(db->wal, TSDB__REC_SAMPLES, db->rec, (size_t)(p - db->rec));
+    pthread_mutex_unlock(&db->append);
+
+    /*
+     * Written now (a kill -9 loses nothing written), outside the append lock:
+     * other producers append meanwhile, and one write may carry several
+     * producers' records.
+     */
+    if (!blocked && tsdb__wal_flush(db->wal) < 0) {
+        int e = errno;
+        atomic_fetch_add(&db->wal_failures, 1);
+        if (!atomic_exchange(&db->wal_broken, 1))
+            log_error("tsdb: %s/wal: write failed: %s; keeping samples in memory until it "
+                      "works again",
+                      db->dir, strerror(e));
+        atomic_store(&db->blocked, 1);
         tsdb__wal_discard(db->wal);
         rc = -1;
-    } else {
-        if (count)
-            tsdb__wal_append(db->wal, TSDB__REC_SAMPLES, db->rec, (size_t)(p - db->rec));
-        rc = tsdb__wal_flush(db->wal);
-        if (rc < 0) {
-            atomic_fetch_add(&db->wal_failures, 1);
-            if (!db->wal_broken)
-                log_error("tsdb: %s/wal: write failed: %s; keeping samples in memory until it "
-                          "works again",
-                          db->dir, strerror(errno));
-            db->wal_broken = 1;
-            atomic_store(&db->blocked, 1);
-            tsdb__wal_discard(db->wal);
-        }
     }
-    pthread_mutex_unlock(&db->append);
 
     struct tsdb__source *s = source(db, src);
     atomic_fetch_add(&s->accepted, mine.accepted);
@@ -353,10 +354,7 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
 
 int tsdb_sync(struct tsdb *db)
 {
-    pthread_mutex_lock(&db->append);
-    int rc = atomic_load(&db->blocked) ? -1 : tsdb__wal_sync(db->wal);
-    pthread_mutex_unlock(&db->append);
-    return rc;
+    return atomic_load(&db->blocked) ? -1 : tsdb__wal_sync(db->wal);
 }
 
 /* -------------------------------------------------------- self-metrics */

@@ -2,6 +2,13 @@
  * wal.c: write-ahead log segments: buffered append, write, fdatasync,
  * replay with checksum verification and resynchronisation past damage
  * (format in wal.h).
+ *
+ * Two locks keep appends off the file's I/O: buf_mu guards the buffer that
+ * appends copy records into (memory only); io_mu guards the segment file
+ * and the write buffer. A flush takes io_mu, swaps the append buffer for the
+ * empty write buffer under buf_mu (an instant), then writes without buf_mu,
+ * so appends go on meanwhile. fdatasync runs on a duplicate of the segment's
+ * descriptor outside both. Lock order: io_mu, then buf_mu.
  */
 #include "tsdb/wal.h"
 #include "tsdb/crc32c.h"
@@ -11,6 +18,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +38,11 @@ struct tsdb__wal {
     uint32_t seg; /* its number */
     size_t seg_size;
     uint64_t seg_bytes; /* bytes in the current segment file */
-    uint8_t *buf;       /* records not yet written */
+    pthread_mutex_t io_mu;
+    uint8_t *wbuf; /* records taken for writing (under io_mu); kept after a failed write */
+    size_t wlen, wcap;
+    pthread_mutex_t buf_mu;
+    uint8_t *buf; /* records appended since the last flush took them (under buf_mu) */
     size_t len, cap;
 };
 
@@ -123,6 +135,8 @@ int tsdb__wal_open(struct tsdb__wal **out, const char *dir, size_t seg_size, cha
     uint32_t next = n ? segs[n - 1] + 1 : 1;
     free(segs);
     struct tsdb__wal *w = xcalloc(1, sizeof(*w));
+    pthread_mutex_init(&w->io_mu, NULL);
+    pthread_mutex_init(&w->buf_mu, NULL);
     w->dir = xstrdup(dir);
     w->seg_size = seg_size ? seg_size : (size_t)16 << 20;
     w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -130,6 +144,8 @@ int tsdb__wal_open(struct tsdb__wal **out, const char *dir, size_t seg_size, cha
         snprintf(err, errlen, "%s: cannot open segment %08u: %s", dir, next, strerror(errno));
         if (w->dirfd >= 0)
             close(w->dirfd);
+        pthread_mutex_destroy(&w->io_mu);
+        pthread_mutex_destroy(&w->buf_mu);
         free(w->dir);
         free(w);
         return -1;
@@ -144,9 +160,12 @@ void tsdb__wal_close(struct tsdb__wal *w)
         return;
     if (tsdb__wal_sync(w) < 0)
         log_error("wal: %s: final sync failed: %s; %zu bytes not written", w->dir, strerror(errno),
-                  w->len);
+                  tsdb__wal_pending(w));
     close(w->fd);
     close(w->dirfd);
+    pthread_mutex_destroy(&w->io_mu);
+    pthread_mutex_destroy(&w->buf_mu);
+    free(w->wbuf);
     free(w->buf);
     free(w->dir);
     free(w);
@@ -158,6 +177,7 @@ int tsdb__wal_append(struct tsdb__wal *w, uint8_t type, const void *payload, siz
         errno = EMSGSIZE;
         return -1;
     }
+    pthread_mutex_lock(&w->buf_mu);
     void *p = w->buf;
     util_grow(&p, &w->cap, w->len + TSDB_WAL_HEADER + len, 1);
     w->buf = p;
@@ -171,6 +191,7 @@ int tsdb__wal_append(struct tsdb__wal *w, uint8_t type, const void *payload, siz
         memcpy(h + TSDB_WAL_HEADER, payload, len);
     tsdb__put32(h + 8, rec_crc(h, h + TSDB_WAL_HEADER, len));
     w->len += TSDB_WAL_HEADER + len;
+    pthread_mutex_unlock(&w->buf_mu);
     return 0;
 }
 
@@ -210,61 +231,124 @@ static int roll(struct tsdb__wal *w)
     return 0;
 }
 
-int tsdb__wal_flush(struct tsdb__wal *w)
+/* Take the appended records into the write buffer (caller holds io_mu). */
+static void take(struct tsdb__wal *w)
 {
+    pthread_mutex_lock(&w->buf_mu);
+    if (!w->wlen) {
+        /* The usual case: swap buffers, no copy. */
+        uint8_t *b = w->wbuf;
+        size_t c = w->wcap;
+        w->wbuf = w->buf;
+        w->wlen = w->len;
+        w->wcap = w->cap;
+        w->buf = b;
+        w->cap = c;
+    } else if (w->len) {
+        /* Behind the records a failed write left. */
+        void *p = w->wbuf;
+        util_grow(&p, &w->wcap, w->wlen + w->len, 1);
+        w->wbuf = p;
+        memcpy(w->wbuf + w->wlen, w->buf, w->len);
+        w->wlen += w->len;
+    }
+    w->len = 0;
+    pthread_mutex_unlock(&w->buf_mu);
+}
+
+/* Write the write buffer out (caller holds io_mu). 0, or -1 with errno. */
+static int flush_locked(struct tsdb__wal *w)
+{
+    take(w);
     size_t off = 0;
-    while (off < w->len) {
-        size_t rl = TSDB_WAL_HEADER + tsdb__get32(w->buf + off + 4);
+    while (off < w->wlen) {
+        size_t rl = TSDB_WAL_HEADER + tsdb__get32(w->wbuf + off + 4);
         if (w->seg_bytes > SEG_MAGIC_LEN && w->seg_bytes + rl > w->seg_size && roll(w) < 0)
             goto fail;
         /* The run of whole records that fits in this segment (at least one). */
         size_t end = off + rl;
-        while (end < w->len) {
-            size_t l = TSDB_WAL_HEADER + tsdb__get32(w->buf + end + 4);
+        while (end < w->wlen) {
+            size_t l = TSDB_WAL_HEADER + tsdb__get32(w->wbuf + end + 4);
             if (w->seg_bytes + (end - off) + l > w->seg_size)
                 break;
             end += l;
         }
-        if (write_all(w, w->buf + off, end - off) < 0)
+        if (write_all(w, w->wbuf + off, end - off) < 0)
             goto fail;
         off = end;
     }
-    w->len = 0;
+    w->wlen = 0;
     return 0;
-fail:
+fail:;
     /* Keep what was not written for the next try. */
-    memmove(w->buf, w->buf + off, w->len - off);
-    w->len -= off;
+    int e = errno;
+    memmove(w->wbuf, w->wbuf + off, w->wlen - off);
+    w->wlen -= off;
+    errno = e;
     return -1;
+}
+
+int tsdb__wal_flush(struct tsdb__wal *w)
+{
+    pthread_mutex_lock(&w->io_mu);
+    int rc = flush_locked(w);
+    pthread_mutex_unlock(&w->io_mu);
+    return rc;
 }
 
 int tsdb__wal_sync(struct tsdb__wal *w)
 {
-    if (tsdb__wal_flush(w) < 0)
-        return -1;
-    return fdatasync(w->fd);
+    pthread_mutex_lock(&w->io_mu);
+    int rc = flush_locked(w), fd = -1;
+    if (rc == 0 && (fd = dup(w->fd)) < 0)
+        rc = -1;
+    pthread_mutex_unlock(&w->io_mu);
+    if (fd >= 0) {
+        /* Outside the locks: flushes (and so appenders) do not wait for the disk. */
+        rc = fdatasync(fd);
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return rc;
 }
 
 int tsdb__wal_cut(struct tsdb__wal *w)
 {
-    if (tsdb__wal_flush(w) < 0)
-        return -1;
-    return roll(w);
+    pthread_mutex_lock(&w->io_mu);
+    int rc = flush_locked(w);
+    if (rc == 0)
+        rc = roll(w);
+    pthread_mutex_unlock(&w->io_mu);
+    return rc;
 }
 
 void tsdb__wal_discard(struct tsdb__wal *w)
 {
+    pthread_mutex_lock(&w->io_mu);
+    pthread_mutex_lock(&w->buf_mu);
     w->len = 0;
+    w->wlen = 0;
+    pthread_mutex_unlock(&w->buf_mu);
+    pthread_mutex_unlock(&w->io_mu);
 }
 
-size_t tsdb__wal_pending(const struct tsdb__wal *w)
+size_t tsdb__wal_pending(struct tsdb__wal *w)
 {
-    return w->len;
+    pthread_mutex_lock(&w->io_mu);
+    pthread_mutex_lock(&w->buf_mu);
+    size_t n = w->len + w->wlen;
+    pthread_mutex_unlock(&w->buf_mu);
+    pthread_mutex_unlock(&w->io_mu);
+    return n;
 }
 
-uint32_t tsdb__wal_segment(const struct tsdb__wal *w)
+uint32_t tsdb__wal_segment(struct tsdb__wal *w)
 {
-    return w->seg;
+    pthread_mutex_lock(&w->io_mu);
+    uint32_t seg = w->seg;
+    pthread_mutex_unlock(&w->io_mu);
+    return seg;
 }
 
 int tsdb__wal_truncate_before(struct tsdb__wal *w, uint32_t seg)
@@ -274,7 +358,8 @@ int tsdb__wal_truncate_before(struct tsdb__wal *w, uint32_t seg)
     int deleted = 0;
     if (list_segments(w->dir, &segs, &n) < 0)
         return 0;
-    for (size_t i = 0; i < n && segs[i] < seg && segs[i] != w->seg; i++) {
+    uint32_t current = tsdb__wal_segment(w);
+    for (size_t i = 0; i < n && segs[i] < seg && segs[i] != current; i++) {
         char name[16];
         snprintf(name, sizeof(name), "%08u", segs[i]);
         if (unlinkat(w->dirfd, name, 0) == 0)

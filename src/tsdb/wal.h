@@ -11,8 +11,11 @@
  * intact record by its magic and checksum instead of giving up on the file.
  * Segment files start with the 8 bytes "SITRWAL1" and are named %08u.
  *
- * Threads: a struct tsdb__wal is used by one thread at a time (the store
- * serialises appends); replay runs before the writer opens.
+ * Threads: any number of threads may append, flush and sync at once;
+ * appends never wait for the disk (they copy into a buffer), flushes write
+ * outside the append buffer's lock, and sync's fdatasync holds no lock.
+ * Records of one thread land in the order it appended them. Replay runs
+ * before the writer opens.
  */
 #ifndef SITREP_TSDB_WAL_H
 #define SITREP_TSDB_WAL_H
@@ -60,9 +63,9 @@ int tsdb__wal_cut(struct tsdb__wal *w);
  */
 void tsdb__wal_discard(struct tsdb__wal *w);
 /* Bytes appended but not yet written. */
-size_t tsdb__wal_pending(const struct tsdb__wal *w);
+size_t tsdb__wal_pending(struct tsdb__wal *w);
 /* Number of the segment being written. */
-uint32_t tsdb__wal_segment(const struct tsdb__wal *w);
+uint32_t tsdb__wal_segment(struct tsdb__wal *w);
 /*
  * Delete whole segments numbered below `seg` (their records were persisted
  * elsewhere). Returns the number deleted.
