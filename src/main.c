@@ -2,6 +2,7 @@
  * main.c: the `sitrep` command line: dispatches to subcommands.
  */
 #include "config/config.h"
+#include "query/cli.h"
 #include "serve/serve.h"
 #include "util/sbuf.h"
 
@@ -17,6 +18,7 @@ static void usage(FILE *out)
           "\n"
           "Commands:\n"
           "  serve                 run the daemon (collect, store, serve HTTP)\n"
+          "  query 'EXPR'          evaluate PromQL on the running daemon (--help)\n"
           "  check config FILE...  validate config files; errors as file:line:col\n"
           "  version               print the version\n"
           "  help                  show this help\n"
@@ -25,6 +27,7 @@ static void usage(FILE *out)
           "  sitrep serve                          # defaults: 127.0.0.1:9797, ./sitrep-data\n"
           "  sitrep serve --config sitrep.yml\n"
           "  sitrep check config sitrep.yml\n"
+          "  sitrep query 'rate(node_cpu_seconds_total{mode=\"user\"}[1m])'\n"
           "  curl -s http://127.0.0.1:9797/metrics | grep node_load1\n"
           "\n"
           "Run 'sitrep COMMAND --help' for a command's options.\n",
@@ -67,6 +70,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0)
         return serve_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "query") == 0)
+        return query_cli(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0) {
         if (argc >= 3 && strcmp(argv[2], "config") == 0)
             return check_config(argc - 3, argv + 3);

@@ -448,4 +448,5 @@ void query_api_register(struct http_server *s, struct tsdb *db)
     }
     http_route(s, "GET", "/api/v1/label/*", HTTP_READ, h_label_values, db);
     http_route(s, "GET", "/api/v1/metadata", HTTP_READ, h_metadata, db);
+    query_api_register_queries(s, db);
 }

@@ -7,6 +7,8 @@
  *   GET|POST /api/v1/labels           ?match[]=&start=&end=
  *   GET      /api/v1/label/NAME/values?match[]=&start=&end=
  *   GET      /api/v1/metadata         ?metric=&limit=
+ *   GET|POST /api/v1/query            ?query=&time=&timeout=        (api_query.c)
+ *   GET|POST /api/v1/query_range      ?query=&start=&end=&step=&timeout=
  *
  * Answers use Prometheus's envelope: {"status":"success","data":...} or
  * {"status":"error","errorType":"bad_data","error":"..."} with its status
@@ -28,6 +30,12 @@ struct tsdb;
 
 /* Register the endpoints above on s; db must outlive the server. */
 void query_api_register(struct http_server *s, struct tsdb *db);
+
+/*
+ * Register /api/v1/query and /api/v1/query_range (api_query.c): parameters,
+ * answers and errors as Prometheus's, plus format=text for `sitrep query`.
+ */
+void query_api_register_queries(struct http_server *s, struct tsdb *db);
 
 /* Set resp to Prometheus's error envelope. type: "bad_data", "execution", ... */
 void query_api_error(struct http_response *resp, int status, const char *type, const char *fmt, ...)
