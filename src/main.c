@@ -2,6 +2,7 @@
  * main.c: the `sitrep` command line: dispatches to subcommands.
  */
 #include "config/config.h"
+#include "ingest/import.h"
 #include "query/cli.h"
 #include "serve/serve.h"
 #include "util/sbuf.h"
@@ -19,6 +20,7 @@ static void usage(FILE *out)
           "Commands:\n"
           "  serve                 run the daemon (collect, store, serve HTTP)\n"
           "  query 'EXPR'          evaluate PromQL on the running daemon (--help)\n"
+          "  import FILE --data D  load OpenMetrics samples with timestamps into D (--help)\n"
           "  check config FILE...  validate config files; errors as file:line:col\n"
           "  version               print the version\n"
           "  help                  show this help\n"
@@ -72,6 +74,8 @@ int main(int argc, char **argv)
         return serve_main(argc - 1, argv + 1);
     if (strcmp(cmd, "query") == 0)
         return query_cli(argc - 2, argv + 2);
+    if (strcmp(cmd, "import") == 0)
+        return ingest_import_main(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0) {
         if (argc >= 3 && strcmp(argv[2], "config") == 0)
             return check_config(argc - 3, argv + 3);

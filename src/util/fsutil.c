@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -81,4 +82,31 @@ int util_fs_space(const char *path, uint64_t *avail, uint64_t *total)
     *avail = (uint64_t)sv.f_bavail * sv.f_frsize;
     *total = (uint64_t)sv.f_blocks * sv.f_frsize;
     return 0;
+}
+
+int util_lock_dir(const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen, "data directory %s is in use by another sitrep (lock %s held)", dir,
+                 path);
+        close(fd);
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || write(fd, pid, (size_t)n) != n) {
+        /* The pid is informative only; the lock is what counts. */
+    }
+    return fd;
 }

@@ -6,6 +6,7 @@
 #ifndef SITREP_UTIL_FSUTIL_H
 #define SITREP_UTIL_FSUTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -22,5 +23,12 @@ uint64_t util_dir_bytes(const char *path);
  * size. Returns 0 or -1 (errno set).
  */
 int util_fs_space(const char *path, uint64_t *avail, uint64_t *total);
+/*
+ * Create dir if needed and take its LOCK file (flock, exclusive, not
+ * waiting), writing our pid into it: one sitrep process per data directory.
+ * Returns the lock's descriptor (keep it open while using dir), or -1 with
+ * err saying why (in use by another process, or an I/O error).
+ */
+int util_lock_dir(const char *dir, char *err, size_t errlen);
 
 #endif
