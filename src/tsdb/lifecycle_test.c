@@ -260,6 +260,37 @@ static void test_compact_and_retention(void **state)
     tu_rmrf(dir);
 }
 
+/*
+ * 1 min windows: the cut makes the 1 min tier; when raw blocks merge into
+ * 12 min windows, those tier blocks already cover them (no second copy, and
+ * the tier's own compaction of the same window must not collide with one).
+ */
+static void test_tiers_cut_then_compacted(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("tsdb-tiers");
+    const int64_t span = 60000, t0 = T0 / 720000 * 720000;
+    struct tsdb *db = open_span(dir, span, 3600 * 1000ll);
+    append_range(db, t0, t0 + 40 * 60 * 1000, 1000, 1); /* asserts every pass succeeds */
+    assert_int_equal(tsdb_maintain(db, 0), 0);
+    struct tsdb_matcher m0[] = {{TSDB_EQ, "id", "5"}};
+    struct tsdb_range r = {
+        .mint = t0, .maxt = t0 + 36 * 60 * 1000 - 1, .step_ms = 60000, .agg = TSDB_AGG_COUNT};
+    struct tsdb_query *q;
+    char err[256];
+    const struct metric_label *ls;
+    const struct tsdb_sample *ss;
+    size_t nl, ns;
+    assert_int_equal(tsdb_query_open(db, m0, 1, &r, &q, err, sizeof(err)), 0);
+    assert_int_equal(tsdb_query_next(q, &ls, &nl, &ss, &ns), 1);
+    assert_int_equal(ns, 36);
+    for (size_t i = 0; i < ns; i++)
+        assert_true(ss[i].v == 60);
+    tsdb_query_close(q);
+    tsdb_close(db);
+    tu_rmrf(dir);
+}
+
 /* A reader racing the cutter: what it reads has no gap, ever (cut -> list -> drop). */
 struct race {
     struct tsdb *db;
@@ -316,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_cut_tiers_reopen),
         cmocka_unit_test(test_compact_and_retention),
         cmocka_unit_test(test_reads_during_cuts),
+        cmocka_unit_test(test_tiers_cut_then_compacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -487,6 +487,22 @@ static int tier_from_raw(struct tsdb *db, struct tsdb__bref *r, int t)
     return rc;
 }
 
+/*
+ * Whether tier t's blocks cover [mint, maxt) (caller holds blocks_mu): one
+ * merged block, or the per-window blocks the cut made, side by side.
+ */
+static int tier_covers(struct tsdb *db, int t, int64_t mint, int64_t maxt)
+{
+    int64_t have = 0;
+    for (size_t k = 0; k < db->nblocks[t]; k++) {
+        const struct tsdb__bref *b = db->blocks[t][k];
+        int64_t lo = b->mint > mint ? b->mint : mint, hi = b->maxt < maxt ? b->maxt : maxt;
+        if (hi > lo)
+            have += hi - lo; /* blocks of a tier never overlap */
+    }
+    return have >= maxt - mint;
+}
+
 /* Whether tier t is made from merged raw windows (not at the cut) for this span. */
 static int tier_from_merges(int64_t span, int t)
 {
@@ -501,12 +517,7 @@ static int tier_pending(struct tsdb *db, const struct tsdb__bref *r)
 {
     int64_t span = tsdb__head_span(db->head);
     for (int t = 1; t < TSDB__TIERS; t++) {
-        if (!tier_from_merges(span, t))
-            continue;
-        int covered = 0;
-        for (size_t k = 0; k < db->nblocks[t] && !covered; k++)
-            covered = db->blocks[t][k]->mint <= r->mint && db->blocks[t][k]->maxt >= r->maxt;
-        if (!covered)
+        if (tier_from_merges(span, t) && !tier_covers(db, t, r->mint, r->maxt))
             return 1;
     }
     return 0;
@@ -522,14 +533,10 @@ static int fill_tiers(struct tsdb *db)
             struct tsdb__bref *r = db->blocks[TSDB__TIER_RAW][i];
             if ((r->maxt - r->mint) % tier_res[t] != 0 || r->mint % tier_res[t] != 0)
                 continue;
-            int covered = 0;
-            for (size_t k = 0; k < db->nblocks[t] && !covered; k++) {
-                const struct tsdb__bref *b = db->blocks[t][k];
-                covered = b->mint <= r->mint && b->maxt >= r->maxt;
-            }
             /* Older than the tier keeps: it would only be deleted again. */
-            if (!covered && r->maxt > db->blocks[TSDB__TIER_RAW][db->nblocks[0] - 1]->maxt -
-                                          db->o.retention_ms[t])
+            if (!tier_covers(db, t, r->mint, r->maxt) &&
+                r->maxt >
+                    db->blocks[TSDB__TIER_RAW][db->nblocks[0] - 1]->maxt - db->o.retention_ms[t])
                 todo = tsdb__bref_get(r);
         }
         pthread_mutex_unlock(&db->blocks_mu);
