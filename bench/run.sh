@@ -11,3 +11,12 @@ python3 bench/collect_vs_node_exporter.py --sitrep build/sitrep --cycles-bin bui
 # plus a recorded host corpus when CHUNK_CORPUS names one made by
 # build/record_corpus).
 build/chunk_bench ${CHUNK_CORPUS:-} | tee bench/out/chunk.md
+# Access-log ingestion against GoAccess on the same generated 1,000,000-line
+# combined log (goaccess is a bench-only dependency: scripts/deps.sh bench).
+command -v goaccess >/dev/null || scripts/deps.sh bench || true
+if command -v goaccess >/dev/null; then
+    python3 bench/accesslog_vs_goaccess.py --build build --runs "${BENCH_RUNS:-5}" |
+        tee bench/out/accesslog.md
+else
+    echo "access logs vs GoAccess: skipped (scripts/deps.sh bench installs goaccess)"
+fi

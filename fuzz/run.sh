@@ -15,6 +15,7 @@ mkdir -p "$out"
 
 # What each target links beyond its own file (one line per target).
 declare -A deps=(
+    [accesslog_fuzz]="src/ingest/logparse.c src/ingest/route.c src/ingest/sketch.c src/ingest/agg.c src/metric/metric_buf.c src/util/util.c src/util/sbuf.c -lpcre2-8"
     [block_fuzz]="src/tsdb/block.c src/tsdb/chunk.c src/tsdb/crc32c.c src/util/util.c src/util/log.c src/util/fsutil.c"
     [chunk_fuzz]="src/tsdb/chunk.c src/tsdb/crc32c.c src/util/util.c"
     [index_fuzz]="src/tsdb/strtab.c src/tsdb/index.c src/tsdb/matcher.c src/util/util.c -lpcre2-8"

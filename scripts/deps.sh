@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # deps.sh: install, with apt-get, whatever Debian packages sitrep needs and the
 # machine lacks. Safe to run again: it only touches apt when something is missing.
-# Usage: scripts/deps.sh [build|test]   (test adds the peers the tests run for real)
+# Usage: scripts/deps.sh [build|test|bench]   (test adds the peers the tests run
+# for real; bench adds those and the peers only the benchmarks compare against)
 set -eu
 want=(build-essential cmake pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl-dev
       libsqlite3-dev libpcre2-dev libcmocka-dev)
-if [ "${1:-build}" = test ]; then
-    want+=(clang clang-format curl python3 prometheus prometheus-node-exporter)
+case "${1:-build}" in
+test | bench)
+    want+=(clang clang-format curl python3 prometheus prometheus-node-exporter nginx)
+    ;;
+esac
+if [ "${1:-build}" = bench ]; then
+    want+=(goaccess)
 fi
 missing=()
 for p in "${want[@]}"; do
@@ -20,8 +26,8 @@ fi
 echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# The Debian packages of prometheus and node_exporter start services on :9090
-# and :9100 where an init system runs; policy-rc.d keeps the install from
+# The Debian packages of prometheus, node_exporter and nginx start services on
+# :9090, :9100 and :80 where an init system runs; policy-rc.d keeps the install from
 # starting anything, since the tests start their own copies on other ports.
 printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.sitrep
 chmod +x /usr/sbin/policy-rc.d.sitrep

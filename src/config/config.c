@@ -5,6 +5,7 @@
  */
 #include "config/config.h"
 #include "collect/collect.h"
+#include "ingest/ingest.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -365,6 +366,256 @@ static void on_storage(struct walk *w, const char *key, yaml_node_t *k, yaml_nod
     }
 }
 
+/* ---- logs: access logs to follow (src/ingest) ---- */
+
+/* A string or a list of strings into a new array; 0, or -1 (reported). */
+static int get_strings(struct walk *w, yaml_node_t *v, const char *key, char ***out, size_t *n)
+{
+    if (scalar(v)) {
+        *out = xcalloc(1, sizeof(**out));
+        (*out)[0] = xstrdup(scalar(v));
+        *n = 1;
+        return 0;
+    }
+    if (v->type != YAML_SEQUENCE_NODE) {
+        errat(w, v, "%s: want a string or a list of strings", key);
+        return -1;
+    }
+    int rc = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *e = yaml_document_get_node(w->doc, *it);
+        if (!scalar(e)) {
+            errat(w, e, "%s: want a string", key);
+            rc = -1;
+            continue;
+        }
+        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+        (*out)[(*n)++] = xstrdup(scalar(e));
+    }
+    return rc;
+}
+
+static void on_log_fields(struct walk *w, const char *where, yaml_node_t *map, struct ingest_log *l)
+{
+    if (map->type != YAML_MAPPING_NODE) {
+        errat(w, map, "%s: want a mapping of field: name", where);
+        return;
+    }
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
+        enum ingest_field f;
+        if (!scalar(k) || ingest_field_parse(scalar(k), &f) < 0) {
+            errat(w, k,
+                  "%s: unknown field '%s' (known: client, method, path, request, status, bytes, "
+                  "duration, time)",
+                  where, scalar(k) ? scalar(k) : "(not a string)");
+            continue;
+        }
+        if (!scalar(v) || !*scalar(v)) {
+            errat(w, v, "%s.%s: want a JSON field name (dotted for nested objects)", where,
+                  scalar(k));
+            continue;
+        }
+        free(l->fields[f]);
+        l->fields[f] = xstrdup(scalar(v));
+    }
+}
+
+static void on_log_counters(struct walk *w, const char *where, yaml_node_t *map,
+                            struct ingest_log *l)
+{
+    if (map->type != YAML_MAPPING_NODE) {
+        errat(w, map, "%s: want a mapping of name: regex", where);
+        return;
+    }
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
+        char err[256];
+        size_t off;
+        if (!scalar(k) || ingest_check_service(scalar(k), err, sizeof(err)) < 0) {
+            errat(w, k, "%s: counter name: want 1 to 64 of A-Z a-z 0-9 _ . : -", where);
+            continue;
+        }
+        if (!scalar(v) || ingest_check_regex(scalar(v), err, sizeof(err), &off) < 0) {
+            errat(w, v, "%s.%s: %s", where, scalar(k), scalar(v) ? err : "want a regex");
+            continue;
+        }
+        for (size_t i = 0; i < l->ncounters; i++)
+            if (strcmp(l->counters[i].name, scalar(k)) == 0)
+                errat(w, k, "%s: duplicate counter '%s'", where, scalar(k));
+        l->counters = xrealloc(l->counters, (l->ncounters + 1) * sizeof(*l->counters));
+        l->counters[l->ncounters].name = xstrdup(scalar(k));
+        l->counters[l->ncounters++].regex = xstrdup(scalar(v));
+    }
+}
+
+static int get_uint(struct walk *w, yaml_node_t *n, const char *key, int lo, int hi, unsigned *dst)
+{
+    int v;
+    if (get_int(w, n, key, lo, hi, &v) < 0)
+        return -1;
+    *dst = (unsigned)v;
+    return 0;
+}
+
+static void on_log_key(struct walk *w, const char *where, const char *key, yaml_node_t *k,
+                       yaml_node_t *v, struct ingest_log *l)
+{
+    char name[128], err[256];
+    const char *s = scalar(v);
+    size_t off;
+    snprintf(name, sizeof(name), "%s.%s", where, key);
+    if (strcmp(key, "service") == 0) {
+        if (get_string(w, v, name, &l->service) == 0 &&
+            ingest_check_service(l->service, err, sizeof(err)) < 0)
+            errat(w, v, "%s: %s", name, err);
+    } else if (strcmp(key, "path") == 0) {
+        if (get_strings(w, v, name, &l->paths, &l->npaths) == 0) {
+            for (size_t i = 0; i < l->npaths; i++)
+                if (!*l->paths[i] || strchr(l->paths[i], '\n'))
+                    errat(w, v, "%s: want a file path or glob", name);
+            if (!l->npaths)
+                errat(w, v, "%s: want at least one file path or glob", name);
+        }
+    } else if (strcmp(key, "format") == 0) {
+        if (!s || ingest_format_parse(s, &l->format) < 0)
+            errat(w, v, "%s: want common, combined, json or pattern", name);
+    } else if (strcmp(key, "request_time") == 0) {
+        if (!s || ingest_unit_parse(s, &l->request_time) < 0)
+            errat(w, v, "%s: want none, seconds, milliseconds or microseconds (s, ms, us)", name);
+    } else if (strcmp(key, "fields") == 0) {
+        on_log_fields(w, name, v, l);
+    } else if (strcmp(key, "pattern") == 0) {
+        if (get_string(w, v, name, &l->pattern) == 0 &&
+            ingest_check_pattern(l->pattern, err, sizeof(err), &off) < 0)
+            errat(w, v, "%s: %s", name, err);
+    } else if (strcmp(key, "routes") == 0) {
+        if (get_strings(w, v, name, &l->routes, &l->nroutes) == 0)
+            for (size_t i = 0; i < l->nroutes; i++)
+                if (ingest_check_route(l->routes[i], err, sizeof(err)) < 0)
+                    errat(w,
+                          scalar(v)
+                              ? v
+                              : yaml_document_get_node(w->doc, v->data.sequence.items.start[i]),
+                          "%s: '%s': %s", name, l->routes[i], err);
+    } else if (strcmp(key, "counters") == 0) {
+        on_log_counters(w, name, v, l);
+    } else if (strcmp(key, "max_routes") == 0) {
+        get_uint(w, v, name, 1, 100000, &l->max_routes);
+    } else if (strcmp(key, "max_files") == 0) {
+        get_uint(w, v, name, 1, 100000, &l->max_files);
+    } else if (strcmp(key, "max_line") == 0) {
+        long long bytes;
+        if (!s || config_parse_size(s, &bytes) < 0 || bytes < 256 || bytes > (1 << 20))
+            errat(w, v, "%s: want a size from 256B to 1MiB (e.g. 16KiB)", name);
+        else
+            l->max_line = (unsigned)bytes;
+    } else if (strcmp(key, "retry_window") == 0) {
+        get_duration(w, v, name, 1000, 3600000, "1s to 1h", "10s", &l->retry_window_ms);
+    } else if (strcmp(key, "client_from") == 0) {
+        if (s && strcmp(s, "remote_addr") == 0)
+            l->client_forwarded = 0;
+        else if (s && strcmp(s, "forwarded_for") == 0)
+            l->client_forwarded = 1;
+        else
+            errat(w, v, "%s: want remote_addr or forwarded_for", name);
+    } else if (strcmp(key, "start_at") == 0) {
+        if (s && strcmp(s, "end") == 0)
+            l->from_beginning = 0;
+        else if (s && strcmp(s, "beginning") == 0)
+            l->from_beginning = 1;
+        else
+            errat(w, v, "%s: want end or beginning", name);
+    } else {
+        errat(w, k,
+              "%s: unknown key '%s' (known: service, path, format, request_time, fields, "
+              "pattern, routes, counters, max_routes, max_files, max_line, retry_window, "
+              "client_from, start_at)",
+              where, key);
+    }
+}
+
+static void on_log(struct walk *w, size_t idx, yaml_node_t *map, struct config *cfg)
+{
+    char where[32];
+    snprintf(where, sizeof(where), "logs[%zu]", idx);
+    if (map->type != YAML_MAPPING_NODE) {
+        errat(w, map, "%s: want a mapping with service, path and format", where);
+        return;
+    }
+    cfg->logs = xrealloc(cfg->logs, (cfg->nlogs + 1) * sizeof(*cfg->logs));
+    struct ingest_log *l = &cfg->logs[cfg->nlogs++];
+    ingest_log_defaults(l);
+    int has_fields = 0, has_pattern = 0, has_path = 0, has_service = 0;
+    yaml_node_t *fields_node = NULL, *client_node = NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
+        const char *key = scalar(k);
+        if (!key) {
+            errat(w, k, "%s: keys must be plain strings", where);
+            continue;
+        }
+        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+            const char *prev = scalar(yaml_document_get_node(w->doc, q->key));
+            if (prev && strcmp(prev, key) == 0) {
+                errat(w, k, "%s: duplicate key '%s'", where, key);
+                break;
+            }
+        }
+        if (strcmp(key, "fields") == 0) {
+            has_fields = 1;
+            fields_node = k;
+        }
+        has_pattern |= strcmp(key, "pattern") == 0;
+        if (strcmp(key, "client_from") == 0)
+            client_node = k;
+        has_path |= strcmp(key, "path") == 0;
+        has_service |= strcmp(key, "service") == 0;
+        on_log_key(w, where, key, k, v, l);
+    }
+    if (!has_service)
+        errat(w, map, "%s: service: missing (the name its series are labelled with)", where);
+    if (!has_path)
+        errat(w, map, "%s: path: missing (a file path, a glob, or a list of them)", where);
+    if (l->format == INGEST_FMT_PATTERN && !has_pattern)
+        errat(w, map, "%s: format pattern needs a pattern (a PCRE2 regex with named groups)",
+              where);
+    if (l->format != INGEST_FMT_PATTERN && has_pattern)
+        errat(w, map, "%s: pattern: only with format: pattern", where);
+    if (l->format != INGEST_FMT_JSON && has_fields)
+        errat(w, fields_node, "%s: fields: only with format: json", where);
+    if (l->format != INGEST_FMT_COMBINED && client_node)
+        errat(w, client_node,
+              "%s: client_from: only with format: combined (json: fields.client; pattern: a "
+              "client group)",
+              where);
+    for (size_t i = 0; l->service && i + 1 < cfg->nlogs; i++)
+        if (cfg->logs[i].service && strcmp(cfg->logs[i].service, l->service) == 0)
+            errat(w, map, "%s: service '%s' is already the service of logs[%zu]", where, l->service,
+                  i);
+}
+
+static void on_logs(struct walk *w, yaml_node_t *v, struct config *cfg)
+{
+    if (v->type == YAML_SCALAR_NODE && !*scalar(v))
+        return; /* "logs:" with nothing: none */
+    if (v->type != YAML_SEQUENCE_NODE) {
+        errat(w, v, "logs: want a list of {service, path, format, ...}");
+        return;
+    }
+    size_t i = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++, i++)
+        on_log(w, i, yaml_document_get_node(w->doc, *it), cfg);
+}
+
 static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t *v,
                    struct config *cfg)
 {
@@ -374,6 +625,8 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
         walk_map(w, v, "collect", cfg, on_collect);
     else if (strcmp(key, "storage") == 0)
         walk_map(w, v, "storage", cfg, on_storage);
+    else if (strcmp(key, "logs") == 0)
+        on_logs(w, v, cfg);
     else if (strcmp(key, "data_dir") == 0)
         get_string(w, v, "data_dir", &cfg->data_dir);
     else if (strcmp(key, "log_level") == 0) {
@@ -381,7 +634,8 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
             log_level_parse(cfg->log_level) < 0)
             errat(w, v, "log_level: want debug, info, warn or error");
     } else
-        errat(w, k, "unknown key '%s' (known: http, collect, storage, data_dir, log_level)", key);
+        errat(w, k, "unknown key '%s' (known: http, collect, storage, logs, data_dir, log_level)",
+              key);
 }
 
 void config_defaults(struct config *cfg)
@@ -420,6 +674,9 @@ void config_release(struct config *cfg)
     for (size_t i = 0; i < cfg->collect.ndisable; i++)
         free(cfg->collect.disable[i]);
     free(cfg->collect.disable);
+    for (size_t i = 0; i < cfg->nlogs; i++)
+        ingest_log_release(&cfg->logs[i]);
+    free(cfg->logs);
     memset(cfg, 0, sizeof(*cfg));
 }
 

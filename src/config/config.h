@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+#include "ingest/ingest.h"
 #include "util/sbuf.h"
 
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:9797"
@@ -51,6 +52,8 @@ struct config {
     char *http_token; /* bearer token for state-changing requests; NULL if none */
     struct config_collect collect;
     struct config_storage storage;
+    struct ingest_log *logs; /* `logs:` access logs to follow (docs/INGEST.md); none by default */
+    size_t nlogs;
 };
 
 /* Fill cfg with the built-in defaults. */

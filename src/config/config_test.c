@@ -421,6 +421,112 @@ static void test_listen_and_durations(void **state)
     assert_int_equal(config_parse_duration_ms("99999999999999999999d", &ms), -1);
 }
 
+static void test_logs_default_none(void **state)
+{
+    (void)state;
+    struct config c;
+    config_defaults(&c);
+    assert_int_equal(c.nlogs, 0);
+    assert_null(c.logs);
+    config_release(&c);
+}
+
+static void test_logs_good(void **state)
+{
+    (void)state;
+    struct config c;
+    struct sbuf err;
+    config_defaults(&c);
+    sbuf_init(&err, 0);
+    assert_int_equal(config_load(&c, fixture("config/logs-good.yml"), &err), 0);
+    assert_string_equal(err.buf, "");
+    assert_int_equal(c.nlogs, 3);
+    const struct ingest_log *w = &c.logs[0], *a = &c.logs[1], *g = &c.logs[2];
+    assert_string_equal(w->service, "web");
+    assert_int_equal(w->npaths, 1);
+    assert_string_equal(w->paths[0], "/var/log/nginx/access.log");
+    assert_int_equal(w->format, INGEST_FMT_COMBINED);
+    assert_int_equal(w->request_time, INGEST_UNIT_NONE);
+    assert_int_equal(w->max_routes, 200);
+    assert_int_equal(w->max_files, 64);
+    assert_int_equal(w->max_line, 16384);
+    assert_int_equal(w->retry_window_ms, 10000);
+    assert_int_equal(w->from_beginning, 0);
+    assert_int_equal(w->client_forwarded, 1);
+    assert_int_equal(w->nroutes + w->ncounters, 0);
+    assert_string_equal(a->service, "api");
+    assert_int_equal(a->npaths, 2);
+    assert_string_equal(a->paths[1], "/srv/api/access.log");
+    assert_int_equal(a->format, INGEST_FMT_JSON);
+    assert_int_equal(a->request_time, INGEST_UNIT_MS);
+    assert_string_equal(a->fields[INGEST_FIELD_CLIENT], "http_x_forwarded_for");
+    assert_string_equal(a->fields[INGEST_FIELD_PATH], "request.uri");
+    assert_string_equal(a->fields[INGEST_FIELD_DURATION], "took");
+    assert_null(a->fields[INGEST_FIELD_STATUS]);
+    assert_int_equal(a->nroutes, 2);
+    assert_string_equal(a->routes[1], "/static/**");
+    assert_int_equal(a->ncounters, 2);
+    assert_string_equal(a->counters[0].name, "login");
+    assert_string_equal(a->counters[0].regex, "POST /login");
+    assert_string_equal(a->counters[1].regex, "(?i)bot");
+    assert_int_equal(a->max_routes, 50);
+    assert_int_equal(a->max_files, 8);
+    assert_int_equal(a->max_line, 65536);
+    assert_int_equal(a->retry_window_ms, 30000);
+    assert_int_equal(a->from_beginning, 1);
+    assert_int_equal(a->client_forwarded, 0);
+    assert_string_equal(g->service, "legacy");
+    assert_int_equal(g->format, INGEST_FMT_PATTERN);
+    assert_int_equal(g->request_time, INGEST_UNIT_US);
+    assert_string_equal(g->pattern, "^(?<client>\\S+) (?<status>\\d{3}) \"(?<request>[^\"]*)\"$");
+    sbuf_release(&err);
+    config_release(&c);
+}
+
+/* Every problem of every entry, each at its own line and column, and nothing else. */
+static void test_logs_bad(void **state)
+{
+    (void)state;
+    static const char *const expect[] = {
+        "logs-bad.yml:2:14: logs[0].service: want 1 to 64 of A-Z a-z 0-9 _ . : -",
+        "logs-bad.yml:3:11: logs[0].path: want at least one file path or glob",
+        "logs-bad.yml:4:13: logs[0].format: want common, combined, json or pattern",
+        "logs-bad.yml:5:19: logs[0].request_time: want none, seconds, milliseconds or "
+        "microseconds (s, ms, us)",
+        "logs-bad.yml:7:14: logs[0].routes: 'users': a route pattern starts with '/'",
+        "logs-bad.yml:7:21: logs[0].routes: '/a/**/b': '**' may only be the last segment of a "
+        "route pattern",
+        "logs-bad.yml:8:23: logs[0].counters.login: bad regex at offset 12: missing closing "
+        "parenthesis",
+        "logs-bad.yml:8:39: logs[0].counters: counter name: want 1 to 64 of A-Z a-z 0-9 _ . : -",
+        "logs-bad.yml:9:17: logs[0].max_routes: want a whole number from 1 to 100000",
+        "logs-bad.yml:10:16: logs[0].max_files: want a whole number from 1 to 100000",
+        "logs-bad.yml:11:15: logs[0].max_line: want a size from 256B to 1MiB (e.g. 16KiB)",
+        "logs-bad.yml:12:19: logs[0].retry_window: want a duration from 1s to 1h (e.g. 10s)",
+        "logs-bad.yml:13:15: logs[0].start_at: want end or beginning",
+        "logs-bad.yml:14:5: logs[0]: unknown key 'colour' (known: service, path, format, "
+        "request_time, fields, pattern, routes, counters, max_routes, max_files, max_line, "
+        "retry_window, client_from, start_at)",
+        "logs-bad.yml:6:5: logs[0]: fields: only with format: json",
+        "logs-bad.yml:15:5: logs[1]: service: missing (the name its series are labelled with)",
+        "logs-bad.yml:15:5: logs[1]: format pattern needs a pattern (a PCRE2 regex with named "
+        "groups)",
+        "logs-bad.yml:19:14: logs[2].pattern: bad regex at offset 13: missing closing parenthesis",
+        "logs-bad.yml:17:5: logs[2]: pattern: only with format: pattern",
+        "logs-bad.yml:23:14: logs[3].pattern: pattern needs a named group (?<status>...)",
+        "logs-bad.yml:20:5: logs[3]: service 'web2' is already the service of logs[2]",
+        "logs-bad.yml:24:5: logs[4]: want a mapping with service, path and format",
+        "logs-bad.yml:28:5: logs[5]: client_from: only with format: combined (json: "
+        "fields.client; pattern: a client group)",
+        "logs-bad.yml:31:18: logs[6].client_from: want remote_addr or forwarded_for",
+    };
+    expect_errors("config/logs-bad.yml", expect, ARRAY_SIZE(expect));
+    static const char *const notlist[] = {
+        "logs-notlist.yml:2:3: logs: want a list of {service, path, format, ...}",
+    };
+    expect_errors("config/logs-notlist.yml", notlist, ARRAY_SIZE(notlist));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +543,9 @@ int main(void)
         cmocka_unit_test(test_storage_wrong_types),
         cmocka_unit_test(test_storage_unknown_keys),
         cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_logs_default_none),
+        cmocka_unit_test(test_logs_good),
+        cmocka_unit_test(test_logs_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include "collect/collect.h"
 #include "config/config.h"
 #include "http/http.h"
+#include "ingest/ingest.h"
 #include "metric/metric.h"
 #include "query/api.h"
 #include "query/export.h"
@@ -37,6 +38,7 @@ struct daemon {
     struct config cfg;
     const char *flag_listen, *flag_data, *flag_config, *flag_log_level;
     struct collect *collect;
+    struct ingest *ingest; /* access logs; swapped on reload only when `logs:` changed */
     struct tsdb *db;
     struct http_server *http;
     int lock_fd;
@@ -106,6 +108,29 @@ static void store_batch(void *ctx, const struct metric_buf *batch)
 {
     struct daemon *d = ctx;
     tsdb_append_batch(d->db, "collect", batch, NULL);
+}
+
+/* The access-log ingester's sink: its batches go into the store too. */
+static void store_ingest_batch(void *ctx, const struct metric_buf *batch)
+{
+    struct daemon *d = ctx;
+    tsdb_append_batch(d->db, "accesslog", batch, NULL);
+}
+
+/* NULL if a regex of the config does not compile here (logged). */
+static struct ingest *make_ingest(struct daemon *d, const struct config *cfg)
+{
+    char state[4096];
+    snprintf(state, sizeof(state), "%s/ingest", cfg->data_dir);
+    struct ingest_opts o = {
+        .logs = cfg->logs,
+        .nlogs = cfg->nlogs,
+        .state_dir = state,
+        .interval_s = cfg->collect.interval_s,
+        .sink = store_ingest_batch,
+        .sink_ctx = d,
+    };
+    return ingest_new(&o);
 }
 
 static struct collect *make_collector(struct daemon *d, const struct config *cfg)
@@ -181,6 +206,7 @@ static void h_metrics(void *ctx, const struct http_request *req, struct http_res
     pthread_mutex_lock(&d->lock);
     emit_daemon_metrics(d, &own);
     collect_expose(d->collect, &resp->body);
+    ingest_expose(d->ingest, &resp->body);
     pthread_mutex_unlock(&d->lock);
     const struct metric_buf *bufs[] = {&own};
     metric_expose(bufs, 1, &resp->body);
@@ -265,6 +291,21 @@ static int do_reload(struct daemon *d)
     set_str(&cfg.listen, d->cfg.listen);
     set_str(&cfg.data_dir, d->cfg.data_dir);
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
+    /* The ingester keeps its counts and open files unless its part of the config changed. */
+    struct ingest *old_ingest = NULL;
+    if (!ingest_logs_equal(cfg.logs, cfg.nlogs, d->cfg.logs, d->cfg.nlogs) ||
+        cfg.collect.interval_s != d->cfg.collect.interval_s) {
+        ingest_stop(d->ingest); /* saves its offsets, which the new one loads */
+        struct ingest *ni = make_ingest(d, &cfg);
+        if (!ni) {
+            log_error("reload: logs: keeping the running access-log ingestion");
+            ingest_start(d->ingest);
+        } else {
+            old_ingest = d->ingest;
+            d->ingest = ni;
+            ingest_start(ni);
+        }
+    }
     struct collect *old = d->collect;
     collect_stop(old);
     d->collect = make_collector(d, &cfg);
@@ -278,6 +319,7 @@ static int do_reload(struct daemon *d)
              d->cfg.path ? d->cfg.path : "");
     pthread_mutex_unlock(&d->lock);
     collect_free(old);
+    ingest_free(old_ingest);
     sbuf_release(&errors);
     return 0;
 }
@@ -383,6 +425,8 @@ int serve_main(int argc, char **argv)
     d.collect = make_collector(&d, &d.cfg);
     if (collect_start(d.collect) < 0)
         goto out;
+    if (!(d.ingest = make_ingest(&d, &d.cfg)) || ingest_start(d.ingest) < 0)
+        goto out;
     d.http = http_new();
     http_route(d.http, "GET", "/", HTTP_READ, h_index, &d);
     http_route(d.http, "GET", "/metrics", HTTP_READ, h_metrics, &d);
@@ -420,6 +464,7 @@ out:
     if (d.http)
         http_free(d.http);
     collect_free(d.collect);
+    ingest_free(d.ingest); /* its last batch goes into the store: before closing it */
     tsdb_close(d.db);
     if (d.lock_fd >= 0)
         close(d.lock_fd);
