@@ -8,7 +8,8 @@ want=(build-essential cmake pkg-config libmicrohttpd-dev libyaml-dev libcurl4-op
       libsqlite3-dev libpcre2-dev libcmocka-dev)
 case "${1:-build}" in
 test | bench)
-    want+=(clang clang-format curl python3 prometheus prometheus-node-exporter nginx)
+    want+=(clang clang-format curl python3 prometheus prometheus-node-exporter nginx
+           prometheus-alertmanager openssl)
     ;;
 esac
 if [ "${1:-build}" = bench ]; then
