@@ -1,5 +1,6 @@
 /* json.c: JSON output in Prometheus's HTTP API dialect (see json.h). */
 #include "util/json.h"
+#include "util/dtoa.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -45,29 +46,15 @@ void json_str(struct sbuf *b, const char *s)
     json_strn(b, s, strlen(s));
 }
 
-/*
- * The shortest decimal digits that read back as v (v finite, > 0), and the
- * decimal exponent of the first digit: v = 0.d1d2... * 10^(exp + 1).
- */
-static int shortest(double v, char *digits, int *exp)
+/* Decimal digits of u into the end of buf (which holds 20); returns where they start. */
+static char *utoa(uint64_t u, char *end)
 {
-    char buf[40];
-    for (int prec = 0; prec < 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*e", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    /* buf: d[.ddd]e[+-]XX */
-    int n = 0;
-    char *p = buf;
-    for (; *p && *p != 'e'; p++)
-        if (*p != '.')
-            digits[n++] = *p;
-    while (n > 1 && digits[n - 1] == '0')
-        n--;
-    digits[n] = 0;
-    *exp = atoi(p + 1);
-    return n;
+    char *p = end;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    return p;
 }
 
 size_t json_format_value(double v, char *out)
@@ -78,8 +65,18 @@ size_t json_format_value(double v, char *out)
         return (size_t)snprintf(out, 32, v > 0 ? "+Inf" : "-Inf");
     if (v == 0)
         return (size_t)snprintf(out, 32, signbit(v) ? "-0" : "0");
+    if (v == (double)(int64_t)v && fabs(v) < 1e15) {
+        /* Integers (counters, counts): their digits as they are. */
+        char buf[24], *end = buf + sizeof(buf),
+                      *p = utoa(v < 0 ? (uint64_t) - (int64_t)v : (uint64_t)v, end);
+        if (v < 0)
+            *--p = '-';
+        memcpy(out, p, (size_t)(end - p));
+        out[end - p] = 0;
+        return (size_t)(end - p);
+    }
     char d[24];
-    int e, n = shortest(fabs(v), d, &e);
+    int e, n = util_dtoa_digits(fabs(v), d, &e);
     char *o = out;
     if (v < 0)
         *o++ = '-';
@@ -126,17 +123,21 @@ void json_value(struct sbuf *b, double v)
 
 void json_time(struct sbuf *b, int64_t ms)
 {
-    /* As Prometheus: the sign, whole seconds, then the milliseconds if any. */
+    /* As Prometheus: the sign, whole seconds, then the milliseconds if any (no printf: hot). */
+    char buf[32], *end = buf + sizeof(buf);
     uint64_t a = ms < 0 ? 0 - (uint64_t)ms : (uint64_t)ms;
     unsigned frac = (unsigned)(a % 1000);
-    sbuf_addf(b, "%s%llu", ms < 0 ? "-" : "", (unsigned long long)(a / 1000));
-    if (!frac)
-        return;
-    char f[4];
-    snprintf(f, sizeof(f), "%03u", frac);
-    int n = 3;
-    while (f[n - 1] == '0')
-        n--;
-    f[n] = 0;
-    sbuf_addf(b, ".%s", f);
+    char *p = end;
+    if (frac) {
+        char f[3] = {(char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+                     (char)('0' + frac % 10)};
+        int n = f[2] != '0' ? 3 : f[1] != '0' ? 2 : 1;
+        p -= n;
+        memcpy(p, f, (size_t)n);
+        *--p = '.';
+    }
+    p = utoa(a / 1000, p);
+    if (ms < 0)
+        *--p = '-';
+    sbuf_add(b, p, (size_t)(end - p));
 }
