@@ -3,7 +3,9 @@
  */
 #include "config/config.h"
 #include "ingest/import.h"
+#include "notify/notify.h"
 #include "query/cli.h"
+#include "rules/rules.h"
 #include "serve/serve.h"
 #include "util/sbuf.h"
 
@@ -22,6 +24,8 @@ static void usage(FILE *out)
           "  query 'EXPR'          evaluate PromQL on the running daemon (--help)\n"
           "  import FILE --data D  load OpenMetrics samples with timestamps into D (--help)\n"
           "  check config FILE...  validate config files; errors as file:line:col\n"
+          "  check rules FILE...   validate Prometheus rule files; errors as file:line:col\n"
+          "  silence add|list|expire  manage silences on the running daemon (--help)\n"
           "  version               print the version\n"
           "  help                  show this help\n"
           "\n"
@@ -79,8 +83,17 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "check") == 0) {
         if (argc >= 3 && strcmp(argv[2], "config") == 0)
             return check_config(argc - 3, argv + 3);
-        fputs("Usage: sitrep check config FILE...\n", stderr);
+        if (argc >= 3 && strcmp(argv[2], "rules") == 0)
+            return rules_cli_check(argc - 3, argv + 3);
+        fputs("Usage: sitrep check config FILE...\n       sitrep check rules FILE...\n", stderr);
         return 2;
+    }
+    if (strcmp(cmd, "silence") == 0) {
+        if (argc < 3) {
+            fputs("Usage: sitrep silence add|list|expire ... (--help)\n", stderr);
+            return 2;
+        }
+        return notify_cli_silence(argc - 2, argv + 2);
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         serve_print_version();

@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "collect/collect.h"
 #include "ingest/ingest.h"
+#include "metric/metric.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -616,6 +617,106 @@ static void on_logs(struct walk *w, yaml_node_t *v, struct config *cfg)
         on_log(w, i, yaml_document_get_node(w->doc, *it), cfg);
 }
 
+/* ---- rules: and alerting: ---- */
+
+static void on_flapping(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t *v,
+                        struct config *cfg)
+{
+    struct config_rules *r = &cfg->rules;
+    if (strcmp(key, "threshold") == 0)
+        get_uint(w, v, "rules.flapping.threshold", 2, 1000, &r->flap_threshold);
+    else if (strcmp(key, "window") == 0)
+        get_duration(w, v, "rules.flapping.window", 1000, 7 * 86400000LL, "1s to 7d", "1h",
+                     &r->flap_window_ms);
+    else if (strcmp(key, "quiet") == 0)
+        get_duration(w, v, "rules.flapping.quiet", 1000, 7 * 86400000LL, "1s to 7d", "30m",
+                     &r->flap_quiet_ms);
+    else
+        errat(w, k, "rules.flapping: unknown key '%s' (known: threshold, window, quiet)", key);
+}
+
+static void on_rules(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t *v,
+                     struct config *cfg)
+{
+    struct config_rules *r = &cfg->rules;
+    if (strcmp(key, "interval") == 0) {
+        get_duration(w, v, "rules.interval", 1000, 3600000, "1s to 1h", "1s", &r->interval_ms);
+    } else if (strcmp(key, "resend_delay") == 0) {
+        get_duration(w, v, "rules.resend_delay", 1000, 3600000, "1s to 1h", "1m",
+                     &r->resend_delay_ms);
+    } else if (strcmp(key, "outage_tolerance") == 0) {
+        get_duration(w, v, "rules.outage_tolerance", 0, 30 * 86400000LL, "0s to 30d", "1h",
+                     &r->outage_tolerance_ms);
+    } else if (strcmp(key, "flapping") == 0) {
+        walk_map(w, v, "rules.flapping", cfg, on_flapping);
+    } else if (strcmp(key, "external_labels") == 0) {
+        if (v->type != YAML_MAPPING_NODE) {
+            errat(w, v, "rules.external_labels: want a mapping of name: value");
+            return;
+        }
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+             p++) {
+            yaml_node_t *lk = yaml_document_get_node(w->doc, p->key);
+            yaml_node_t *lv = yaml_document_get_node(w->doc, p->value);
+            if (!scalar(lk) || !metric_label_name_valid(scalar(lk)) || !scalar(lv)) {
+                errat(w, lk, "rules.external_labels: want label_name: string");
+                continue;
+            }
+            r->external_names =
+                xrealloc(r->external_names, (r->nexternal + 1) * sizeof(*r->external_names));
+            r->external_values =
+                xrealloc(r->external_values, (r->nexternal + 1) * sizeof(*r->external_values));
+            r->external_names[r->nexternal] = xstrdup(scalar(lk));
+            r->external_values[r->nexternal++] = xstrdup(scalar(lv));
+        }
+    } else {
+        errat(w, k,
+              "rules: unknown key '%s' (known: interval, resend_delay, outage_tolerance, "
+              "flapping, external_labels)",
+              key);
+    }
+}
+
+void config_dir(const struct config *cfg, char *out, size_t cap)
+{
+    const char *slash = cfg->path ? strrchr(cfg->path, '/') : NULL;
+    if (!slash)
+        snprintf(out, cap, ".");
+    else if (slash == cfg->path)
+        snprintf(out, cap, "/");
+    else
+        snprintf(out, cap, "%.*s", (int)(slash - cfg->path), cfg->path);
+}
+
+static void on_alerting(struct walk *w, yaml_node_t *v, struct config *cfg)
+{
+    if (cfg->has_alerting) {
+        notify_config_release(&cfg->alerting);
+        notify_config_defaults(&cfg->alerting);
+    }
+    cfg->has_alerting = 1;
+    const char *s = scalar(v);
+    if (s && !*s)
+        return; /* `alerting:` with nothing: defaults (nothing is sent) */
+    int rc;
+    if (s) {
+        char dir[4096], path[8192];
+        config_dir(cfg, dir, sizeof(dir));
+        if (s[0] == '/')
+            snprintf(path, sizeof(path), "%s", s);
+        else
+            snprintf(path, sizeof(path), "%s/%s", dir, s);
+        rc = notify_config_load(&cfg->alerting, path, w->errors);
+    } else if (v->type == YAML_MAPPING_NODE) {
+        rc = notify_config_parse_node(&cfg->alerting, w->file, w->doc, v, w->errors);
+    } else {
+        errat(w, v, "alerting: want a file path or Alertmanager's layout (route, receivers, ...)");
+        return;
+    }
+    if (rc < 0)
+        w->nerr++;
+}
+
 static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t *v,
                    struct config *cfg)
 {
@@ -627,14 +728,28 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
         walk_map(w, v, "storage", cfg, on_storage);
     else if (strcmp(key, "logs") == 0)
         on_logs(w, v, cfg);
-    else if (strcmp(key, "data_dir") == 0)
+    else if (strcmp(key, "rules") == 0)
+        walk_map(w, v, "rules", cfg, on_rules);
+    else if (strcmp(key, "alerting") == 0)
+        on_alerting(w, v, cfg);
+    else if (strcmp(key, "rule_files") == 0) {
+        for (size_t i = 0; i < cfg->nrule_files; i++)
+            free(cfg->rule_files[i]);
+        free(cfg->rule_files);
+        cfg->rule_files = NULL;
+        cfg->nrule_files = 0;
+        if (!(v->type == YAML_SCALAR_NODE && !*scalar(v)))
+            get_strings(w, v, "rule_files", &cfg->rule_files, &cfg->nrule_files);
+    } else if (strcmp(key, "data_dir") == 0)
         get_string(w, v, "data_dir", &cfg->data_dir);
     else if (strcmp(key, "log_level") == 0) {
         if (get_string(w, v, "log_level", &cfg->log_level) == 0 &&
             log_level_parse(cfg->log_level) < 0)
             errat(w, v, "log_level: want debug, info, warn or error");
     } else
-        errat(w, k, "unknown key '%s' (known: http, collect, storage, logs, data_dir, log_level)",
+        errat(w, k,
+              "unknown key '%s' (known: http, collect, storage, logs, rule_files, rules, "
+              "alerting, data_dir, log_level)",
               key);
 }
 
@@ -659,6 +774,13 @@ void config_defaults(struct config *cfg)
     cfg->storage.max_labels = 32;
     cfg->storage.sync_interval_ms = 1000;
     cfg->storage.block_span_ms = BLOCK_SPAN_MAX_MS;
+    cfg->rules.interval_ms = 1000;
+    cfg->rules.resend_delay_ms = 60000;
+    cfg->rules.outage_tolerance_ms = 3600000;
+    cfg->rules.flap_threshold = 3;
+    cfg->rules.flap_window_ms = 3600000;
+    cfg->rules.flap_quiet_ms = 30 * 60000;
+    notify_config_defaults(&cfg->alerting);
 }
 
 void config_release(struct config *cfg)
@@ -677,6 +799,16 @@ void config_release(struct config *cfg)
     for (size_t i = 0; i < cfg->nlogs; i++)
         ingest_log_release(&cfg->logs[i]);
     free(cfg->logs);
+    for (size_t i = 0; i < cfg->nrule_files; i++)
+        free(cfg->rule_files[i]);
+    free(cfg->rule_files);
+    for (size_t i = 0; i < cfg->rules.nexternal; i++) {
+        free(cfg->rules.external_names[i]);
+        free(cfg->rules.external_values[i]);
+    }
+    free(cfg->rules.external_names);
+    free(cfg->rules.external_values);
+    notify_config_release(&cfg->alerting);
     memset(cfg, 0, sizeof(*cfg));
 }
 

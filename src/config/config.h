@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "ingest/ingest.h"
+#include "notify/notify.h"
 #include "util/sbuf.h"
 
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:9797"
@@ -44,6 +45,18 @@ struct config_storage {
     long long block_span_ms;    /* 2h; 10s .. 2h and divides 2h */
 };
 
+/* `rules:`: the rules engine's settings (docs/RULES.md). Durations in ms. */
+struct config_rules {
+    long long interval_ms;                    /* 1s; groups without `interval` */
+    long long resend_delay_ms;                /* 1m; firing alerts re-sent to notify this often */
+    long long outage_tolerance_ms;            /* 1h; alert state older than this is not restored */
+    unsigned flap_threshold;                  /* 3; fire/resolve cycles ... */
+    long long flap_window_ms;                 /* 1h; ... within this long make an alert flap */
+    long long flap_quiet_ms;                  /* 30m; quiet time after which it un-flaps */
+    char **external_names, **external_values; /* external_labels, for templates */
+    size_t nexternal;
+};
+
 struct config {
     char *path;       /* file it was loaded from, or NULL */
     char *listen;     /* ADDR:PORT */
@@ -54,7 +67,16 @@ struct config {
     struct config_storage storage;
     struct ingest_log *logs; /* `logs:` access logs to follow (docs/INGEST.md); none by default */
     size_t nlogs;
+    char **rule_files; /* `rule_files:` globs, relative ones against the config's folder */
+    size_t nrule_files;
+    struct config_rules rules;
+    /* `alerting:` (Alertmanager's layout, inline or from a file); defaults when absent */
+    struct notify_config alerting;
+    int has_alerting;
 };
+
+/* The folder of cfg->path ("." without one), into out. */
+void config_dir(const struct config *cfg, char *out, size_t cap);
 
 /* Fill cfg with the built-in defaults. */
 void config_defaults(struct config *cfg);

@@ -527,6 +527,99 @@ static void test_logs_bad(void **state)
     expect_errors("config/logs-notlist.yml", notlist, ARRAY_SIZE(notlist));
 }
 
+/* Write text to a temporary file; returns its path (static buffer per slot). */
+static const char *tmp_file(int slot, const char *name, const char *text)
+{
+    static char paths[2][256];
+    static char dir[128];
+    if (!dir[0]) {
+        snprintf(dir, sizeof(dir), "/tmp/sitrep-config-test.XXXXXX");
+        assert_non_null(mkdtemp(dir));
+    }
+    snprintf(paths[slot], sizeof(paths[slot]), "%s/%s", dir, name);
+    FILE *f = fopen(paths[slot], "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return paths[slot];
+}
+
+static void test_rules_and_alerting(void **state)
+{
+    (void)state;
+    struct config c;
+    struct sbuf err;
+    config_defaults(&c);
+    sbuf_init(&err, 0);
+    assert_int_equal(c.rules.interval_ms, 1000);
+    assert_int_equal(c.rules.flap_threshold, 3);
+    assert_int_equal(c.has_alerting, 0);
+    const char *p = tmp_file(0, "a.yml",
+                             "rule_files: [rules/*.yml, /etc/sitrep/extra.yml]\n"
+                             "rules:\n"
+                             "  interval: 5s\n"
+                             "  resend_delay: 30s\n"
+                             "  outage_tolerance: 2h\n"
+                             "  flapping: {threshold: 4, window: 30m, quiet: 10m}\n"
+                             "  external_labels: {cluster: eu1}\n"
+                             "alerting:\n"
+                             "  route: {receiver: hook, group_wait: 1s}\n"
+                             "  receivers:\n"
+                             "    - name: hook\n"
+                             "      webhook_configs: [{url: 'http://127.0.0.1:1/x'}]\n");
+    assert_int_equal(config_load(&c, p, &err), 0);
+    assert_string_equal(err.buf, "");
+    assert_int_equal(c.nrule_files, 2);
+    assert_string_equal(c.rule_files[0], "rules/*.yml");
+    assert_int_equal(c.rules.interval_ms, 5000);
+    assert_int_equal(c.rules.resend_delay_ms, 30000);
+    assert_int_equal(c.rules.outage_tolerance_ms, 7200000);
+    assert_int_equal(c.rules.flap_threshold, 4);
+    assert_int_equal(c.rules.flap_window_ms, 1800000);
+    assert_int_equal(c.rules.flap_quiet_ms, 600000);
+    assert_int_equal(c.rules.nexternal, 1);
+    assert_string_equal(c.rules.external_values[0], "eu1");
+    assert_int_equal(c.has_alerting, 1);
+    assert_int_equal(c.alerting.has_route, 1);
+    assert_string_equal(c.alerting.receivers[0].name, "hook");
+    char dir[4096];
+    config_dir(&c, dir, sizeof(dir));
+    assert_true(strncmp(dir, "/tmp/sitrep-config-test.", 24) == 0);
+    config_release(&c);
+
+    /* alerting: as a path relative to the config file's folder */
+    tmp_file(1, "am.yml", "route: {receiver: r}\nreceivers: [{name: r}]\n");
+    p = tmp_file(0, "b.yml", "alerting: am.yml\n");
+    config_defaults(&c);
+    assert_int_equal(config_load(&c, p, &err), 0);
+    assert_int_equal(c.alerting.has_route, 1);
+    config_release(&c);
+
+    /* errors, each with its position */
+    p = tmp_file(0, "c.yml",
+                 "rule_files: 3\n"
+                 "rules:\n"
+                 "  interval: soon\n"
+                 "  flapping: {threshold: 1}\n"
+                 "  bogus: 1\n"
+                 "alerting:\n"
+                 "  route: {receiver: nobody}\n");
+    config_defaults(&c);
+    sbuf_reset(&err);
+    assert_int_equal(config_load(&c, p, &err), -1);
+    assert_non_null(strstr(err.buf, "c.yml:3:13: rules.interval: want a duration from 1s to 1h"));
+    assert_non_null(strstr(err.buf, "c.yml:4:25: rules.flapping.threshold: want a whole number"));
+    assert_non_null(strstr(err.buf, "c.yml:5:3: rules: unknown key 'bogus'"));
+    assert_non_null(strstr(err.buf, "c.yml:7:"));
+    assert_non_null(strstr(err.buf, "nobody"));
+    config_dir(&c, dir, sizeof(dir));
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    config_release(&c);
+    sbuf_release(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_storage_unknown_keys),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_logs_default_none),
+        cmocka_unit_test(test_rules_and_alerting),
         cmocka_unit_test(test_logs_good),
         cmocka_unit_test(test_logs_bad),
     };

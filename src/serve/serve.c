@@ -11,8 +11,10 @@
 #include "http/http.h"
 #include "ingest/ingest.h"
 #include "metric/metric.h"
+#include "notify/notify.h"
 #include "query/api.h"
 #include "query/export.h"
+#include "rules/rules.h"
 #include "tsdb/tsdb.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -41,6 +43,8 @@ struct daemon {
     struct ingest *ingest; /* access logs; swapped on reload only when `logs:` changed */
     struct tsdb *db;
     struct http_server *http;
+    struct notify *notify; /* alert notification pipeline (docs/NOTIFY.md) */
+    struct rules *rules;   /* rules engine (docs/RULES.md); uses db and notify */
     int lock_fd;
     int64_t start_ms;
 
@@ -101,6 +105,15 @@ static int load_config(struct daemon *d, struct config *cfg, struct sbuf *errors
     set_str(&cfg->data_dir, d->flag_data);
     set_str(&cfg->log_level, d->flag_log_level);
     return 0;
+}
+
+/* The rule files cfg names, parsed. Returns 0 and *set, or -1 with errors filled. */
+static int load_rules(const struct config *cfg, struct rules_set **set, struct sbuf *errors)
+{
+    char dir[4096];
+    config_dir(cfg, dir, sizeof(dir));
+    return rules_load_globs(set, (const char *const *)cfg->rule_files, cfg->nrule_files, dir,
+                            cfg->rules.interval_ms, errors);
 }
 
 /* The collector's sink: every batch goes into the store. */
@@ -171,6 +184,10 @@ static void emit_daemon_metrics(struct daemon *d, struct metric_buf *b)
     metric_add0(b, (double)d->reload_ms / 1000.0);
     http_emit_metrics(d->http, b);
     tsdb_expose(d->db, b);
+    if (d->notify)
+        notify_expose(d->notify, b);
+    if (d->rules)
+        rules_expose(d->rules, b);
 }
 
 static int open_store(struct daemon *d)
@@ -248,6 +265,11 @@ static void h_index(void *ctx, const struct http_request *req, struct http_respo
                            "GET  /api/v1/label/NAME/values   a label's values\n"
                            "GET  /api/v1/metadata            metric types and help\n"
                            "GET  /api/v1/format_query?query= a query in canonical form\n"
+                           "GET  /api/v1/query?query=        PromQL (also query_range)\n"
+                           "GET  /api/v1/rules               rule groups and their health\n"
+                           "GET  /api/v1/alerts              pending and firing alerts\n"
+                           "GET  /api/v2/alerts              alerts as the notifier sees them\n"
+                           "GET  /api/v2/silences            silences (POST to add)\n"
                            "POST /-/reload                   reload the config file\n");
 }
 
@@ -273,8 +295,11 @@ static int do_reload(struct daemon *d)
 {
     struct config cfg;
     struct sbuf errors;
+    struct rules_set *set = NULL;
     sbuf_init(&errors, 64 << 10);
     int rc = load_config(d, &cfg, &errors);
+    if (rc == 0)
+        rc = load_rules(&cfg, &set, &errors); /* a bad rule file keeps the old rules too */
     pthread_mutex_lock(&d->lock);
     if (rc < 0) {
         snprintf(d->reload_err, sizeof(d->reload_err), "%s", errors.buf);
@@ -291,6 +316,8 @@ static int do_reload(struct daemon *d)
     set_str(&cfg.listen, d->cfg.listen);
     set_str(&cfg.data_dir, d->cfg.data_dir);
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
+    notify_set_config(d->notify, &cfg.alerting); /* takes it over */
+    rules_update(d->rules, set);
     /* The ingester keeps its counts and open files unless its part of the config changed. */
     struct ingest *old_ingest = NULL;
     if (!ingest_logs_equal(cfg.logs, cfg.nlogs, d->cfg.logs, d->cfg.nlogs) ||
@@ -401,6 +428,13 @@ int serve_main(int argc, char **argv)
         config_release(&d.cfg);
         return 1;
     }
+    struct rules_set *rset = NULL;
+    if (load_rules(&d.cfg, &rset, &errors) < 0) {
+        fprintf(stderr, "%s", errors.buf);
+        sbuf_release(&errors);
+        config_release(&d.cfg);
+        return 1;
+    }
     sbuf_release(&errors);
     log_set_level((enum log_level)log_level_parse(d.cfg.log_level));
     tzset(); /* glibc's time zone state, read by log lines and timex: set before threads */
@@ -422,6 +456,33 @@ int serve_main(int argc, char **argv)
         goto out;
     if (open_store(&d) < 0)
         goto out;
+    char url[512];
+    snprintf(url, sizeof(url), "http://%s", d.cfg.listen);
+    struct notify_opts no = {.data_dir = d.cfg.data_dir, .external_url = url};
+    if (!(d.notify = notify_new(&no, &d.cfg.alerting)) || notify_start(d.notify) < 0)
+        goto out;
+    struct rules_label ext[64];
+    size_t next = d.cfg.rules.nexternal < 64 ? d.cfg.rules.nexternal : 64;
+    for (size_t i = 0; i < next; i++)
+        ext[i] =
+            (struct rules_label){d.cfg.rules.external_names[i], d.cfg.rules.external_values[i]};
+    struct rules_opts ro = {
+        .db = d.db,
+        .notify = d.notify,
+        .data_dir = d.cfg.data_dir,
+        .external = ext,
+        .nexternal = next,
+        .external_url = url,
+        .resend_delay_ms = d.cfg.rules.resend_delay_ms,
+        .outage_tolerance_ms = d.cfg.rules.outage_tolerance_ms,
+        .flap_threshold = d.cfg.rules.flap_threshold,
+        .flap_window_ms = d.cfg.rules.flap_window_ms,
+        .flap_quiet_ms = d.cfg.rules.flap_quiet_ms,
+    };
+    d.rules = rules_new(&ro, rset); /* takes rset over */
+    rset = NULL;
+    if (rules_start(d.rules) < 0)
+        goto out;
     d.collect = make_collector(&d, &d.cfg);
     if (collect_start(d.collect) < 0)
         goto out;
@@ -436,6 +497,8 @@ int serve_main(int argc, char **argv)
     http_route(d.http, "POST", "/-/reload", HTTP_MUTATES, h_reload, &d);
     http_route(d.http, "GET", "/api/v1/export", HTTP_READ, query_export, d.db);
     query_api_register(d.http, d.db);
+    notify_register_http(d.http, d.notify);
+    rules_register_http(d.http, d.rules);
     if (http_start(d.http, d.cfg.listen, d.cfg.http_token) < 0)
         goto out;
 
@@ -463,6 +526,9 @@ int serve_main(int argc, char **argv)
 out:
     if (d.http)
         http_free(d.http);
+    rules_free(d.rules); /* saves alert state; before the store and notify go */
+    rules_set_free(rset);
+    notify_free(d.notify);
     collect_free(d.collect);
     ingest_free(d.ingest); /* its last batch goes into the store: before closing it */
     tsdb_close(d.db);

@@ -1,0 +1,165 @@
+/*
+ * rules.h: the rules engine. Loads Prometheus rule files unchanged (groups
+ * of alerting and recording rules), evaluates each group on its interval
+ * with the PromQL evaluator against the store, keeps alert states with
+ * Prometheus's semantics (inactive -> pending -> firing -> resolved, `for`,
+ * `keep_firing_for`), writes ALERTS / ALERTS_FOR_STATE and recording rules'
+ * outputs back into the store, marks flapping alerts, persists alert state
+ * under the data directory so a restart neither re-pages nor loses `for`
+ * progress, and hands alerts to the notification pipeline (notify_submit)
+ * as Prometheus hands them to Alertmanager. docs/RULES.md has the design.
+ *
+ * Threads: rules_start runs one evaluation thread; every other function may
+ * be called from any thread (one mutex guards the state and is never held
+ * across a query). Without rules_start, rules_tick evaluates on the
+ * caller's thread (tests drive a fake clock that way).
+ *
+ * Ownership: a struct rules_set (parsed rule files) owns all its strings and
+ * parsed expressions; rules_new and rules_update take one over.
+ */
+#ifndef SITREP_RULES_H
+#define SITREP_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/sbuf.h"
+
+struct tsdb;
+struct notify;
+struct http_server;
+struct metric_buf;
+
+/* Caps that keep memory bounded whatever the rule files say. */
+#define RULES_MAX_ALERTS_PER_RULE 1000 /* when the group sets no `limit` */
+#define RULES_MAX_RULES           10000
+#define RULES_MAX_FILE_BYTES      (4 << 20)
+#define RULES_MAX_TEMPLATE_OUT    (16 << 10) /* bytes of one expanded label/annotation */
+
+/* ---- rule files ---- */
+
+struct rules_set;
+
+/*
+ * Parse one rule file's text (Prometheus's layout: `groups:` with name,
+ * interval, limit, rules). name labels the messages and is the group's
+ * `file`. default_interval_ms is used by groups without `interval`. Checks
+ * everything `promtool check rules` checks that sitrep can: YAML, known
+ * keys, required keys, names, durations, every expr parses as PromQL and is
+ * a vector or scalar, every label/annotation template parses, duplicate
+ * group names. Appends the groups to *set (created when NULL). On error
+ * returns -1 and appends one "name:line:col: message\n" per problem to
+ * errors; *set is then to be freed, not used.
+ */
+int rules_parse(struct rules_set **set, const char *name, const char *text, size_t len,
+                int64_t default_interval_ms, struct sbuf *errors);
+/* The same from a file. */
+int rules_load_file(struct rules_set **set, const char *path, int64_t default_interval_ms,
+                    struct sbuf *errors);
+/*
+ * Expand each glob of patterns (relative ones against base_dir when it is
+ * not NULL, as Prometheus resolves rule_files against its config's folder)
+ * and load every file found, in sorted order, into a new *set (never NULL
+ * on success, possibly empty). A pattern that matches nothing is not an
+ * error (as in Prometheus). Returns 0, or -1 with errors filled.
+ */
+int rules_load_globs(struct rules_set **set, const char *const *patterns, size_t n,
+                     const char *base_dir, int64_t default_interval_ms, struct sbuf *errors);
+/* Groups and rules in a set (for messages). */
+size_t rules_set_groups(const struct rules_set *set);
+size_t rules_set_rules(const struct rules_set *set);
+void rules_set_free(struct rules_set *set);
+
+/* ---- templates (labels and annotations) ---- */
+
+struct rules_tmpl_label {
+    const char *name;
+    const char *value;
+};
+
+/* What a template sees: $value, $labels, $externalLabels, $externalURL. */
+struct rules_tmpl_data {
+    double value;
+    const struct rules_tmpl_label *labels;
+    size_t nlabels;
+    const struct rules_tmpl_label *external;
+    size_t nexternal;
+    const char *external_url;
+};
+
+/*
+ * Expand a Go-template-style text: `{{ $value }}`, `{{ $labels.x }}`,
+ * `{{ $externalLabels.x }}`, `{{ .Value }}`, `{{ .Labels.x }}`, functions
+ * humanize, humanize1024, humanizeDuration, humanizePercentage,
+ * humanizeTimestamp, printf, toUpper, toLower, title, pipes (`{{ $value |
+ * humanize }}`), `{{- -}}` trimming and comments. data may be NULL to only
+ * check the syntax. Appends the result to out. Returns 0, or -1 with err
+ * filled ("1:12: unknown function \"humanise\"", line:col in src) and
+ * nothing appended. Never reads past src.
+ */
+int rules_template_expand(const char *src, const struct rules_tmpl_data *data, struct sbuf *out,
+                          char *err, size_t errcap);
+
+/* ---- the engine ---- */
+
+struct rules_label {
+    char *name, *value;
+};
+
+struct rules_opts {
+    struct tsdb *db;                    /* queried and appended to; required */
+    struct notify *notify;              /* alerts go here; NULL: nowhere */
+    const char *data_dir;               /* state in data_dir/rules.state; NULL: none */
+    const struct rules_label *external; /* external labels (templates only) */
+    size_t nexternal;
+    const char *external_url;      /* for generatorURL and $externalURL; NULL: "" */
+    int64_t resend_delay_ms;       /* firing alerts re-sent this often; 0: 1m */
+    int64_t resolved_retention_ms; /* resolved alerts re-sent this long; 0: 15m */
+    int64_t outage_tolerance_ms;   /* state older than this is not restored; 0: 1h */
+    unsigned flap_threshold;       /* fire/resolve cycles that make an alert flap; 0: 3 */
+    int64_t flap_window_ms;        /* ... within this long; 0: 1h */
+    int64_t flap_quiet_ms;         /* un-flaps after this long with no new cycle; 0: 30m */
+    int64_t (*now_ms)(void *ctx);  /* the clock; NULL: wall clock */
+    void *clock_ctx;
+};
+
+struct rules;
+
+/*
+ * Create the engine over set (taken over; NULL means no rules) and restore
+ * alert state from data_dir (applied at each rule's first evaluation, as
+ * Prometheus restores `for` state). Returns NULL on error (logged).
+ */
+struct rules *rules_new(const struct rules_opts *o, struct rules_set *set);
+/* Start the evaluation thread. 0 or -1 (logged). */
+int rules_start(struct rules *r);
+/* Stop the thread (waits for an evaluation in flight) and save the state. */
+void rules_stop(struct rules *r);
+/* Stop and free everything. NULL is fine. */
+void rules_free(struct rules *r);
+
+/*
+ * Replace the rules (a reload; set taken over). A rule whose group (file and
+ * name), kind, name and expression are unchanged keeps its alerts.
+ */
+void rules_update(struct rules *r, struct rules_set *set);
+
+/*
+ * Evaluate now, on the calling thread, every group whose time has come
+ * (by the clock in rules_opts). Returns ms until the next one is due.
+ */
+int64_t rules_tick(struct rules *r);
+
+/* Write the alert state file now (also done after each evaluation that changed it). */
+int rules_save(struct rules *r);
+
+/* The engine's self-metrics (sitrep_rule_*) into b. */
+void rules_expose(struct rules *r, struct metric_buf *b);
+
+/* GET /api/v1/rules and GET /api/v1/alerts in Prometheus's JSON shape. r must outlive s. */
+void rules_register_http(struct http_server *s, struct rules *r);
+
+/* `sitrep check rules FILE...`: returns the process exit code (0, 1 errors, 2 usage). */
+int rules_cli_check(int argc, char **argv);
+
+#endif

@@ -1,0 +1,464 @@
+/*
+ * rules_test.c: the rules engine through its public header (and the
+ * internal one for alert state): templates and Prometheus's humanize
+ * functions, rule file errors with their positions, durations, and the
+ * alert state machine on a fake clock against a real store in a temporary
+ * folder: pending -> firing after `for`, keep_firing_for, resolution,
+ * flapping and un-flapping, restore after a restart (no lost `for`
+ * progress, firing stays firing, nothing re-sent).
+ */
+#include "testutil.h"
+#include "metric/metric.h"
+#include "rules/rules_internal.h"
+#include "tsdb/tsdb.h"
+
+#include <math.h>
+#include <unistd.h>
+
+#define T0 1700000000000LL
+
+/* ---- templates ---- */
+
+static char *tmpl(const char *src, double value)
+{
+    static char out[1024];
+    struct rules_tmpl_label ls[] = {{"instance", "db1:9100"}, {"job", "node"}};
+    struct rules_tmpl_label ext[] = {{"cluster", "eu1"}};
+    struct rules_tmpl_data d = {.value = value,
+                                .labels = ls,
+                                .nlabels = 2,
+                                .external = ext,
+                                .nexternal = 1,
+                                .external_url = "http://x"};
+    struct sbuf b;
+    char err[256];
+    sbuf_init(&b, 0);
+    if (rules_template_expand(src, &d, &b, err, sizeof(err)) < 0)
+        snprintf(out, sizeof(out), "ERR %s", err);
+    else
+        snprintf(out, sizeof(out), "%s", b.buf);
+    sbuf_release(&b);
+    return out;
+}
+
+static void test_template_values(void **state)
+{
+    (void)state;
+    assert_string_equal(tmpl("v={{ $value }}", 0.5), "v=0.5");
+    assert_string_equal(tmpl("{{ $value }}", 1e6), "1e+06");
+    assert_string_equal(tmpl("{{ $value }}", 123456), "123456");
+    assert_string_equal(tmpl("{{ .Value }}", NAN), "NaN");
+    assert_string_equal(tmpl("{{ $labels.instance }} {{ .Labels.job }}", 0), "db1:9100 node");
+    assert_string_equal(tmpl("[{{ $labels.missing }}]", 0), "[]");
+    assert_string_equal(tmpl("{{ $externalLabels.cluster }} {{ $externalURL }}", 0),
+                        "eu1 http://x");
+    assert_string_equal(tmpl("a  {{- $value -}}  b", 2), "a2b");
+    assert_string_equal(tmpl("x{{/* a comment */}}y", 0), "xy");
+}
+
+static void test_template_functions(void **state)
+{
+    (void)state;
+    assert_string_equal(tmpl("{{ $value | humanize }}", 1234567), "1.235M");
+    assert_string_equal(tmpl("{{ humanize $value }}", 0.001234), "1.234m");
+    assert_string_equal(tmpl("{{ $value | humanize }}", 0), "0");
+    assert_string_equal(tmpl("{{ $value | humanize1024 }}", 1048576), "1Mi");
+    assert_string_equal(tmpl("{{ $value | humanize1024 }}", 512), "512");
+    assert_string_equal(tmpl("{{ $value | humanizeDuration }}", 90061), "1d 1h 1m 1s");
+    assert_string_equal(tmpl("{{ $value | humanizeDuration }}", 3661), "1h 1m 1s");
+    assert_string_equal(tmpl("{{ $value | humanizeDuration }}", 1.5), "1.5s");
+    assert_string_equal(tmpl("{{ $value | humanizeDuration }}", 0.25), "250ms");
+    assert_string_equal(tmpl("{{ $value | humanizeDuration }}", 0), "0s");
+    assert_string_equal(tmpl("{{ $value | humanizePercentage }}", 0.1234), "12.34%");
+    assert_string_equal(tmpl("{{ printf \"%.2f\" $value }}", 3.14159), "3.14");
+    assert_string_equal(tmpl("{{ printf \"%s is %d%%\" $labels.job 5 }}", 0), "node is 5%");
+    assert_string_equal(tmpl("{{ $value | printf \"%.1f\" }}", 2.25), "2.2");
+    assert_string_equal(tmpl("{{ \"1024\" | humanize1024 }}", 0), "1Ki");
+    assert_string_equal(tmpl("{{ $labels.job | toUpper }}", 0), "NODE");
+    assert_string_equal(tmpl("{{ 1700000000 | humanizeTimestamp }}", 0),
+                        "2023-11-14 22:13:20 +0000 UTC");
+}
+
+static void test_template_errors(void **state)
+{
+    (void)state;
+    assert_string_equal(tmpl("x {{ $value | humanise }}", 0),
+                        "ERR 1:15: function \"humanise\" not defined");
+    assert_string_equal(tmpl("a\n {{ $value", 0), "ERR 2:2: unclosed action");
+    assert_string_equal(tmpl("{{ if $value }}x{{ end }}", 0),
+                        "ERR 1:4: \"if\" is not supported in sitrep's templates");
+    assert_string_equal(tmpl("{{ $nope }}", 0), "ERR 1:4: undefined variable \"nope\"");
+    assert_string_equal(tmpl("{{ \"abc }}", 0), "ERR 1:4: unterminated quoted string");
+    assert_string_equal(tmpl("{{ $value 3 }}", 0), "ERR 1:4: can't give argument to non-function");
+    assert_string_equal(tmpl("{{ }}", 0), "ERR 1:1: missing value for command");
+    assert_string_equal(tmpl("{{ humanize }}", 0),
+                        "ERR 1:4: wrong number of args for humanize: want 1 got 0");
+    assert_string_equal(tmpl("{{ \"x\" | humanize }}", 0),
+                        "ERR 1:10: can't convert \"x\" to a number");
+    /* hostile inputs: never a crash, always an answer */
+    const char *junk[] = {
+        "{{",    "}}",      "{{-",           "{{ | }}", "{{ $ }}",       "{{ . }}",
+        "{{(}}", "{{ \"\\", "{{ printf \"%", "{{/*}}",  "{{ 1e999999 }}"};
+    for (size_t i = 0; i < ARRAY_SIZE(junk); i++)
+        (void)tmpl(junk[i], 1);
+}
+
+/* ---- rule files ---- */
+
+static char *load_errors(const char *yaml)
+{
+    static char out[4096];
+    struct rules_set *set = NULL;
+    struct sbuf e;
+    sbuf_init(&e, 0);
+    int rc = rules_parse(&set, "r.yml", yaml, strlen(yaml), 1000, &e);
+    snprintf(out, sizeof(out), "%s", rc == 0 ? "" : e.buf);
+    sbuf_release(&e);
+    rules_set_free(set);
+    return out;
+}
+
+static void test_load_ok(void **state)
+{
+    (void)state;
+    const char *y = "groups:\n"
+                    "  - name: a\n"
+                    "    interval: 1m30s\n"
+                    "    limit: 5\n"
+                    "    rules:\n"
+                    "      - alert: X\n"
+                    "        expr: up == 0\n"
+                    "        for: 5m\n"
+                    "        keep_firing_for: 1m\n"
+                    "        labels: {severity: page}\n"
+                    "        annotations: {summary: '{{ $labels.instance }} down'}\n"
+                    "      - record: job:up:sum\n"
+                    "        expr: sum by (job) (up)\n"
+                    "  - name: b\n"
+                    "    rules: []\n";
+    struct rules_set *set = NULL;
+    struct sbuf e;
+    sbuf_init(&e, 0);
+    assert_int_equal(rules_parse(&set, "r.yml", y, strlen(y), 1000, &e), 0);
+    assert_int_equal(rules_set_groups(set), 2);
+    assert_int_equal(rules_set_rules(set), 2);
+    assert_int_equal(set->groups[0].interval_ms, 90000);
+    assert_int_equal(set->groups[0].limit, 5);
+    assert_int_equal(set->groups[1].interval_ms, 1000); /* the default */
+    assert_int_equal(set->groups[0].rules[0].for_ms, 300000);
+    assert_int_equal(set->groups[0].rules[0].keep_firing_for_ms, 60000);
+    sbuf_release(&e);
+    rules_set_free(set);
+}
+
+static void test_load_errors(void **state)
+{
+    (void)state;
+    assert_string_equal(load_errors("groups:\n  - name: a\n    rules:\n      - alert: X\n"
+                                    "        expr: sum(\n"),
+                        "r.yml:5:15: could not parse expression: 1:5: parse error: unclosed left "
+                        "parenthesis\n");
+    char *e = load_errors("groups:\n  - name: a\n    rules:\n      - record: 'bad name'\n"
+                          "        expr: up\n        for: 1m\n");
+    assert_non_null(strstr(e, "r.yml:4:17: invalid recording rule name: bad name"));
+    assert_non_null(strstr(e, "r.yml:6:14: invalid field 'for' in recording rule"));
+    e = load_errors("groups:\n  - name: a\n    rules:\n      - expr: up\n");
+    assert_non_null(strstr(e, "r.yml:4:9: one of 'record' or 'alert' must be set"));
+    e = load_errors("groups:\n  - name: a\n  - name: a\n");
+    assert_non_null(strstr(e, "r.yml:3:11: groupname: \"a\" is repeated in the same file"));
+    e = load_errors("groups:\n  - name: a\n    interval: 5 minutes\n    bogus: 1\n");
+    assert_non_null(strstr(e, "r.yml:3:15: interval: not a valid duration"));
+    assert_non_null(strstr(e, "r.yml:4:5: field bogus not found"));
+    e = load_errors("groups:\n  - name: a\n    rules:\n      - alert: X\n        expr: up\n"
+                    "        annotations:\n          s: '{{ $value | nope }}'\n");
+    assert_non_null(strstr(e, "r.yml:7:14: annotation s: template: 1:13: function \"nope\""));
+    e = load_errors("groups: [\n");
+    assert_non_null(strstr(e, "r.yml:2:1:"));
+    e = load_errors(
+        "groups:\n  - name: a\n    rules:\n      - alert: X\n        expr: rate(up[5m])[1m:]\n");
+    assert_non_null(strstr(e, "expression must be an instant vector or a scalar"));
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    int64_t ms;
+    assert_int_equal(rules__duration_parse("1h30m", &ms), 0);
+    assert_int_equal(ms, 5400000);
+    assert_int_equal(rules__duration_parse("1d2h3m4s5ms", &ms), 0);
+    assert_int_equal(ms, 93784005);
+    assert_int_equal(rules__duration_parse("0", &ms), 0);
+    assert_int_equal(ms, 0);
+    assert_int_equal(rules__duration_parse("100ms", &ms), 0);
+    assert_int_equal(ms, 100);
+    assert_int_equal(rules__duration_parse("5m1h", &ms), -1);
+    assert_int_equal(rules__duration_parse("1.5h", &ms), -1);
+    assert_int_equal(rules__duration_parse("", &ms), -1);
+    assert_int_equal(rules__duration_parse("10", &ms), -1);
+    assert_int_equal(rules__duration_parse("99999999999999999999s", &ms), -1);
+}
+
+/* ---- the state machine on a fake clock ---- */
+
+struct env {
+    char dir[128];
+    struct tsdb *db;
+    struct rules *r;
+    int64_t now;
+};
+
+static int64_t fake_now(void *ctx)
+{
+    return ((struct env *)ctx)->now;
+}
+
+static void env_open(struct env *e)
+{
+    if (!e->dir[0]) {
+        snprintf(e->dir, sizeof(e->dir), "/tmp/sitrep-rules-test.XXXXXX");
+        assert_non_null(mkdtemp(e->dir));
+        e->now = T0;
+    }
+    char tdir[256], err[256];
+    snprintf(tdir, sizeof(tdir), "%s/tsdb", e->dir);
+    struct tsdb_opts o = {.dir = tdir};
+    assert_int_equal(tsdb_open(&e->db, &o, err, sizeof(err)), 0);
+}
+
+static void start_rules(struct env *e, const char *yaml, unsigned flap_threshold)
+{
+    struct rules_set *set = NULL;
+    struct sbuf errs;
+    sbuf_init(&errs, 0);
+    if (rules_parse(&set, "t.yml", yaml, strlen(yaml), 1000, &errs) < 0)
+        fail_msg("%s", errs.buf);
+    sbuf_release(&errs);
+    struct rules_opts o = {.db = e->db,
+                           .data_dir = e->dir,
+                           .now_ms = fake_now,
+                           .clock_ctx = e,
+                           .flap_threshold = flap_threshold,
+                           .flap_window_ms = 3600000,
+                           .flap_quiet_ms = 600000};
+    e->r = rules_new(&o, set);
+}
+
+static void env_close(struct env *e, int keep)
+{
+    rules_free(e->r);
+    e->r = NULL;
+    tsdb_close(e->db);
+    e->db = NULL;
+    if (!keep) {
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+/* Store x=v at the current time, then evaluate. */
+static void step(struct env *e, double v)
+{
+    struct metric_buf b;
+    metric_buf_init(&b);
+    metric_buf_reset(&b, e->now);
+    metric_fam(&b, "x", "", METRIC_GAUGE);
+    metric_add1(&b, v, "instance", "a");
+    assert_int_equal(tsdb_append_batch(e->db, "test", &b, NULL), 0);
+    metric_buf_release(&b);
+    rules_tick(e->r);
+}
+
+static struct rules__alert *the_alert(struct env *e)
+{
+    struct rules__rule *ru = &e->r->set->groups[0].rules[0];
+    return ru->nalerts ? ru->alerts[0] : NULL;
+}
+
+static const char *ann(const struct rules__alert *a, const char *name)
+{
+    for (size_t i = 0; i < a->nann; i++)
+        if (strcmp(a->ann[i].name, name) == 0)
+            return a->ann[i].value;
+    return NULL;
+}
+
+#define RULE_FOR_3S                                                                                \
+    "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: XHigh\n"                   \
+    "        expr: x > 0\n        for: 3s\n        labels: {severity: page}\n"                     \
+    "        annotations: {summary: 'x is {{ $value }} on {{ $labels.instance }}'}\n"
+
+static void test_pending_firing_resolved(void **state)
+{
+    (void)state;
+    struct env e = {0};
+    env_open(&e);
+    start_rules(&e, RULE_FOR_3S, 3);
+    step(&e, 0);
+    assert_null(the_alert(&e));
+    e.now += 1000;
+    step(&e, 5);
+    struct rules__alert *a = the_alert(&e);
+    assert_non_null(a);
+    assert_int_equal(a->state, RULES_PENDING);
+    assert_int_equal(a->active_at, T0 + 1000);
+    assert_string_equal(ann(a, "summary"), "x is 5 on a");
+    e.now += 2000;
+    step(&e, 5);
+    assert_int_equal(the_alert(&e)->state, RULES_PENDING); /* 2 s < for */
+    e.now += 1000;
+    step(&e, 5);
+    a = the_alert(&e);
+    assert_int_equal(a->state, RULES_FIRING);
+    assert_int_equal(a->fired_at, T0 + 4000);
+    e.now += 1000;
+    step(&e, 0);
+    a = the_alert(&e);
+    assert_int_equal(a->state, RULES_INACTIVE);
+    assert_int_equal(a->resolved_at, T0 + 5000);
+    /* back: a new occurrence, pending again from now */
+    e.now += 1000;
+    step(&e, 1);
+    a = the_alert(&e);
+    assert_int_equal(a->state, RULES_PENDING);
+    assert_int_equal(a->active_at, T0 + 6000);
+    /* a pending alert whose condition goes away is dropped, not resolved */
+    e.now += 1000;
+    step(&e, 0);
+    assert_null(the_alert(&e));
+    env_close(&e, 0);
+}
+
+static void test_keep_firing_for(void **state)
+{
+    (void)state;
+    struct env e = {0};
+    env_open(&e);
+    start_rules(&e,
+                "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: X\n"
+                "        expr: x > 0\n        keep_firing_for: 3s\n",
+                3);
+    step(&e, 1);
+    assert_int_equal(the_alert(&e)->state, RULES_FIRING); /* no `for`: fires at once */
+    /* held for 3 s after the first absent evaluation (at T0 + 1 s), resolved at T0 + 4 s */
+    for (int i = 1; i <= 4; i++) {
+        e.now += 1000;
+        step(&e, 0);
+        assert_int_equal(the_alert(&e)->state, i < 4 ? RULES_FIRING : RULES_INACTIVE);
+        assert_int_equal(the_alert(&e)->keep_firing_since, T0 + 1000);
+    }
+    env_close(&e, 0);
+}
+
+static void test_flapping(void **state)
+{
+    (void)state;
+    struct env e = {0};
+    env_open(&e);
+    start_rules(&e,
+                "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: X\n"
+                "        expr: x > 0\n",
+                3);
+    /* two full fire/resolve cycles: ordinary */
+    for (int c = 0; c < 2; c++) {
+        step(&e, 1);
+        assert_int_equal(the_alert(&e)->state, RULES_FIRING);
+        e.now += 1000;
+        step(&e, 0);
+        assert_int_equal(the_alert(&e)->state, RULES_INACTIVE);
+        e.now += 1000;
+    }
+    /* the third resolve makes it flap: held firing, marked, with its cycle count */
+    step(&e, 1);
+    int64_t fired = the_alert(&e)->fired_at;
+    e.now += 1000;
+    step(&e, 0);
+    struct rules__alert *a = the_alert(&e);
+    assert_int_equal(a->state, RULES_FIRING);
+    assert_true(a->flapping);
+    assert_string_equal(ann(a, "flapping"), "true");
+    assert_string_equal(ann(a, "flapping_cycles"), "3");
+    /* more cycles while flapping: still the same firing alert, cycles counted */
+    for (int c = 0; c < 2; c++) {
+        e.now += 1000;
+        step(&e, 1);
+        e.now += 1000;
+        step(&e, 0);
+        assert_int_equal(the_alert(&e)->state, RULES_FIRING);
+        assert_int_equal(the_alert(&e)->fired_at, fired);
+    }
+    assert_string_equal(ann(the_alert(&e), "flapping_cycles"), "5");
+    /* quiet for flap_quiet (10 min): un-flaps, and being absent, resolves */
+    e.now += 600000;
+    step(&e, 0);
+    a = the_alert(&e);
+    assert_false(a->flapping);
+    assert_null(ann(a, "flapping"));
+    assert_int_equal(a->state, RULES_INACTIVE);
+    env_close(&e, 0);
+}
+
+static void test_restore_after_restart(void **state)
+{
+    (void)state;
+    const char *two =
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: XHigh\n"
+        "        expr: x > 0\n        for: 3s\n      - alert: XPending\n        expr: x > 0\n"
+        "        for: 1h\n";
+    struct env e = {0};
+    env_open(&e);
+    start_rules(&e, two, 3);
+    for (int i = 0; i < 5; i++) {
+        step(&e, 1);
+        e.now += 1000;
+    }
+    assert_int_equal(the_alert(&e)->state, RULES_FIRING);
+    struct rules__alert a0 = *the_alert(&e);
+    struct rules__alert *p = e.r->set->groups[0].rules[1].alerts[0];
+    assert_int_equal(p->state, RULES_PENDING);
+    int64_t pending_since = p->active_at;
+    env_close(&e, 1);
+
+    /* down for 60 s, then up again */
+    e.now += 60000;
+    env_open(&e);
+    start_rules(&e, two, 3);
+    struct rules__alert *a = the_alert(&e);
+    assert_non_null(a);
+    assert_int_equal(a->state, RULES_FIRING);
+    assert_int_equal(a->active_at, a0.active_at);
+    assert_int_equal(a->fired_at, a0.fired_at);
+    assert_int_equal(a->last_sent, a0.last_sent);
+    assert_int_equal(a->fp, a0.fp);
+    p = e.r->set->groups[0].rules[1].alerts[0];
+    assert_int_equal(p->state, RULES_PENDING);
+    assert_int_equal(p->active_at, pending_since + 60000); /* downtime does not count */
+    step(&e, 1);
+    assert_int_equal(the_alert(&e)->state, RULES_FIRING);
+    assert_int_equal(the_alert(&e)->fired_at, a0.fired_at);
+    env_close(&e, 1);
+
+    /* down longer than the outage tolerance (1 h): nothing restored */
+    e.now += 2 * 3600000LL;
+    env_open(&e);
+    start_rules(&e, two, 3);
+    assert_null(the_alert(&e));
+    env_close(&e, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_template_values),
+        cmocka_unit_test(test_template_functions),
+        cmocka_unit_test(test_template_errors),
+        cmocka_unit_test(test_load_ok),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_pending_firing_resolved),
+        cmocka_unit_test(test_keep_firing_for),
+        cmocka_unit_test(test_flapping),
+        cmocka_unit_test(test_restore_after_restart),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
