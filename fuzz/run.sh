@@ -17,6 +17,8 @@ mkdir -p "$out"
 declare -A deps=(
     [accesslog_fuzz]="src/ingest/logparse.c src/ingest/route.c src/ingest/sketch.c src/ingest/agg.c src/metric/metric_buf.c src/util/util.c src/util/sbuf.c -lpcre2-8"
     [block_fuzz]="src/tsdb/block.c src/tsdb/chunk.c src/tsdb/crc32c.c src/util/util.c src/util/log.c src/util/fsutil.c"
+    [expfmt_fuzz]="src/ingest/expfmt.c src/metric/metric_buf.c src/util/util.c src/util/sbuf.c"
+    [statsd_fuzz]="src/statsd/parse.c src/statsd/statsd.c src/statsd/config.c src/util/yamlcfg.c src/metric/metric_buf.c src/metric/expose.c src/util/util.c src/util/sbuf.c src/util/log.c -lyaml"
     [chunk_fuzz]="src/tsdb/chunk.c src/tsdb/crc32c.c src/util/util.c"
     [index_fuzz]="src/tsdb/strtab.c src/tsdb/index.c src/tsdb/matcher.c src/util/util.c -lpcre2-8"
     [promql_fuzz]="src/query/lex.c src/query/parse.c src/query/print.c src/query/functions.c src/util/util.c src/util/sbuf.c -lpcre2-8"

@@ -732,7 +732,22 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
         walk_map(w, v, "rules", cfg, on_rules);
     else if (strcmp(key, "alerting") == 0)
         on_alerting(w, v, cfg);
-    else if (strcmp(key, "rule_files") == 0) {
+    else if (strcmp(key, "probes") == 0) {
+        probe_config_release(&cfg->probes);
+        probe_config_init(&cfg->probes);
+        if (probe_config_parse_node(&cfg->probes, w->file, w->doc, v, w->errors) < 0)
+            w->nerr++;
+    } else if (strcmp(key, "statsd") == 0) {
+        statsd_config_release(&cfg->statsd);
+        statsd_config_defaults(&cfg->statsd);
+        if (statsd_config_parse_node(&cfg->statsd, w->file, w->doc, v, w->errors) < 0)
+            w->nerr++;
+    } else if (strcmp(key, "scrape") == 0) {
+        scrape_config_release(&cfg->scrape);
+        scrape_config_init(&cfg->scrape);
+        if (scrape_config_parse_node(&cfg->scrape, w->file, w->doc, v, w->errors) < 0)
+            w->nerr++;
+    } else if (strcmp(key, "rule_files") == 0) {
         for (size_t i = 0; i < cfg->nrule_files; i++)
             free(cfg->rule_files[i]);
         free(cfg->rule_files);
@@ -748,8 +763,8 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
             errat(w, v, "log_level: want debug, info, warn or error");
     } else
         errat(w, k,
-              "unknown key '%s' (known: http, collect, storage, logs, rule_files, rules, "
-              "alerting, data_dir, log_level)",
+              "unknown key '%s' (known: http, collect, storage, logs, probes, statsd, scrape, "
+              "rule_files, rules, alerting, data_dir, log_level)",
               key);
 }
 
@@ -781,6 +796,9 @@ void config_defaults(struct config *cfg)
     cfg->rules.flap_window_ms = 3600000;
     cfg->rules.flap_quiet_ms = 30 * 60000;
     notify_config_defaults(&cfg->alerting);
+    probe_config_init(&cfg->probes);
+    statsd_config_defaults(&cfg->statsd);
+    scrape_config_init(&cfg->scrape);
 }
 
 void config_release(struct config *cfg)
@@ -809,6 +827,9 @@ void config_release(struct config *cfg)
     free(cfg->rules.external_names);
     free(cfg->rules.external_values);
     notify_config_release(&cfg->alerting);
+    probe_config_release(&cfg->probes);
+    statsd_config_release(&cfg->statsd);
+    scrape_config_release(&cfg->scrape);
     memset(cfg, 0, sizeof(*cfg));
 }
 

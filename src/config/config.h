@@ -12,6 +12,9 @@
 
 #include "ingest/ingest.h"
 #include "notify/notify.h"
+#include "probe/probe.h"
+#include "scrape/scrape.h"
+#include "statsd/statsd.h"
 #include "util/sbuf.h"
 
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:9797"
@@ -73,6 +76,9 @@ struct config {
     /* `alerting:` (Alertmanager's layout, inline or from a file); defaults when absent */
     struct notify_config alerting;
     int has_alerting;
+    struct probe_config probes;  /* `probes:` uptime checks (docs/SIGNALS.md) */
+    struct statsd_config statsd; /* `statsd:` listener, off unless configured */
+    struct scrape_config scrape; /* `scrape:` application /metrics endpoints */
 };
 
 /* The folder of cfg->path ("." without one), into out. */

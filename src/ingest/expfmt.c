@@ -40,7 +40,42 @@ struct line {
     char *out; /* scratch write position */
 };
 
-/* A metric or label name at l->i into scratch; NULL if none. */
+int expfmt_utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k;
+        unsigned cp;
+        if (c >= 0xc2 && c <= 0xdf)
+            k = 1, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            k = 2, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            k = 3, cp = c & 0x07;
+        else
+            return 0;
+        if (i + k >= n)
+            return 0;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + j] & 0x3f);
+        }
+        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+/* A metric or label name at l->i into scratch; NULL if none or longer than EXPFMT_MAX_NAME. */
 static const char *take_name(struct line *l, int metric)
 {
     size_t st = l->i;
@@ -49,6 +84,10 @@ static const char *take_name(struct line *l, int metric)
         return NULL;
     while (l->i < l->n && name_char(l->s[l->i]) && (metric || l->s[l->i] != ':'))
         l->i++;
+    if (l->i - st > EXPFMT_MAX_NAME) {
+        l->i = st;
+        return NULL;
+    }
     char *o = l->out;
     memcpy(o, l->s + st, l->i - st);
     o[l->i - st] = 0;
@@ -91,6 +130,10 @@ static const char *take_value(struct line *l, const char **why)
     }
     l->i++;
     *w = 0;
+    if (!expfmt_utf8_valid(o, (size_t)(w - o))) {
+        *why = "label value is not valid UTF-8";
+        return NULL;
+    }
     l->out = w + 1;
     return o;
 }
@@ -180,6 +223,10 @@ static int comment(struct expfmt *p, struct line *l, char *err, size_t errlen)
         if (strcmp(p->fam, name) != 0)
             p->type[0] = 0;
         snprintf(p->fam, sizeof(p->fam), "%s", name);
+        if (!expfmt_utf8_valid(l->s + l->i, l->n - l->i) || memchr(l->s + l->i, 0, l->n - l->i)) {
+            snprintf(err, errlen, "%u:%zu: help text is not valid UTF-8", p->line, l->i + 1);
+            return -1;
+        }
         free(p->help);
         p->help = xstrndup(l->s + l->i, l->n - l->i);
     }

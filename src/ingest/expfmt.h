@@ -8,6 +8,9 @@
  * says where: "LINE:COL: what". Malformed input never crashes it and is
  * never partially applied: a bad line is reported and skipped.
  *
+ * Names are at most EXPFMT_MAX_NAME bytes, label values and help text must
+ * be valid UTF-8 (the store takes nothing else).
+ *
  * Timestamps: OpenMetrics writes seconds (decimals allowed), the text format
  * milliseconds; both come out as milliseconds. Exemplars (OpenMetrics
  * `# {...} v`) are skipped.
@@ -22,6 +25,7 @@
 
 #define EXPFMT_MAX_LABELS 32
 #define EXPFMT_MAX_LINE   (1 << 20) /* longer lines are errors */
+#define EXPFMT_MAX_NAME   255       /* bytes of a metric or label name; longer ones are errors */
 
 enum expfmt_flavour { EXPFMT_TEXT, EXPFMT_OPENMETRICS };
 
@@ -57,5 +61,8 @@ void expfmt_release(struct expfmt *p);
  * says "LINE:COL: ..."; the line is skipped, the next call goes on).
  */
 int expfmt_next(struct expfmt *p, struct expfmt_sample *s, char *err, size_t errlen);
+
+/* 1 if the n bytes at s are valid UTF-8 (no overlongs or surrogates), else 0. */
+int expfmt_utf8_valid(const char *s, size_t n);
 
 #endif

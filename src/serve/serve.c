@@ -12,6 +12,9 @@
 #include "ingest/ingest.h"
 #include "metric/metric.h"
 #include "notify/notify.h"
+#include "probe/probe.h"
+#include "scrape/scrape.h"
+#include "statsd/statsd.h"
 #include "query/api.h"
 #include "query/export.h"
 #include "rules/rules.h"
@@ -45,6 +48,10 @@ struct daemon {
     struct http_server *http;
     struct notify *notify; /* alert notification pipeline (docs/NOTIFY.md) */
     struct rules *rules;   /* rules engine (docs/RULES.md); uses db and notify */
+    /* Service signals (docs/SIGNALS.md); each swapped on reload only when its section changed. */
+    struct probe *probe;
+    struct statsd *statsd;
+    struct scrape *scrape;
     int lock_fd;
     int64_t start_ms;
 
@@ -130,6 +137,44 @@ static void store_ingest_batch(void *ctx, const struct metric_buf *batch)
     tsdb_append_batch(d->db, "accesslog", batch, NULL);
 }
 
+static void store_probe_batch(void *ctx, const struct metric_buf *batch)
+{
+    tsdb_append_batch(((struct daemon *)ctx)->db, "probe", batch, NULL);
+}
+
+static void store_statsd_batch(void *ctx, const struct metric_buf *batch)
+{
+    tsdb_append_batch(((struct daemon *)ctx)->db, "statsd", batch, NULL);
+}
+
+static void store_scrape_batch(void *ctx, const struct metric_buf *batch)
+{
+    tsdb_append_batch(((struct daemon *)ctx)->db, "scrape", batch, NULL);
+}
+
+/* NULL if a regex of the config fails here (logged). */
+static struct probe *make_probe(struct daemon *d, const struct config *cfg)
+{
+    return probe_new(&(struct probe_opts){.config = &cfg->probes,
+                                          .interval_s = cfg->collect.interval_s,
+                                          .sink = store_probe_batch,
+                                          .sink_ctx = d});
+}
+
+static struct statsd *make_statsd(struct daemon *d, const struct config *cfg)
+{
+    return statsd_new(&(struct statsd_opts){.config = &cfg->statsd,
+                                            .interval_s = cfg->collect.interval_s,
+                                            .sink = store_statsd_batch,
+                                            .sink_ctx = d});
+}
+
+static struct scrape *make_scrape(struct daemon *d, const struct config *cfg)
+{
+    return scrape_new(
+        &(struct scrape_opts){.config = &cfg->scrape, .sink = store_scrape_batch, .sink_ctx = d});
+}
+
 /* NULL if a regex of the config does not compile here (logged). */
 static struct ingest *make_ingest(struct daemon *d, const struct config *cfg)
 {
@@ -188,6 +233,7 @@ static void emit_daemon_metrics(struct daemon *d, struct metric_buf *b)
         notify_expose(d->notify, b);
     if (d->rules)
         rules_expose(d->rules, b);
+    scrape_emit_self(d->scrape, b);
 }
 
 static int open_store(struct daemon *d)
@@ -224,6 +270,8 @@ static void h_metrics(void *ctx, const struct http_request *req, struct http_res
     emit_daemon_metrics(d, &own);
     collect_expose(d->collect, &resp->body);
     ingest_expose(d->ingest, &resp->body);
+    probe_expose(d->probe, &resp->body);
+    statsd_expose(d->statsd, &resp->body);
     pthread_mutex_unlock(&d->lock);
     const struct metric_buf *bufs[] = {&own};
     metric_expose(bufs, 1, &resp->body);
@@ -333,6 +381,46 @@ static int do_reload(struct daemon *d)
             ingest_start(ni);
         }
     }
+    /* Probes, StatsD and scrapes keep running unless their own section changed. */
+    struct probe *old_probe = NULL;
+    struct statsd *old_statsd = NULL;
+    struct scrape *old_scrape = NULL;
+    if (!probe_config_equal(&cfg.probes, &d->cfg.probes) ||
+        cfg.collect.interval_s != d->cfg.collect.interval_s) {
+        struct probe *np = make_probe(d, &cfg);
+        if (np && probe_start(np) == 0) {
+            old_probe = d->probe;
+            d->probe = np;
+            probe_stop(old_probe);
+        } else {
+            log_error("reload: probes: keeping the running probes");
+            probe_free(np);
+        }
+    }
+    if (!statsd_config_equal(&cfg.statsd, &d->cfg.statsd) ||
+        cfg.collect.interval_s != d->cfg.collect.interval_s) {
+        struct statsd *ns = make_statsd(d, &cfg);
+        statsd_stop(d->statsd); /* the new one binds the same port */
+        if (ns && statsd_start(ns) == 0) {
+            old_statsd = d->statsd;
+            d->statsd = ns;
+        } else {
+            log_error("reload: statsd: keeping the running listener");
+            statsd_free(ns);
+            statsd_start(d->statsd);
+        }
+    }
+    if (!scrape_config_equal(&cfg.scrape, &d->cfg.scrape)) {
+        struct scrape *nc = make_scrape(d, &cfg);
+        if (nc && scrape_start(nc) == 0) {
+            old_scrape = d->scrape;
+            d->scrape = nc;
+            scrape_stop(old_scrape);
+        } else {
+            log_error("reload: scrape: keeping the running scrapes");
+            scrape_free(nc);
+        }
+    }
     struct collect *old = d->collect;
     collect_stop(old);
     d->collect = make_collector(d, &cfg);
@@ -347,6 +435,9 @@ static int do_reload(struct daemon *d)
     pthread_mutex_unlock(&d->lock);
     collect_free(old);
     ingest_free(old_ingest);
+    probe_free(old_probe);
+    statsd_free(old_statsd);
+    scrape_free(old_scrape);
     sbuf_release(&errors);
     return 0;
 }
@@ -488,6 +579,12 @@ int serve_main(int argc, char **argv)
         goto out;
     if (!(d.ingest = make_ingest(&d, &d.cfg)) || ingest_start(d.ingest) < 0)
         goto out;
+    if (!(d.probe = make_probe(&d, &d.cfg)) || probe_start(d.probe) < 0)
+        goto out;
+    if (!(d.statsd = make_statsd(&d, &d.cfg)) || statsd_start(d.statsd) < 0)
+        goto out; /* e.g. its port is taken: said in the log */
+    if (!(d.scrape = make_scrape(&d, &d.cfg)) || scrape_start(d.scrape) < 0)
+        goto out;
     d.http = http_new();
     http_route(d.http, "GET", "/", HTTP_READ, h_index, &d);
     http_route(d.http, "GET", "/metrics", HTTP_READ, h_metrics, &d);
@@ -531,6 +628,9 @@ out:
     notify_free(d.notify);
     collect_free(d.collect);
     ingest_free(d.ingest); /* its last batch goes into the store: before closing it */
+    probe_free(d.probe);
+    statsd_free(d.statsd); /* emits a last batch too */
+    scrape_free(d.scrape);
     tsdb_close(d.db);
     if (d.lock_fd >= 0)
         close(d.lock_fd);
