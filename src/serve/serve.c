@@ -19,6 +19,7 @@
 #include "query/export.h"
 #include "rules/rules.h"
 #include "tsdb/tsdb.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -445,21 +446,9 @@ static int do_reload(struct daemon *d)
 /* One sitrep per data directory: hold an exclusive lock on DIR/LOCK. */
 static int lock_data_dir(struct daemon *d)
 {
-    const char *dir = d->cfg.data_dir;
-    if (mkdir(dir, 0750) < 0 && errno != EEXIST)
-        return log_error("cannot create data directory %s: %s", dir, strerror(errno));
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/LOCK", dir);
-    d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    if (d->lock_fd < 0)
-        return log_error("cannot open %s: %s", path, strerror(errno));
-    if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0)
-        return log_error("data directory %s is in use by another sitrep (lock %s held)", dir, path);
-    char pid[32];
-    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (ftruncate(d->lock_fd, 0) == 0 && write(d->lock_fd, pid, (size_t)n) != n)
-        log_warn("cannot write pid to %s", path);
-    return 0;
+    char err[512];
+    d->lock_fd = util_lock_dir(d->cfg.data_dir, err, sizeof(err));
+    return d->lock_fd < 0 ? log_error("%s", err) : 0;
 }
 
 static int parse_flags(struct daemon *d, int argc, char **argv)
