@@ -6,7 +6,8 @@
  *      never add up to more than the input.
  *   2. The bytes cut into payloads, framed as wal.h specifies, then damaged
  *      at one position chosen by the input: replay must return every record
- *      whose bytes were not touched, in order, and nothing else.
+ *      whose bytes were not touched, in order, and nothing else but record
+ *      images its resynchronisation may find in payloads after the damage.
  * Built and run by fuzz/run.sh.
  */
 #include "tsdb/crc32c.h"
@@ -19,6 +20,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+#define MAX_IMAGES 256
+
 struct check {
     const uint8_t *lo, *hi; /* the buffer replayed */
     size_t delivered;
@@ -27,8 +30,9 @@ struct check {
     const size_t *want_len;
     const int *want_ok;
     size_t nwant, next;
-    const uint8_t *dmg_lo, *dmg_hi; /* the damaged record's bytes */
-    const uint8_t *swallowed;       /* end of record images found in the damage */
+    const uint8_t *dmg_lo, *dmg_hi;                         /* the damaged record's bytes */
+    const uint8_t *img_lo[MAX_IMAGES], *img_hi[MAX_IMAGES]; /* record images delivered */
+    size_t nimg;
     int *got;
     const size_t *start; /* each expected record's offset in seg */
     const uint8_t *seg;
@@ -45,27 +49,45 @@ static int on_raw(void *ctx, uint32_t seg, uint8_t type, const uint8_t *p, size_
     return 0;
 }
 
+/*
+ * Resynchronising after damage can find a record image that a payload
+ * happened to contain (the input controls payloads; real damage never forges
+ * checksums). Reading on from such an image can land inside a later record,
+ * be damaged again and find another image: a chain. So a delivered record
+ * that does not start where a framed record starts is an image: allowed only
+ * after the damage, and everything it covers is swallowed. A delivered
+ * record that does start at a framed record's offset must be that record,
+ * undamaged, in order.
+ */
 static int on_framed(void *ctx, uint32_t seg, uint8_t type, const uint8_t *p, size_t len)
 {
     (void)seg;
     (void)type;
     struct check *c = ctx;
-    /* Resynchronising inside a damaged record can find a record image its
-     * payload happened to contain (the input controls payloads). Such an
-     * image can only start inside the damaged span; whatever it covers
-     * beyond that is swallowed with it. Real damage never forges checksums,
-     * so this only happens with crafted input. */
-    if (p - TSDB_WAL_HEADER >= c->dmg_lo && p - TSDB_WAL_HEADER < c->dmg_hi) {
-        if (p + len > c->swallowed)
-            c->swallowed = p + len;
+    const uint8_t *hdr = p - TSDB_WAL_HEADER;
+    size_t i = 0;
+    while (i < c->nwant && c->seg + c->start[i] != hdr)
+        i++;
+    if (i == c->nwant) {
+        if (!c->dmg_lo || hdr < c->dmg_lo || c->nimg == MAX_IMAGES)
+            abort(); /* an image with no damage before it */
+        c->img_lo[c->nimg] = hdr;
+        c->img_hi[c->nimg++] = p + len;
         return 0;
     }
-    while (c->next < c->nwant &&
-           (!c->want_ok[c->next] || c->seg + c->start[c->next] < c->swallowed))
-        c->next++;
-    if (c->next >= c->nwant || len != c->want_len[c->next] || memcmp(p, c->want[c->next], len) != 0)
+    if (!c->want_ok[i] || i < c->next || len != c->want_len[i] || memcmp(p, c->want[i], len) != 0)
         abort();
-    c->got[c->next++] = 1;
+    c->next = i + 1;
+    c->got[i] = 1;
+    return 0;
+}
+
+/* Whether a record image delivered covers offset q (the record there was swallowed). */
+static int swallowed(const struct check *c, const uint8_t *q)
+{
+    for (size_t k = 0; k < c->nimg; k++)
+        if (q >= c->img_lo[k] && q < c->img_hi[k])
+            return 1;
     return 0;
 }
 
@@ -138,15 +160,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                       .nwant = n,
                       .dmg_lo = dmg_lo,
                       .dmg_hi = dmg_hi,
-                      .swallowed = seg,
                       .got = delivered,
                       .start = start,
                       .seg = seg};
     memset(&st, 0, sizeof(st));
     tsdb__wal_replay_buf("fuzz-framed", 1, seg, total, on_framed, &f, &st);
-    /* Every undamaged record came back, but for any a forged image swallowed. */
+    /* Every undamaged record came back, but for any a record image swallowed. */
     for (size_t i = 0; i < n; i++)
-        if (want_ok[i] && !delivered[i] && seg + start[i] >= f.swallowed)
+        if (want_ok[i] && !delivered[i] && !swallowed(&f, seg + start[i]))
             abort();
     free(seg);
     return 0;
