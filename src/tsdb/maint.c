@@ -475,7 +475,12 @@ static int tier_from_raw(struct tsdb *db, struct tsdb__bref *r, int t)
         m++;
     }
     free(it);
-    int rc = m ? write_block(db, t, r->mint, r->maxt, bs, m) : 0;
+    /*
+     * Written even with no series (a window of stale markers only): the
+     * window is then covered, so it is not decoded again every pass and raw
+     * retention does not wait for it forever.
+     */
+    int rc = write_block(db, t, r->mint, r->maxt, bs, m);
     for (size_t k = 0; k < m * TSDB__AGG_N; k++)
         tsdb__chunk_release(&cols[k]);
     tsdb__aggs_release(&a);
