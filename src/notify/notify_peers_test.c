@@ -8,6 +8,7 @@
  * Skips, saying why, when python3 or alertmanager is not installed.
  */
 #include "testutil.h"
+#include "testnet.h"
 #include "http/http.h"
 #include "notify/notify_internal.h"
 
@@ -135,17 +136,6 @@ struct peers {
     struct http_server *http;
 };
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static int port_open(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -256,11 +246,12 @@ static int setup(void **state)
     mkdir(out, 0755);
     snprintf(path, sizeof(path), "%s/sink.py", p->dir);
     tu_write_file(path, sink_py);
-    p->sink_port = free_port();
+    p->sink_port = tu_free_port();
     snprintf(port, sizeof(port), "%d", p->sink_port);
     snprintf(log, sizeof(log), "%s/sink.log", p->dir);
     char *sink_argv[] = {"python3", path, port, out, "2", NULL};
     p->sink = spawn(sink_argv, log);
+    wait_port(p->sink_port, "the webhook sink");
 
     char amcfg[256], amdata[256], amlisten[64];
     snprintf(amcfg, sizeof(amcfg), "--config.file=%s/am.yml", p->dir);
@@ -275,7 +266,7 @@ static int setup(void **state)
              p->sink_port);
     tu_write_file(path, amyml);
     snprintf(amdata, sizeof(amdata), "--storage.path=%s/am-data", p->dir);
-    p->am_port = free_port();
+    p->am_port = tu_free_port();
     snprintf(amlisten, sizeof(amlisten), "--web.listen-address=127.0.0.1:%d", p->am_port);
     snprintf(log, sizeof(log), "%s/am.log", p->dir);
     char *am_argv[] = {"prometheus-alertmanager",   amcfg, amdata, amlisten,
@@ -285,7 +276,6 @@ static int setup(void **state)
     snprintf(path, sizeof(path), "%s/fix.sh", p->dir);
     tu_write_file(path, fix_sh);
     chmod(path, 0755);
-    wait_port(p->sink_port, "the webhook sink");
     wait_port(p->am_port, "alertmanager");
     *state = p;
     return 0;
@@ -429,7 +419,7 @@ static void test_real_peers(void **state)
     p->n = notify_new(&o, &cfg);
     assert_non_null(p->n);
     assert_int_equal(notify_start(p->n), 0);
-    p->api_port = free_port();
+    p->api_port = tu_free_port();
     p->http = http_new();
     notify_register_http(p->http, p->n);
     char listen[64], api[128], url[256];
@@ -612,7 +602,7 @@ static void test_smtp(void **state)
     assert_int_equal(system(cmd), 0);
     snprintf(path, sizeof(path), "%s/smtp.py", dir);
     tu_write_file(path, smtp_py);
-    int p = free_port();
+    int p = tu_free_port();
     snprintf(port, sizeof(port), "%d", p);
     snprintf(log, sizeof(log), "%s/smtp.log", dir);
     char *argv[] = {"python3", path, port, dir, cert, key, NULL};

@@ -6,6 +6,7 @@
  * the command's whole process group, big payloads, commands that never read.
  */
 #include "testutil.h"
+#include "testnet.h"
 #include "http/http.h"
 #include "notify/notify_internal.h"
 
@@ -38,21 +39,10 @@ struct env {
     char dir[128];
 };
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static int setup(void **state)
 {
     struct env *e = xcalloc(1, sizeof(*e));
-    e->port = free_port();
+    e->port = tu_free_port();
     e->http = http_new();
     http_route(e->http, "POST", "/*", HTTP_READ, h_any, NULL);
     char listen[64];
@@ -105,7 +95,7 @@ static void test_http_outcomes(void **state)
     assert_non_null(strstr(err, "HTTP 400: answer from the test server"));
     assert_string_equal(seen_body, "{\"x\":1}");
     /* Nobody listening: retry. */
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", free_port());
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", tu_free_port());
     assert_int_equal(post(&it, err, sizeof(err)), NOTIFY_RETRY);
     /* A timeout is a retry too (a blackhole address would take the whole timeout:
      * a listener that never answers does the same on loopback). */

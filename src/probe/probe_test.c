@@ -7,6 +7,7 @@
  * python3 or openssl is missing.
  */
 #include "testutil.h"
+#include "testnet.h"
 #include "probe/probe.h"
 #include "util/yamlcfg.h"
 
@@ -49,18 +50,6 @@ static const char peer_py[] =
     "    ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n"
     "    s.socket = ctx.wrap_socket(s.socket, server_side=True)\n"
     "s.serve_forever()\n";
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    socklen_t l = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static int wait_port(int port)
 {
@@ -175,7 +164,7 @@ static void test_http_and_tcp(void **state)
         print_message("SKIP: needs python3 (Debian package python3)\n");
         skip();
     }
-    int port = free_port(), closed = free_port();
+    int port = tu_free_port(), closed = tu_free_port();
     pid_t pid = spawn_peer(port, 0);
     assert_true(pid > 0);
     char yaml[2048];
@@ -256,7 +245,7 @@ static void test_http_and_tcp(void **state)
 static void test_network_down(void **state)
 {
     (void)state;
-    int c1 = free_port(), c2 = free_port();
+    int c1 = tu_free_port(), c2 = tu_free_port();
     char yaml[512];
     snprintf(yaml, sizeof(yaml),
              "- {name: a, tcp: '127.0.0.1:%d'}\n"
@@ -282,7 +271,7 @@ static void test_tls(void **state)
         print_message("SKIP: needs python3 and openssl (Debian packages python3, openssl)\n");
         skip();
     }
-    int port = free_port();
+    int port = tu_free_port();
     pid_t pid = spawn_peer(port, 1);
     assert_true(pid > 0);
     char yaml[1024];
@@ -337,7 +326,7 @@ static void sink(void *ctx, const struct metric_buf *b)
 static void test_thread(void **state)
 {
     (void)state;
-    int closed = free_port();
+    int closed = tu_free_port();
     char yaml[256];
     snprintf(yaml, sizeof(yaml), "- {name: a, tcp: '127.0.0.1:%d', interval: 1s}\n", closed);
     struct seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER};

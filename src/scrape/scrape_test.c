@@ -6,6 +6,7 @@
  * why, when python3 is missing.
  */
 #include "testutil.h"
+#include "testnet.h"
 #include "ingest/expfmt.h"
 #include "scrape/scrape.h"
 #include "util/yamlcfg.h"
@@ -51,18 +52,6 @@ static const char peer_py[] =
     "    request_queue_size = 64\n"
     "    def handle_error(self, *a): pass\n"
     "S(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n";
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    socklen_t l = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static int wait_port(int port)
 {
@@ -144,7 +133,7 @@ static void test_scrape_peer(void **state)
         print_message("SKIP: needs python3 (Debian package python3)\n");
         skip();
     }
-    int port = free_port(), closed = free_port();
+    int port = tu_free_port(), closed = tu_free_port();
     char script[256];
     pid_t pid = start_peer(port, script, sizeof(script));
     assert_true(pid > 0);
@@ -243,7 +232,7 @@ static void test_thread(void **state)
         print_message("SKIP: needs python3\n");
         skip();
     }
-    int port = free_port();
+    int port = tu_free_port();
     char script[256];
     pid_t pid = start_peer(port, script, sizeof(script));
     assert_true(pid > 0);

@@ -17,8 +17,27 @@ e2e_cleanup() {
 }
 trap e2e_cleanup EXIT INT TERM
 
+# free_port: a loopback port nobody listens on now and that this test has not
+# been given before (the kernel may hand a just-closed port out again, so two
+# calls before the first peer listens could otherwise return the same one).
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    python3 - "$E2E_TMP/ports" <<'PY'
+import socket, sys
+path = sys.argv[1]
+try:
+    given = set(open(path).read().split())
+except OSError:
+    given = set()
+for _ in range(64):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = str(s.getsockname()[1])
+    s.close()
+    if port not in given:
+        break
+open(path, "a").write(port + "\n")
+print(port)
+PY
 }
 
 # wait_http URL [seconds]: until URL answers 200.

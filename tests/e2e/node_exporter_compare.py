@@ -45,6 +45,9 @@ ABS_SLACK = {
     'node_netstat_Tcp_CurrEstab': 8,
     'sitrep_vfs_dentries': 2048, 'node_memory_Dirty_bytes': 8 << 20,
     'node_memory_Writeback_bytes': 8 << 20,
+    # Every thread has a 16 KiB kernel stack and page tables of its own, so
+    # both follow thread and process churn (the threads slack above).
+    'node_memory_KernelStack_bytes': 32 * 16384, 'node_memory_PageTables_bytes': 4 << 20,
 }
 REL_SLACK = 0.02
 KERNEL_FIELD_PREFIXES = ('node_memory_', 'node_netstat_', 'node_vmstat_', 'node_sockstat_')
