@@ -201,6 +201,35 @@ static inline unsigned tsdb__bitr_zeros(struct tsdb__bitr *r)
     return z;
 }
 
+/*
+ * Unpack m fields of w bits each (1 <= w <= 56) as ref + g * field into s,
+ * as m calls of tsdb__bitr_get(r, w) would read them, with one unaligned
+ * load per field instead of the reader's refills. Returns 0 (nothing read)
+ * when the fields and 8 bytes of slack do not fit before the end: the caller
+ * then takes the bit-by-bit path, which also reports truncation.
+ */
+static inline int tsdb__bitr_unpack(struct tsdb__bitr *r, unsigned w, uint64_t ref, uint64_t g,
+                                    uint64_t *s, size_t m)
+{
+    size_t pos = (size_t)(r->p - r->start) * 8 - r->nacc; /* next bit to read */
+    size_t endpos = pos + (size_t)w * m;
+    size_t len = (size_t)(r->end - r->start);
+    if (r->err || (endpos >> 3) + 8 > len)
+        return 0;
+    const uint8_t *base = r->start;
+    uint64_t mask = tsdb__mask(w);
+    for (size_t i = 0; i < m; i++, pos += w)
+        s[i] = ref + g * ((tsdb__load64le(base + (pos >> 3)) >> (pos & 7)) & mask);
+    r->p = base + (endpos >> 3);
+    r->acc = 0;
+    r->nacc = 0;
+    if (endpos & 7) {
+        r->acc = (uint64_t)*r->p++ >> (endpos & 7);
+        r->nacc = 8 - (unsigned)(endpos & 7);
+    }
+    return 1;
+}
+
 /* Bytes touched so far, counting a partly read last byte. */
 static inline size_t tsdb__bitr_consumed(const struct tsdb__bitr *r)
 {

@@ -557,6 +557,27 @@ struct rd {
 
 static uint64_t rd_uvarint(struct rd *r)
 {
+    /* Fast path (index entries are read on every query): 10 bytes at hand. */
+    if (r->end - r->p >= 10) {
+        const uint8_t *p = r->p;
+        uint64_t v = 0;
+        for (unsigned shift = 0; shift < 63; shift += 7) {
+            uint8_t b = *p++;
+            v |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80)) {
+                r->p = p;
+                return v;
+            }
+        }
+        uint8_t b = *p++; /* the 10th byte holds bit 63 only */
+        if (b <= 1) {
+            r->p = p;
+            return v | (uint64_t)b << 63;
+        }
+        r->bad = 1;
+        r->p = r->end;
+        return 0;
+    }
     uint64_t v = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
         if (r->p >= r->end)

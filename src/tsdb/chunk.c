@@ -845,6 +845,8 @@ static void get_pack(struct rd *r, uint64_t *s, size_t m)
     if (w == 63)
         w = 64;
     uint64_t g = get_uvar(r) + 1;
+    if (w <= 56 && tsdb__bitr_unpack(&r->b, w, ref, g, s, m))
+        return;
     if (w <= 56) {
         for (size_t i = 0; i < m; i++)
             s[i] = ref + g * tsdb__bitr_get(&r->b, w);
@@ -923,7 +925,13 @@ static void get_xor(struct rd *r, uint64_t prev, uint64_t *x, size_t m)
     }
 }
 
-static void get_values(struct rd *r, int method, uint64_t prev, uint64_t *x, size_t m)
+/*
+ * Decode m values against prev into x (as IEEE bits). With last_only, only
+ * x[m - 1] need be right (a block the reader skips still has to be decoded
+ * to the end for the next block's context, but not every value converted).
+ */
+static void get_values(struct rd *r, int method, uint64_t prev, uint64_t *x, size_t m,
+                       int last_only)
 {
     switch (method) {
     case TSDB__V_SAME:
@@ -956,7 +964,7 @@ static void get_values(struct rd *r, int method, uint64_t prev, uint64_t *x, siz
             }
             get_seq(r, order, (uint64_t)base, x, m);
         }
-        for (size_t i = 0; i < m; i++)
+        for (size_t i = last_only && m ? m - 1 : 0; i < m; i++)
             x[i] = dbits(dec_value(as_i64(x[i]), k, mode));
         break;
     }
@@ -984,6 +992,13 @@ int tsdb__block_methods(const uint8_t *in, size_t len, int *ts_method, int *v_me
 
 int tsdb__block_decode(struct tsdb__block_ctx *ctx, const uint8_t *in, size_t len, int64_t *ts,
                        double *v, size_t cap_n, size_t *n_out, size_t *consumed)
+{
+    return tsdb__block_decode_from(ctx, in, len, INT64_MIN, ts, v, cap_n, n_out, consumed);
+}
+
+int tsdb__block_decode_from(struct tsdb__block_ctx *ctx, const uint8_t *in, size_t len,
+                            int64_t from, int64_t *ts, double *v, size_t cap_n, size_t *n_out,
+                            size_t *consumed)
 {
     struct rd r = {.bad = 0};
     tsdb__bitr_init(&r.b, in, len);
@@ -1017,7 +1032,8 @@ int tsdb__block_decode(struct tsdb__block_ctx *ctx, const uint8_t *in, size_t le
     if (m == 0 && (tm != TSDB__TS_SAME || vm != TSDB__V_SAME))
         return TSDB__ECORRUPT;
     get_times(&r, tm, &c, ts + first, m);
-    get_values(&r, vm, c.v, vb + first, m);
+    int skip = ts[n - 1] < from; /* the reader wants none of this block's values */
+    get_values(&r, vm, c.v, vb + first, m, skip);
     if (r.bad)
         return TSDB__ECORRUPT;
     if (r.b.err)
@@ -1028,7 +1044,7 @@ int tsdb__block_decode(struct tsdb__block_ctx *ctx, const uint8_t *in, size_t le
         if (ts[i] <= ts[i - 1])
             return TSDB__ECORRUPT;
 
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = skip ? n - 1 : 0; i < n; i++)
         v[i] = bitsd(vb[i]);
     ctx_advance(ctx, ts, n, vb[n - 1]);
     *n_out = (size_t)n;
@@ -1142,15 +1158,16 @@ int tsdb__chunk_iter_next(struct tsdb__chunk_iter *it, int64_t *ts, double *v)
             return it->off == it->len ? 0 : (it->err = TSDB__ECORRUPT);
         }
         size_t n, used;
-        int r = tsdb__block_decode(&it->ctx, it->buf + it->off, it->len - it->off, it->ts, it->v,
-                                   TSDB_BLOCK_MAX, &n, &used);
+        int r = tsdb__block_decode_from(&it->ctx, it->buf + it->off, it->len - it->off, it->mint,
+                                        it->ts, it->v, TSDB_BLOCK_MAX, &n, &used);
         if (r)
             return it->err = r == TSDB__ESPACE ? TSDB__ECORRUPT : r;
         if (n > it->left)
             return it->err = TSDB__ECORRUPT;
         it->left -= (uint32_t)n;
         it->off += used;
-        it->i = 0;
+        /* A block wholly before mint was decoded for its context only. */
+        it->i = it->ts[n - 1] < it->mint ? n : 0;
         it->n = n;
     }
 }

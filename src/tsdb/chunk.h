@@ -95,6 +95,16 @@ int tsdb__block_decode(struct tsdb__block_ctx *ctx, const uint8_t *in, size_t le
                        double *v, size_t cap_n, size_t *n_out, size_t *consumed);
 
 /*
+ * tsdb__block_decode for a reader that wants only samples at or after from:
+ * if the block's last timestamp is before from, every timestamp but only
+ * the last value (v[*n_out - 1]) is decoded, the rest of v[] left undefined;
+ * ctx advances and errors are detected exactly as in a full decode.
+ */
+int tsdb__block_decode_from(struct tsdb__block_ctx *ctx, const uint8_t *in, size_t len,
+                            int64_t from, int64_t *ts, double *v, size_t cap_n, size_t *n_out,
+                            size_t *consumed);
+
+/*
  * Which methods a block used (for tests and benchmarks). ts_method is one of
  * TSDB__TS_*, v_method one of TSDB__V_*. Returns 0 or a negative TSDB__E*.
  */

@@ -51,6 +51,57 @@ static void build(struct tsdb__chunk *c, const int64_t *ts, const double *v, siz
     assert_int_equal(c->nsamples, n);
 }
 
+/*
+ * Decoding block by block with a lower bound (tsdb__block_decode_from) gives
+ * what a full decode gives: the same sizes, context and timestamps, the last
+ * value always, every value when the block reaches the bound. The bound is
+ * drawn per block: before, inside or after it.
+ */
+static void check_decode_from(const struct tsdb__chunk *c)
+{
+    /* Its own draws: the other tests' data must not depend on how often this ran. */
+    uint64_t saved = rng_state;
+    rng_state = (uint64_t)c->len * 0x9e3779b97f4a7c15ull ^ c->nsamples;
+    struct tsdb__block_ctx full, part;
+    tsdb__block_ctx_init(&full);
+    tsdb__block_ctx_init(&part);
+    size_t off = TSDB_CHUNK_HEADER;
+    while (off < c->len) {
+        int64_t ts1[TSDB_BLOCK_MAX], ts2[TSDB_BLOCK_MAX];
+        double v1[TSDB_BLOCK_MAX], v2[TSDB_BLOCK_MAX];
+        size_t n1, n2, used1, used2;
+        assert_int_equal(tsdb__block_decode(&full, c->buf + off, c->len - off, ts1, v1,
+                                            TSDB_BLOCK_MAX, &n1, &used1),
+                         0);
+        int64_t from;
+        switch (rnd() % 3) {
+        case 0:
+            from = ts1[0] > INT64_MIN + 1000 ? ts1[0] - (int64_t)(rnd() % 1000) : INT64_MIN;
+            break;
+        case 1:
+            from = ts1[rnd() % n1];
+            break;
+        default:
+            from = ts1[n1 - 1] < INT64_MAX - 1001 ? ts1[n1 - 1] + 1 + (int64_t)(rnd() % 1000)
+                                                  : INT64_MAX;
+            break;
+        }
+        assert_int_equal(tsdb__block_decode_from(&part, c->buf + off, c->len - off, from, ts2, v2,
+                                                 TSDB_BLOCK_MAX, &n2, &used2),
+                         0);
+        assert_int_equal(n1, n2);
+        assert_int_equal(used1, used2);
+        assert_memory_equal(&full, &part, sizeof(full));
+        assert_memory_equal(ts1, ts2, n1 * sizeof(*ts1));
+        assert_true(to_bits(v1[n1 - 1]) == to_bits(v2[n1 - 1]));
+        if (ts1[n1 - 1] >= from)
+            assert_memory_equal(v1, v2, n1 * sizeof(*v1));
+        off += used1;
+    }
+    assert_int_equal(off, c->len);
+    rng_state = saved;
+}
+
 /* Every sample comes back, bit for bit, for several block sizes. */
 static void check_roundtrip(const int64_t *ts, const double *v, size_t n)
 {
@@ -79,6 +130,7 @@ static void check_roundtrip(const int64_t *ts, const double *v, size_t n)
             assert_true(c.mint == ts[0]);
             assert_true(c.maxt == ts[n - 1]);
         }
+        check_decode_from(&c);
         tsdb__chunk_release(&c);
     }
 }

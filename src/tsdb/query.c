@@ -33,9 +33,26 @@ struct piece {
     int64_t from, to; /* [from, to] inclusive */
 };
 
+/*
+ * A matching series. While collecting, one entry per (source, series) with
+ * that source's id; dedupe() sorts them by label set and folds the entries
+ * of one series into its first, whose [first, first + count) in q->ids says
+ * where it lives, so reading never looks a series up again.
+ */
 struct entry {
     char *key; /* name\0value\0... */
     size_t keylen;
+    uint32_t src;   /* SRC_HEAD or a position in q->brefs */
+    uint32_t id;    /* the series' id in that source's index */
+    uint32_t first; /* after dedupe(): its sources in q->ids */
+    uint32_t count;
+};
+
+#define SRC_HEAD UINT32_MAX
+
+/* Where one series lives: a source (SRC_HEAD or a position in q->brefs) and its id there. */
+struct src_id {
+    uint32_t src, id;
 };
 
 struct tsdb_query {
@@ -48,6 +65,7 @@ struct tsdb_query {
     int64_t head_from;
     struct entry *e;
     size_t ne, ecap, pos;
+    struct src_id *ids; /* dedupe(): the sources of each entry */
     struct metric_label *ml;
     struct tsdb__label *tl;
     struct tsdb_sample *out, *tmp;
@@ -160,17 +178,23 @@ static char *make_key(const struct tsdb__label *ls, int n, size_t *len)
     return k;
 }
 
-static int cmp_entry(const void *a, const void *b)
+static int cmp_key(const struct entry *x, const struct entry *y)
 {
-    const struct entry *x = a, *y = b;
     size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
     int c = memcmp(x->key, y->key, n);
     return c ? c : (x->keylen > y->keylen) - (x->keylen < y->keylen);
 }
 
-/* Add the series of idx matching ms to q's entries. Returns 0 or -1. */
-static int collect(struct tsdb_query *q, struct tsdb__index *idx, struct tsdb__matcher *ms,
-                   size_t n, struct tsdb__sel *sel)
+static int cmp_entry(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+    int c = cmp_key(x, y);
+    return c ? c : (x->src > y->src) - (x->src < y->src);
+}
+
+/* Add the series of idx (source src) matching ms to q's entries. Returns 0 or -1. */
+static int collect(struct tsdb_query *q, uint32_t src, struct tsdb__index *idx,
+                   struct tsdb__matcher *ms, size_t n, struct tsdb__sel *sel)
 {
     if (tsdb__index_select(idx, ms, n, sel) < 0)
         return -1;
@@ -184,26 +208,48 @@ static int collect(struct tsdb_query *q, struct tsdb__index *idx, struct tsdb__m
             q->e = p;
         }
         q->e[q->ne].key = make_key(q->tl, nl, &q->e[q->ne].keylen);
+        q->e[q->ne].src = src;
+        q->e[q->ne].id = sel->ids[i];
         q->ne++;
     }
     return 0;
 }
 
-/* Sort the entries and drop duplicates (a series in several sources). */
+/* Sort the entries and fold the sources of each series into one entry. */
 static void dedupe(struct tsdb_query *q)
 {
     if (!q->ne)
         return; /* q->e may be NULL: qsort's pointer must not be */
-    qsort(q->e, q->ne, sizeof(*q->e), cmp_entry);
+    /* One block's series come in label order already: skip the sort then. */
+    size_t sorted = 1;
+    while (sorted < q->ne && cmp_entry(&q->e[sorted - 1], &q->e[sorted]) <= 0)
+        sorted++;
+    if (sorted < q->ne)
+        qsort(q->e, q->ne, sizeof(*q->e), cmp_entry);
+    q->ids = xmalloc(q->ne * sizeof(*q->ids));
     size_t w = 0;
     for (size_t i = 0; i < q->ne; i++) {
-        if (w && cmp_entry(&q->e[w - 1], &q->e[i]) == 0) {
+        q->ids[i] = (struct src_id){q->e[i].src, q->e[i].id};
+        if (w && cmp_key(&q->e[w - 1], &q->e[i]) == 0) {
             free(q->e[i].key);
+            q->e[w - 1].count++;
             continue;
         }
-        q->e[w++] = q->e[i];
+        q->e[w] = q->e[i];
+        q->e[w].first = (uint32_t)i;
+        q->e[w].count = 1;
+        w++;
     }
     q->ne = w;
+}
+
+/* The id of entry e in source src, or -1 if the series is not there. */
+static long source_id(const struct tsdb_query *q, const struct entry *e, uint32_t src)
+{
+    for (uint32_t k = e->first; k < e->first + e->count; k++)
+        if (q->ids[k].src == src)
+            return q->ids[k].id;
+    return -1;
 }
 
 /* --------------------------------------------------------------- open */
@@ -276,10 +322,10 @@ int tsdb_query_open(struct tsdb *db, const struct tsdb_matcher *ms, size_t n,
         int head_used = 0;
         for (int i = 0; i < q->npieces; i++)
             head_used |= q->pieces[i].tier == TSDB__TIER_RAW;
-        if (head_used && collect(q, db->idx, m, n, &sel) < 0)
+        if (head_used && collect(q, SRC_HEAD, db->idx, m, n, &sel) < 0)
             rc = -1;
         for (size_t i = 0; rc == 0 && i < q->nbrefs; i++)
-            if (collect(q, tsdb__bref_index(q->brefs[i]), m, n, &sel) < 0)
+            if (collect(q, (uint32_t)i, tsdb__bref_index(q->brefs[i]), m, n, &sel) < 0)
                 rc = -1;
         tsdb__sel_release(&sel);
         if (rc < 0)
@@ -307,6 +353,7 @@ void tsdb_query_close(struct tsdb_query *q)
     for (size_t i = 0; i < q->ne; i++)
         free(q->e[i].key);
     free(q->e);
+    free(q->ids);
     free(q->brefs);
     free(q->ml);
     free(q->tl);
@@ -371,13 +418,10 @@ static const int agg_col[] = {
     [TSDB_AGG_COUNT] = TSDB__AGG_COUNT, [TSDB_AGG_AVG] = TSDB__AGG_SUM,
 };
 
-/* Append block b's samples of the series (labels tl[0..nl)) in [from, to]. */
-static void read_block(struct tsdb_query *q, struct tsdb__bref *b, int nl, int64_t from, int64_t to,
-                       size_t *n)
+/* Append block b's samples of its series i in [from, to]. */
+static void read_block(struct tsdb_query *q, struct tsdb__bref *b, uint32_t i, int64_t from,
+                       int64_t to, size_t *n)
 {
-    uint32_t i;
-    if (tsdb__index_get(tsdb__bref_index(b), q->tl, (size_t)nl, &i) != 0)
-        return;
     if (b->tier == TSDB__TIER_RAW) {
         size_t k = read_col(q, b, i, 0, from, to);
         for (size_t j = 0; j < k; j++)
@@ -418,13 +462,12 @@ int tsdb_query_next(struct tsdb_query *q, const struct metric_label **labels, si
             q->ml[nl] = (struct metric_label){q->tl[nl].name, q->tl[nl].value};
         }
         size_t n = 0;
+        long head_id = source_id(q, e, SRC_HEAD);
         if (q->r.series_only) {
             /* Listed when a block of the range holds it, or memory has samples in range. */
-            uint32_t id;
-            int have = tsdb__index_get(q->db->idx, q->tl, (size_t)nl, &id) == 0 &&
-                       tsdb__head_overlaps(q->db->head, id, q->r.mint, q->r.maxt);
-            for (size_t i = 0; !have && i < q->nbrefs; i++)
-                have = tsdb__index_get(tsdb__bref_index(q->brefs[i]), q->tl, (size_t)nl, &id) == 0;
+            int have = e->count > (head_id >= 0) ||
+                       (head_id >= 0 &&
+                        tsdb__head_overlaps(q->db->head, (uint32_t)head_id, q->r.mint, q->r.maxt));
             if (!have)
                 continue;
             *labels = q->ml;
@@ -437,16 +480,18 @@ int tsdb_query_next(struct tsdb_query *q, const struct metric_label **labels, si
             struct piece *pc = &q->pieces[k];
             for (size_t i = 0; i < q->nbrefs; i++) {
                 struct tsdb__bref *b = q->brefs[i];
-                if (b->tier == pc->tier && b->mint <= pc->to && b->maxt - 1 >= pc->from)
-                    read_block(q, b, nl, pc->from, pc->to, &n);
+                long id;
+                if (b->tier == pc->tier && b->mint <= pc->to && b->maxt - 1 >= pc->from &&
+                    (id = source_id(q, e, (uint32_t)i)) >= 0)
+                    read_block(q, b, (uint32_t)id, pc->from, pc->to, &n);
             }
             if (pc->tier != TSDB__TIER_RAW)
                 continue;
-            uint32_t id;
             int64_t from = pc->from > q->head_from ? pc->from : q->head_from;
-            if (from > pc->to || tsdb__index_get(q->db->idx, q->tl, (size_t)nl, &id) != 0)
+            if (from > pc->to || head_id < 0)
                 continue;
-            long k2 = tsdb__head_read(q->db->head, id, from, pc->to, &q->tmp, &q->tmp_cap);
+            long k2 =
+                tsdb__head_read(q->db->head, (uint32_t)head_id, from, pc->to, &q->tmp, &q->tmp_cap);
             for (long j = 0; j < k2; j++)
                 push(q, &n, q->tmp[j].ts, q->tmp[j].v);
         }
