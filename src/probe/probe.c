@@ -41,6 +41,7 @@ struct result {
     long redirects;
     int regex_failed;
     long http_version; /* 10, 11, 20, 30; 0: none */
+    unsigned streak;   /* failed probes in a row, this one included; 0 if it succeeded */
 };
 
 struct target {
@@ -55,7 +56,8 @@ struct target {
     int64_t next_due_ms, start_ms, last_ts_ms;
     struct result last; /* under the prober's lock */
     atomic_ullong checks, failures[R_N];
-    int failing; /* logged once per failure streak */
+    int failing;     /* logged once per failure streak */
+    unsigned streak; /* failed probes in a row */
 };
 
 struct probe {
@@ -359,6 +361,10 @@ static void emit_result(struct metric_buf *b, const struct target *t, const stru
     struct metric_label l[3] = {{"service", svc}, {"target", tg}, {NULL, NULL}};
     metric_fam(b, "probe_success", "1 if the probe succeeded, else 0.", METRIC_GAUGE);
     metric_add(b, r->success, 2, l);
+    /* "Down for two probes in a row" holds at any interval; a `for:` would not. */
+    metric_fam(b, "sitrep_probe_consecutive_failures",
+               "Failed probes in a row up to the latest (0 once one succeeds).", METRIC_GAUGE);
+    metric_add(b, r->streak, 2, l);
     metric_fam(b, "probe_duration_seconds", "How long the probe took, in seconds.", METRIC_GAUGE);
     metric_add(b, r->total, 2, l);
     metric_fam(b, "probe_dns_lookup_time_seconds", "Time spent resolving the name.", METRIC_GAUGE);
@@ -415,6 +421,8 @@ static void finish_one(struct probe *p, struct target *t, CURLcode res)
     atomic_fetch_add(&t->checks, 1);
     if (!r.success)
         atomic_fetch_add(&t->failures[r.reason], 1);
+    t->streak = r.success ? 0 : t->streak + 1;
+    r.streak = t->streak;
     int64_t ts = t->start_ms > t->last_ts_ms ? t->start_ms : t->last_ts_ms + 1;
     t->last_ts_ms = ts;
     metric_buf_reset(&p->work, ts);

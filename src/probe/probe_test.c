@@ -238,6 +238,13 @@ static void test_http_and_tcp(void **state)
     assert_true(get(p, "sitrep_probe_targets", "state=\"down\"") == 6);
     assert_true(get(p, "sitrep_probe_checks_total", "service=\"ok\"") == 1);
     assert_true(get(p, "sitrep_probe_failures_total", "service=\"slow\",reason=\"timeout\"") == 1);
+    /* Failures in a row: teapot failed once, ok never; with the peer gone, once more each. */
+    assert_true(get(p, "sitrep_probe_consecutive_failures", L("teapot", "/teapot")) == 1);
+    assert_true(get(p, "sitrep_probe_consecutive_failures", L("ok", "/ok")) == 0);
+    probe_run_once(p);
+    probe_tick(p, util_now_ms());
+    assert_true(get(p, "sitrep_probe_consecutive_failures", L("teapot", "/teapot")) == 2);
+    assert_true(get(p, "sitrep_probe_consecutive_failures", L("ok", "/ok")) == 1);
 #undef L
     probe_free(p);
 }
