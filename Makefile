@@ -3,10 +3,11 @@
 #   make run    install deps, build (release), start `sitrep serve` on defaults
 #   make test   install deps, build with ASan+UBSan, run every test (ctest)
 #   make bench  release build + benchmarks against the peers (writes bench/out)
+#   make drills the incident drills at full length beside Netdata (docs/DRILLS.md)
 JOBS   ?= $(shell nproc)
 ARGS   ?=
 
-.PHONY: all deps test-deps build build-asan build-tsan run test bench format clean
+.PHONY: all deps test-deps build build-asan build-tsan run test bench drills format clean
 
 all: build
 
@@ -40,6 +41,12 @@ test: build-asan build build-tsan
 
 bench: build test-deps
 	bench/run.sh
+
+# Incident drills at full length, Netdata side by side; writes docs/DRILLS.md.
+drills: build
+	@scripts/deps.sh drills
+	python3 tests/drills/run.py --full --netdata --sitrep build/sitrep \
+	    --json build/drills.json --report docs/DRILLS.md
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # deps.sh: install, with apt-get, whatever Debian packages sitrep needs and the
 # machine lacks. Safe to run again: it only touches apt when something is missing.
-# Usage: scripts/deps.sh [build|test|bench]   (test adds the peers the tests run
+# Usage: scripts/deps.sh [build|test|bench|drills]   (test adds the peers the tests run
 # for real; bench adds those and the peers only the benchmarks compare against)
 set -eu
 want=(build-essential cmake pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl-dev
       libsqlite3-dev libpcre2-dev libcmocka-dev)
 case "${1:-build}" in
-test | bench)
+test | bench | drills)
     want+=(clang clang-format curl python3 prometheus prometheus-node-exporter nginx
            prometheus-alertmanager openssl)
     ;;
 esac
 if [ "${1:-build}" = bench ]; then
     want+=(goaccess)
+fi
+if [ "${1:-build}" = drills ]; then
+    want+=(netdata)
 fi
 missing=()
 for p in "${want[@]}"; do

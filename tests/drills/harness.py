@@ -427,7 +427,8 @@ def result(drill, onset, expectations, sink, watch, netdata=None, notes=None):
             "delay_s": None if fired is None else round(fired - onset, 1),
             "notified_delay_s": None if note is None else round(note[0] - onset, 1),
             "cause_named": e.get("cause_named"),
-            "ok": e.get("ok", fired is not None and fired - onset <= e["within"]),
+            # Firing before the onset is not a detection: the box was not quiet.
+            "ok": e.get("ok", fired is not None and 0 <= fired - onset <= e["within"]),
         })
     nd = None
     if netdata is not None:

@@ -1,0 +1,58 @@
+"""baseline.py, drill 8: busy but healthy; nothing may fire.
+
+A service with steady traffic from many clients (ordinary 404s among them)
+and CPU bursts that stay under half the machine, for ten minutes (three in
+the short form). Expect: no alert at all. This is the false-alarm half of
+every other drill: a pack that caught everything by paging on anything
+would fail here.
+"""
+import os
+import sys
+import time
+
+from harness import Sink, Sitrep, Watch, free_port, http_get, result, wait_until
+from load import Steady, addresses
+
+NAME = "baseline"
+TITLE = "Busy but healthy (no alert expected)"
+
+BURST = r"""
+import sys, time
+on, off = float(sys.argv[1]), float(sys.argv[2])
+while True:
+    t = time.time() + on
+    while time.time() < t:
+        pass
+    time.sleep(off)
+"""
+
+
+def run(d, netdata=None):
+    port = free_port()
+    log = d.path("web.log")
+    open(log, "w").close()
+    d.spawn([sys.executable, os.path.join(os.path.dirname(__file__), "websvc.py"),
+             "--port", str(port), "--log", log, "--max-inflight", "64"], name="web")
+    wait_until(lambda: http_get("http://127.0.0.1:%d/health" % port)[0] == 200, 10, "web")
+    sink = Sink(d)
+    s = Sitrep(d, sink, "logs:\n  - {service: web, path: '%s', format: combined,"
+                        " request_time: seconds, start_at: beginning}\n"
+                        "probes:\n  - {name: web, url: 'http://127.0.0.1:%d/health', interval: 5s}\n"
+               % (log, port)).start()
+    w = Watch(d, s)
+    onset = time.time()
+    clients = Steady(port, ["/sleep?s=0.01", "/work?mb=2", "/missing/page", "/sleep?s=0.05"],
+                     addresses(1, 60), rate=20, concurrency=4)
+    d.at_exit(clients.stop)
+    # CPU bursts: one core busy 2 s of every 5 (under half of the machine's CPU on average).
+    d.spawn([sys.executable, "-c", BURST, "2", "3"], name="bursts")
+    time.sleep(180 if d.short else 600)
+    fired = sorted(w.all_fired())
+    r = result(d, onset, [], sink, w, netdata,
+               ["%d requests served; alerts that fired: %s"
+                % (len(clients.since(onset)), ", ".join(fired) or "none")])
+    r["forbid_others"] = True
+    r["rows"].append({"alert": "(no alert at all)", "deadline_s": None, "firing_at": None,
+                      "delay_s": None, "notified_delay_s": None, "cause_named": None,
+                      "ok": not fired})
+    return r
