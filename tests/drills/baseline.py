@@ -6,11 +6,10 @@ the short form). Expect: no alert at all. This is the false-alarm half of
 every other drill: a pack that caught everything by paging on anything
 would fail here.
 """
-import os
 import sys
 import time
 
-from harness import Sink, Sitrep, Watch, free_port, http_get, result, wait_until
+from harness import Sink, Sitrep, Watch, result, web_service
 from load import Steady, addresses
 
 NAME = "baseline"
@@ -28,17 +27,11 @@ while True:
 
 
 def run(d, netdata=None):
-    port = free_port()
-    log = d.path("web.log")
-    open(log, "w").close()
-    d.spawn([sys.executable, os.path.join(os.path.dirname(__file__), "websvc.py"),
-             "--port", str(port), "--log", log, "--max-inflight", "64"], name="web")
-    wait_until(lambda: http_get("http://127.0.0.1:%d/health" % port)[0] == 200, 10, "web")
+    port, log, entry = web_service(d, "web", "--max-inflight", "64")
     sink = Sink(d)
-    s = Sitrep(d, sink, "logs:\n  - {service: web, path: '%s', format: combined,"
-                        " request_time: seconds, start_at: beginning}\n"
-                        "probes:\n  - {name: web, url: 'http://127.0.0.1:%d/health', interval: 5s}\n"
-               % (log, port)).start()
+    s = Sitrep(d, sink, "logs:\n" + entry +
+               "probes:\n  - {name: web, url: 'http://127.0.0.1:%d/health', interval: 5s}\n"
+               % port).start()
     w = Watch(d, s)
     onset = time.time()
     clients = Steady(port, ["/sleep?s=0.01", "/work?mb=2", "/missing/page", "/sleep?s=0.05"],

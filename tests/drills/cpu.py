@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from harness import DrillFailed, Sink, Sitrep, Watch, free_port, result, wait_until, http_get
+from harness import DrillFailed, Sink, Sitrep, Watch, result, web_service
 from load import Steady, request
 
 NAME = "cpu"
@@ -41,17 +41,10 @@ def calibrate(port):
 
 
 def run(d, netdata=None):
-    port = free_port()
-    log = d.path("resume.log")
-    open(log, "w").close()
-    d.spawn([sys.executable, os.path.join(os.path.dirname(__file__), "websvc.py"),
-             "--port", str(port), "--log", log], name="backend")
-    wait_until(lambda: http_get("http://127.0.0.1:%d/health" % port)[0] == 200, 10, "backend")
+    port, _, entry = web_service(d, "resume")
     mb = calibrate(port)
     sink = Sink(d)
-    s = Sitrep(d, sink, "collect: {top_processes: 5}\n"
-                        "logs:\n  - {service: resume, path: '%s', format: combined,"
-                        " request_time: seconds, start_at: beginning}\n" % log).start()
+    s = Sitrep(d, sink, "collect: {top_processes: 5}\nlogs:\n" + entry).start()
     w = Watch(d, s)
     client = Steady(port, ["/work?mb=%.1f" % mb], ["127.0.0.1"], rate=4, concurrency=2)
     d.at_exit(client.stop)

@@ -7,12 +7,10 @@ fires hundreds of requests at once and retries each 503 immediately, in
 bursts. Expect: the flood alert naming that client within 30 s, and the
 retry storm visible (its alert, or at least accesslog_retries_total moving).
 """
-import os
-import sys
 import threading
 import time
 
-from harness import Sink, Sitrep, Watch, free_port, http_get, result, wait_until
+from harness import Sink, Sitrep, Watch, result, web_service
 from load import Steady, addresses, burst
 
 NAME = "flood"
@@ -21,15 +19,9 @@ PARTNER = "127.0.9.77"
 
 
 def run(d, netdata=None):
-    port = free_port()
-    log = d.path("api.log")
-    open(log, "w").close()
-    d.spawn([sys.executable, os.path.join(os.path.dirname(__file__), "websvc.py"),
-             "--port", str(port), "--log", log, "--max-inflight", "8"], name="api")
-    wait_until(lambda: http_get("http://127.0.0.1:%d/health" % port)[0] == 200, 10, "api")
+    port, log, entry = web_service(d, "api", "--max-inflight", "8")
     sink = Sink(d)
-    s = Sitrep(d, sink, "logs:\n  - {service: api, path: '%s', format: combined,"
-                        " request_time: seconds, start_at: beginning}\n" % log).start()
+    s = Sitrep(d, sink, "logs:\n" + entry).start()
     w = Watch(d, s)
     clients = Steady(port, ["/sleep?s=0.02", "/sleep?s=0.05", "/missing/x"],
                      addresses(1, 40), rate=8, concurrency=4)

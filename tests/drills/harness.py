@@ -81,6 +81,20 @@ def wait_until(fn, timeout, what, interval=0.2):
                       % (timeout, what, " (last error: %s)" % last if last else ""))
 
 
+def web_service(drill, name, *args):
+    """Start tests/drills/websvc.py as service `name`; (port, access log path, `logs:` entry)."""
+    port = free_port()
+    log = drill.path("%s.log" % name)
+    open(log, "w").close()
+    drill.spawn([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                              "websvc.py"),
+                 "--port", str(port), "--log", log] + list(args), name=name)
+    wait_until(lambda: http_get("http://127.0.0.1:%d/health" % port)[0] == 200, 10, name)
+    entry = ("  - {service: %s, path: '%s', format: combined, request_time: seconds,"
+             " start_at: beginning}\n" % (name, log))
+    return port, log, entry
+
+
 def meminfo():
     out = {}
     with open("/proc/meminfo") as f:

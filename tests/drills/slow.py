@@ -9,12 +9,10 @@ about ten seconds of scanning on this machine (measured first), i.e. the
 mechanism's size, not a number tuned to the rule. Expect: the p95-latency
 and error-ratio alerts within 60 s.
 """
-import os
 import sqlite3
-import sys
 import time
 
-from harness import Sink, Sitrep, Watch, free_port, http_get, result, wait_until
+from harness import Sink, Sitrep, Watch, result, web_service
 from load import Steady
 
 NAME = "slow"
@@ -45,15 +43,9 @@ def build(path):
 def run(d, netdata=None):
     path = d.path("shop.db")
     scan, per = build(path)
-    port = free_port()
-    log = d.path("shop.log")
-    open(log, "w").close()
-    d.spawn([sys.executable, os.path.join(os.path.dirname(__file__), "websvc.py"), "--port",
-             str(port), "--log", log, "--db", path, "--timeout", "8"], name="shop")
-    wait_until(lambda: http_get("http://127.0.0.1:%d/health" % port)[0] == 200, 10, "shop")
+    port, _, entry = web_service(d, "shop", "--db", path, "--timeout", "8")
     sink = Sink(d)
-    s = Sitrep(d, sink, "logs:\n  - {service: shop, path: '%s', format: combined,"
-                        " request_time: seconds, start_at: beginning}\n" % log).start()
+    s = Sitrep(d, sink, "logs:\n" + entry).start()
     w = Watch(d, s)
     clients = Steady(port, ["/orders?customer=%d" % c for c in range(50)], ["127.0.0.1"],
                      rate=3, concurrency=3)
