@@ -162,6 +162,7 @@ extern const struct collect_source collect__src_timex;
 extern const struct collect_source collect__src_uname;
 extern const struct collect_source collect__src_os;
 extern const struct collect_source collect__src_qdisc;
+extern const struct collect_source collect__src_slabinfo;
 extern const struct collect_source collect__src_self;
 
 #endif
