@@ -63,6 +63,13 @@ static uint64_t rd64(const unsigned char *p)
     return v;
 }
 
+/* Set *why (a static string) and return -1. */
+static int bad(const char **why, const char *what)
+{
+    *why = what;
+    return -1;
+}
+
 /*
  * Take the next attribute off *s: its type (flags stripped) and payload.
  * Returns 1, 0 at the end, or -1 if the attribute runs past the span.
@@ -123,7 +130,7 @@ static int parse_netem(struct nl_span opt, uint64_t *rate)
     size_t skip = NLA_ALIGN(sizeof(struct tc_netem_qopt));
     *rate = 0;
     if (opt.len < skip)
-        return opt.len < sizeof(struct tc_netem_qopt) ? -1 : 0;
+        return -1;
     opt.p += skip;
     opt.len -= skip;
     uint16_t t;
@@ -235,7 +242,7 @@ static int parse_tc(struct nl_span m, struct collect_qdisc *q, struct nl_span *o
     memset(q, 0, sizeof(*q));
     memset(opt, 0, sizeof(*opt));
     if (m.len < TCMSG_LEN)
-        return *why = "tcmsg cut short", -1;
+        return bad(why, "tcmsg cut short");
     int32_t ifindex;
     memcpy(&ifindex, m.p + 4, 4);
     q->ifindex = ifindex;
@@ -249,25 +256,25 @@ static int parse_tc(struct nl_span m, struct collect_qdisc *q, struct nl_span *o
         if (t == TCA_KIND) {
             const unsigned char *nul = memchr(a.p, '\0', a.len);
             if (!nul || nul == a.p || (size_t)(nul - a.p) >= sizeof(q->kind))
-                return *why = "TCA_KIND empty, unterminated or too long", -1;
+                return bad(why, "TCA_KIND empty, unterminated or too long");
             memcpy(q->kind, a.p, (size_t)(nul - a.p) + 1);
         } else if (t == TCA_OPTIONS) {
             *opt = a;
         } else if (t == TCA_STATS2) {
             if (parse_stats2(a, q, &basic, &queue) < 0)
-                return *why = "TCA_STATS2 garbled", -1;
+                return bad(why, "TCA_STATS2 garbled");
         } else if (t == TCA_STATS) {
             legacy = a;
             have_legacy = 1;
         }
     }
     if (rc < 0)
-        return *why = "attribute runs past its message", -1;
+        return bad(why, "attribute runs past its message");
     if (!q->kind[0])
-        return *why = "no TCA_KIND", -1;
+        return bad(why, "no TCA_KIND");
     /* The kernel sends both; the newer, wider TCA_STATS2 wins field by field. */
     if (have_legacy && parse_stats(legacy, q, basic, queue) < 0)
-        return *why = "TCA_STATS cut short", -1;
+        return bad(why, "TCA_STATS cut short");
     return 0;
 }
 
@@ -294,7 +301,7 @@ static int on_qdisc(struct collect_qdisc_dump *d, struct nl_span m, const char *
     else if (opt.len && strcmp(q.kind, "netem") == 0)
         rc = parse_netem(opt, &q.rate);
     if (rc < 0)
-        return *why = "TCA_OPTIONS garbled", -1;
+        return bad(why, "TCA_OPTIONS garbled");
     /* A dump interrupted by a change can repeat a device: keep the latest. */
     struct collect_qdisc *slot = find_root(d, q.ifindex);
     if (!slot) {
@@ -322,7 +329,7 @@ static int on_class(struct collect_qdisc_dump *d, struct nl_span m, const char *
         return 0;
     uint64_t r = 0;
     if (parse_htb_class(opt, &r) < 0)
-        return *why = "htb TCA_OPTIONS garbled", -1;
+        return bad(why, "htb TCA_OPTIONS garbled");
     root->rate += r;
     return 0;
 }
@@ -344,10 +351,10 @@ int collect__qdisc_feed(struct collect_qdisc_dump *d, const void *buf, size_t le
     while (s.len) {
         struct nlmsghdr h;
         if (s.len < sizeof(h))
-            return *why = "netlink header cut short", -1;
+            return bad(why, "netlink header cut short");
         memcpy(&h, s.p, sizeof(h));
         if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > s.len)
-            return *why = "netlink message length out of bounds", -1;
+            return bad(why, "netlink message length out of bounds");
         struct nl_span m = {s.p + NLMSG_HDRLEN, h.nlmsg_len - NLMSG_HDRLEN};
         size_t step = NLMSG_ALIGN(h.nlmsg_len);
         if (step > s.len)
@@ -361,10 +368,10 @@ int collect__qdisc_feed(struct collect_qdisc_dump *d, const void *buf, size_t le
             if (m.len >= 4)
                 memcpy(&err, m.p, 4);
             else if (h.nlmsg_type == NLMSG_ERROR)
-                return *why = "NLMSG_ERROR cut short", -1;
+                return bad(why, "NLMSG_ERROR cut short");
             if (err < 0) {
                 d->error = err == INT32_MIN ? EIO : -err;
-                return *why = "the kernel refused the dump", -1;
+                return bad(why, "the kernel refused the dump");
             }
             d->done = 1;
             return 1;
