@@ -102,6 +102,46 @@ struct collect_pidstat {
  */
 int collect__parse_pidstat(char *buf, struct collect_pidstat *out, const char **why);
 
+/* Root qdiscs the qdisc source keeps from one dump (qdisc.c). */
+#define COLLECT_QDISC_MAX 256
+
+/* One root qdisc (or, while parsing, one class) from an rtnetlink dump. */
+struct collect_qdisc {
+    int32_t ifindex;
+    uint32_t handle, parent; /* tcm_handle, tcm_parent */
+    char kind[16];           /* TCA_KIND, NUL-terminated */
+    char device[16];         /* filled from ifindex after the dump (IFNAMSIZ) */
+    uint64_t bytes, packets, drops, requeues, overlimits, qlen, backlog;
+    uint64_t rate; /* bytes/s the qdisc shapes to (tbf, netem, htb classes); 0: none known */
+};
+
+/* What a dump has delivered so far. */
+struct collect_qdisc_dump {
+    uint32_t seq;   /* replies to other sequence numbers are skipped */
+    int done;       /* NLMSG_DONE seen */
+    int error;      /* the errno of an NLMSG_ERROR (or of a failing NLMSG_DONE) */
+    size_t n;       /* roots in q, in dump order, one per ifindex */
+    size_t skipped; /* roots past COLLECT_QDISC_MAX */
+    struct collect_qdisc q[COLLECT_QDISC_MAX];
+};
+
+/*
+ * Expect the replies to request seq. keep = 0 starts a qdisc dump (forgets
+ * the roots); keep = 1 starts a class dump that adds htb classes' rates to
+ * the roots already there.
+ */
+void collect__qdisc_begin(struct collect_qdisc_dump *d, uint32_t seq, int keep);
+/*
+ * Parse one recv's worth of netlink messages, buf[0..len), into d: roots
+ * from RTM_NEWQDISC (tcm_parent TC_H_ROOT), htb top-level class limits from
+ * RTM_NEWTCLASS. Returns 1 once NLMSG_DONE is read (what follows it is
+ * ignored), 0 if the dump goes on, or -1 with *why (static) set when a length
+ * or a field is out of bounds, or the kernel answered with an error (d->error).
+ * Never reads outside buf.
+ */
+int collect__qdisc_feed(struct collect_qdisc_dump *d, const void *buf, size_t len,
+                        const char **why);
+
 extern const struct collect_source collect__src_stat;
 extern const struct collect_source collect__src_loadavg;
 extern const struct collect_source collect__src_meminfo;
@@ -121,6 +161,8 @@ extern const struct collect_source collect__src_entropy;
 extern const struct collect_source collect__src_timex;
 extern const struct collect_source collect__src_uname;
 extern const struct collect_source collect__src_os;
+extern const struct collect_source collect__src_qdisc;
+extern const struct collect_source collect__src_slabinfo;
 extern const struct collect_source collect__src_self;
 
 #endif

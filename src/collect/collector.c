@@ -26,7 +26,8 @@ static const struct collect_source *const sources[] = {
     &collect__src_filesystem, &collect__src_netstat,  &collect__src_sockstat,
     &collect__src_processes,  &collect__src_softnet,  &collect__src_conntrack,
     &collect__src_entropy,    &collect__src_timex,    &collect__src_uname,
-    &collect__src_os,         &collect__src_self,
+    &collect__src_os,         &collect__src_qdisc,    &collect__src_slabinfo,
+    &collect__src_self,
 };
 #define NSOURCES ARRAY_SIZE(sources)
 

@@ -11,7 +11,14 @@ sp=$(free_port)
 np=$(free_port)
 "$SITREP_BIN" serve --listen "127.0.0.1:$sp" --data "$E2E_TMP/data" 2>"$E2E_TMP/sitrep.log" &
 E2E_PIDS+=($!)
-prometheus-node-exporter --web.listen-address="127.0.0.1:$np" 2>"$E2E_TMP/ne.log" &
+# qdisc and slabinfo are off by default in node_exporter; sitrep collects
+# both, so turn them on where this node_exporter has them (1.5, Debian 12's,
+# does) and their names are compared too.
+ne_flags=()
+for c in qdisc slabinfo; do
+    prometheus-node-exporter --help 2>&1 | grep -q -- "--collector\.$c " && ne_flags+=("--collector.$c")
+done
+prometheus-node-exporter --web.listen-address="127.0.0.1:$np" "${ne_flags[@]}" 2>"$E2E_TMP/ne.log" &
 E2E_PIDS+=($!)
 wait_http "http://127.0.0.1:$sp/-/healthy" || { cat "$E2E_TMP/sitrep.log"; exit 1; }
 wait_http "http://127.0.0.1:$np/metrics" || { cat "$E2E_TMP/ne.log"; exit 1; }
