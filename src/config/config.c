@@ -747,6 +747,11 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
         scrape_config_init(&cfg->scrape);
         if (scrape_config_parse_node(&cfg->scrape, w->file, w->doc, v, w->errors) < 0)
             w->nerr++;
+    } else if (strcmp(key, "queues") == 0) {
+        queue_config_release(&cfg->queues);
+        queue_config_init(&cfg->queues);
+        if (queue_config_parse_node(&cfg->queues, w->file, w->doc, v, w->errors) < 0)
+            w->nerr++;
     } else if (strcmp(key, "rule_files") == 0) {
         for (size_t i = 0; i < cfg->nrule_files; i++)
             free(cfg->rule_files[i]);
@@ -764,7 +769,7 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
     } else
         errat(w, k,
               "unknown key '%s' (known: http, collect, storage, logs, probes, statsd, scrape, "
-              "rule_files, rules, alerting, data_dir, log_level)",
+              "queues, rule_files, rules, alerting, data_dir, log_level)",
               key);
 }
 
@@ -799,6 +804,7 @@ void config_defaults(struct config *cfg)
     probe_config_init(&cfg->probes);
     statsd_config_defaults(&cfg->statsd);
     scrape_config_init(&cfg->scrape);
+    queue_config_init(&cfg->queues);
 }
 
 void config_release(struct config *cfg)
@@ -830,6 +836,7 @@ void config_release(struct config *cfg)
     probe_config_release(&cfg->probes);
     statsd_config_release(&cfg->statsd);
     scrape_config_release(&cfg->scrape);
+    queue_config_release(&cfg->queues);
     memset(cfg, 0, sizeof(*cfg));
 }
 

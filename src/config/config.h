@@ -13,6 +13,7 @@
 #include "ingest/ingest.h"
 #include "notify/notify.h"
 #include "probe/probe.h"
+#include "queue/queue.h"
 #include "scrape/scrape.h"
 #include "statsd/statsd.h"
 #include "util/sbuf.h"
@@ -79,6 +80,7 @@ struct config {
     struct probe_config probes;  /* `probes:` uptime checks (docs/SIGNALS.md) */
     struct statsd_config statsd; /* `statsd:` listener, off unless configured */
     struct scrape_config scrape; /* `scrape:` application /metrics endpoints */
+    struct queue_config queues;  /* `queues:` Redis queue depth (docs/SIGNALS.md) */
 };
 
 /* The folder of cfg->path ("." without one), into out. */

@@ -13,6 +13,7 @@
 #include "metric/metric.h"
 #include "notify/notify.h"
 #include "probe/probe.h"
+#include "queue/queue.h"
 #include "scrape/scrape.h"
 #include "statsd/statsd.h"
 #include "query/api.h"
@@ -53,6 +54,7 @@ struct daemon {
     struct probe *probe;
     struct statsd *statsd;
     struct scrape *scrape;
+    struct queue *queue;
     int lock_fd;
     int64_t start_ms;
 
@@ -153,6 +155,11 @@ static void store_scrape_batch(void *ctx, const struct metric_buf *batch)
     tsdb_append_batch(((struct daemon *)ctx)->db, "scrape", batch, NULL);
 }
 
+static void store_queue_batch(void *ctx, const struct metric_buf *batch)
+{
+    tsdb_append_batch(((struct daemon *)ctx)->db, "queue", batch, NULL);
+}
+
 /* NULL if a regex of the config fails here (logged). */
 static struct probe *make_probe(struct daemon *d, const struct config *cfg)
 {
@@ -174,6 +181,12 @@ static struct scrape *make_scrape(struct daemon *d, const struct config *cfg)
 {
     return scrape_new(
         &(struct scrape_opts){.config = &cfg->scrape, .sink = store_scrape_batch, .sink_ctx = d});
+}
+
+static struct queue *make_queue(struct daemon *d, const struct config *cfg)
+{
+    return queue_new(
+        &(struct queue_opts){.config = &cfg->queues, .sink = store_queue_batch, .sink_ctx = d});
 }
 
 /* NULL if a regex of the config does not compile here (logged). */
@@ -422,6 +435,18 @@ static int do_reload(struct daemon *d)
             scrape_free(nc);
         }
     }
+    struct queue *old_queue = NULL;
+    if (!queue_config_equal(&cfg.queues, &d->cfg.queues)) {
+        struct queue *nq = make_queue(d, &cfg);
+        if (queue_start(nq) == 0) {
+            old_queue = d->queue;
+            d->queue = nq;
+            queue_stop(old_queue);
+        } else {
+            log_error("reload: queues: keeping the running queue polls");
+            queue_free(nq);
+        }
+    }
     struct collect *old = d->collect;
     collect_stop(old);
     d->collect = make_collector(d, &cfg);
@@ -439,6 +464,7 @@ static int do_reload(struct daemon *d)
     probe_free(old_probe);
     statsd_free(old_statsd);
     scrape_free(old_scrape);
+    queue_free(old_queue);
     sbuf_release(&errors);
     return 0;
 }
@@ -574,6 +600,8 @@ int serve_main(int argc, char **argv)
         goto out; /* e.g. its port is taken: said in the log */
     if (!(d.scrape = make_scrape(&d, &d.cfg)) || scrape_start(d.scrape) < 0)
         goto out;
+    if (!(d.queue = make_queue(&d, &d.cfg)) || queue_start(d.queue) < 0)
+        goto out;
     d.http = http_new();
     http_route(d.http, "GET", "/", HTTP_READ, h_index, &d);
     http_route(d.http, "GET", "/metrics", HTTP_READ, h_metrics, &d);
@@ -620,6 +648,7 @@ out:
     probe_free(d.probe);
     statsd_free(d.statsd); /* emits a last batch too */
     scrape_free(d.scrape);
+    queue_free(d.queue);
     tsdb_close(d.db);
     if (d.lock_fd >= 0)
         close(d.lock_fd);
