@@ -752,6 +752,11 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
         queue_config_init(&cfg->queues);
         if (queue_config_parse_node(&cfg->queues, w->file, w->doc, v, w->errors) < 0)
             w->nerr++;
+    } else if (strcmp(key, "exec") == 0) {
+        exec_config_release(&cfg->exec);
+        exec_config_init(&cfg->exec);
+        if (exec_config_parse_node(&cfg->exec, w->file, w->doc, v, w->errors) < 0)
+            w->nerr++;
     } else if (strcmp(key, "rule_files") == 0) {
         for (size_t i = 0; i < cfg->nrule_files; i++)
             free(cfg->rule_files[i]);
@@ -769,7 +774,7 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
     } else
         errat(w, k,
               "unknown key '%s' (known: http, collect, storage, logs, probes, statsd, scrape, "
-              "queues, rule_files, rules, alerting, data_dir, log_level)",
+              "queues, exec, rule_files, rules, alerting, data_dir, log_level)",
               key);
 }
 
@@ -805,6 +810,7 @@ void config_defaults(struct config *cfg)
     statsd_config_defaults(&cfg->statsd);
     scrape_config_init(&cfg->scrape);
     queue_config_init(&cfg->queues);
+    exec_config_init(&cfg->exec);
 }
 
 void config_release(struct config *cfg)
@@ -837,6 +843,7 @@ void config_release(struct config *cfg)
     statsd_config_release(&cfg->statsd);
     scrape_config_release(&cfg->scrape);
     queue_config_release(&cfg->queues);
+    exec_config_release(&cfg->exec);
     memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+#include "exec/exec.h"
 #include "ingest/ingest.h"
 #include "notify/notify.h"
 #include "probe/probe.h"
@@ -81,6 +82,7 @@ struct config {
     struct statsd_config statsd; /* `statsd:` listener, off unless configured */
     struct scrape_config scrape; /* `scrape:` application /metrics endpoints */
     struct queue_config queues;  /* `queues:` Redis queue depth (docs/SIGNALS.md) */
+    struct exec_config exec;     /* `exec:` commands whose output is exposition */
 };
 
 /* The folder of cfg->path ("." without one), into out. */

@@ -8,6 +8,7 @@
 #include "serve/serve.h"
 #include "collect/collect.h"
 #include "config/config.h"
+#include "exec/exec.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
 #include "metric/metric.h"
@@ -55,6 +56,7 @@ struct daemon {
     struct statsd *statsd;
     struct scrape *scrape;
     struct queue *queue;
+    struct exec *exec;
     int lock_fd;
     int64_t start_ms;
 
@@ -181,6 +183,17 @@ static struct scrape *make_scrape(struct daemon *d, const struct config *cfg)
 {
     return scrape_new(
         &(struct scrape_opts){.config = &cfg->scrape, .sink = store_scrape_batch, .sink_ctx = d});
+}
+
+static void store_exec_batch(void *ctx, const struct metric_buf *batch)
+{
+    tsdb_append_batch(((struct daemon *)ctx)->db, "exec", batch, NULL);
+}
+
+static struct exec *make_exec(struct daemon *d, const struct config *cfg)
+{
+    return exec_new(
+        &(struct exec_opts){.config = &cfg->exec, .sink = store_exec_batch, .sink_ctx = d});
 }
 
 static struct queue *make_queue(struct daemon *d, const struct config *cfg)
@@ -447,6 +460,18 @@ static int do_reload(struct daemon *d)
             queue_free(nq);
         }
     }
+    struct exec *old_exec = NULL;
+    if (!exec_config_equal(&cfg.exec, &d->cfg.exec)) {
+        struct exec *ne = make_exec(d, &cfg);
+        if (exec_start(ne) == 0) {
+            old_exec = d->exec;
+            d->exec = ne;
+            exec_stop(old_exec);
+        } else {
+            log_error("reload: exec: keeping the running commands");
+            exec_free(ne);
+        }
+    }
     struct collect *old = d->collect;
     collect_stop(old);
     d->collect = make_collector(d, &cfg);
@@ -465,6 +490,7 @@ static int do_reload(struct daemon *d)
     statsd_free(old_statsd);
     scrape_free(old_scrape);
     queue_free(old_queue);
+    exec_free(old_exec);
     sbuf_release(&errors);
     return 0;
 }
@@ -602,6 +628,8 @@ int serve_main(int argc, char **argv)
         goto out;
     if (!(d.queue = make_queue(&d, &d.cfg)) || queue_start(d.queue) < 0)
         goto out;
+    if (!(d.exec = make_exec(&d, &d.cfg)) || exec_start(d.exec) < 0)
+        goto out;
     d.http = http_new();
     http_route(d.http, "GET", "/", HTTP_READ, h_index, &d);
     http_route(d.http, "GET", "/metrics", HTTP_READ, h_metrics, &d);
@@ -649,6 +677,7 @@ out:
     statsd_free(d.statsd); /* emits a last batch too */
     scrape_free(d.scrape);
     queue_free(d.queue);
+    exec_free(d.exec);
     tsdb_close(d.db);
     if (d.lock_fd >= 0)
         close(d.lock_fd);
