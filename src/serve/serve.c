@@ -306,6 +306,25 @@ static void h_metrics(void *ctx, const struct http_request *req, struct http_res
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
+/* GET /api/v1/sitrep/ingest: the access logs' malformed-line diagnosis (ingest_diagnose). */
+static void h_ingest_diag(void *ctx, const struct http_request *req, struct http_response *resp)
+{
+    (void)req;
+    struct daemon *d = ctx;
+    struct sbuf diag;
+    sbuf_init(&diag, 1 << 20);
+    pthread_mutex_lock(&d->lock); /* the ingester is swapped on reload under it */
+    ingest_diagnose(d->ingest, &diag);
+    pthread_mutex_unlock(&d->lock);
+    while (diag.len && diag.buf[diag.len - 1] == '\n')
+        diag.buf[--diag.len] = '\0';
+    resp->content_type = "application/json";
+    sbuf_adds(&resp->body, "{\"status\":\"success\",\"data\":");
+    sbuf_add(&resp->body, diag.buf, diag.len);
+    sbuf_adds(&resp->body, "}\n");
+    sbuf_release(&diag);
+}
+
 static void h_healthy(void *ctx, const struct http_request *req, struct http_response *resp)
 {
     (void)ctx;
@@ -345,6 +364,7 @@ static void h_index(void *ctx, const struct http_request *req, struct http_respo
                            "GET  /api/v1/alerts              pending and firing alerts\n"
                            "GET  /api/v2/alerts              alerts as the notifier sees them\n"
                            "GET  /api/v2/silences            silences (POST to add)\n"
+                           "GET  /api/v1/sitrep/ingest       access logs' malformed lines\n"
                            "POST /-/reload                   reload the config file\n");
 }
 
@@ -638,6 +658,7 @@ int serve_main(int argc, char **argv)
     http_route(d.http, "GET", "/api/v1/status/buildinfo", HTTP_READ, h_buildinfo, &d);
     http_route(d.http, "POST", "/-/reload", HTTP_MUTATES, h_reload, &d);
     http_route(d.http, "GET", "/api/v1/export", HTTP_READ, query_export, d.db);
+    http_route(d.http, "GET", "/api/v1/sitrep/ingest", HTTP_READ, h_ingest_diag, &d);
     query_api_register(d.http, d.db);
     notify_register_http(d.http, d.notify);
     rules_register_http(d.http, d.rules);
