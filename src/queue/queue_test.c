@@ -268,6 +268,33 @@ static void test_redis(void **state)
     assert_true(val(&g, "sitrep_queue_depth", Q("other")) == 2);
     stop(pid);
 
+    /* A server restarted between two polls: the dead kept connection is replaced at once. */
+    snprintf(inst, sizeof(inst), "127.0.0.1:%d", port);
+    snprintf(yaml, sizeof(yaml), "- {redis: '127.0.0.1:%d', keys: [jobs]}\n", port);
+    pid = start_redis(port, NULL);
+    assert_true(pid > 0);
+    cli(port, "RPUSH jobs 1");
+    struct queue_config qc;
+    struct sbuf qe;
+    sbuf_init(&qe, 4096);
+    queue_config_init(&qc);
+    assert_int_equal(yamlcfg_parse_text("t.yml", yaml, &qe, parse_node, &qc), 0);
+    struct queue *q = queue_new(&(struct queue_opts){.config = &qc, .sink = sink, .sink_ctx = &g});
+    queue_run_once(q);
+    assert_true(val(&g, "sitrep_queue_depth", Q("jobs")) == 1);
+    stop(pid);
+    pid = start_redis(port, NULL);
+    assert_true(pid > 0);
+    cli(port, "RPUSH jobs 1 2");
+    queue_run_once(q);
+    snprintf(l, sizeof(l), "instance=\"%s\",source=\"redis\"", inst);
+    assert_true(val(&g, "sitrep_queue_up", l) == 1);
+    assert_true(val(&g, "sitrep_queue_depth", Q("jobs")) == 2);
+    queue_free(q);
+    queue_config_release(&qc);
+    sbuf_release(&qe);
+    stop(pid);
+
     /* AUTH: the right password works, a wrong one is an `auth` error. */
     port = tu_free_port();
     pid = start_redis(port, "s3cret");

@@ -440,7 +440,14 @@ int queue__redis_poll(struct queue__server *s, struct metric_buf *b)
     sbuf_init(&p.req, 4 << 20);
     struct metric_mark m;
     metric_buf_mark(b, &m);
+    int reused = s->conn.fd >= 0;
     int rc = poll_keys(&p, b);
+    if (rc < 0 && reused && p.why == QUEUE__F_CONNECT) {
+        /* The kept connection died since the last poll (a server restart): once more, fresh. */
+        metric_buf_rollback(b, &m);
+        sbuf_reset(&p.req);
+        rc = poll_keys(&p, b);
+    }
     sbuf_release(&p.req);
     if (rc < 0) {
         metric_buf_rollback(b, &m); /* a failed poll reports no half of the keys */

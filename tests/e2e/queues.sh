@@ -107,4 +107,12 @@ ok = (f["malformed"] == 1 and f["lines"] == 2 and s["line_number"] == 2 and s["o
       and s["line"] == "this is not an access log line" and "Combined" in s["reason"])
 sys.exit(0 if ok else print(d) or 1)' "$diag"
 is 'sitrep_ingest_malformed_lines_total{service="web"}' 1
+# A reload that changes exec: and queues: takes effect (new value, new key).
+sed -i -e 's/demo_value{kind="x"} 42/demo_value{kind="x"} 43/' -e 's/keys: \[jobs, /keys: [jobs, later, /' "$cfg"
+rc RPUSH later x y
+check "reload accepted" curl -fsS -o /dev/null -XPOST "$url/-/reload"
+sleep 3
+is 'demo_value{job="demo",kind="x"}' 43
+is 'sitrep_queue_depth{queue="later"}' 2
+is 'sitrep_queue_depth{queue="jobs"}' 5
 finish
