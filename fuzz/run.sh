@@ -21,6 +21,7 @@ declare -A deps=(
     [statsd_fuzz]="src/statsd/parse.c src/statsd/statsd.c src/statsd/config.c src/util/yamlcfg.c src/metric/metric_buf.c src/metric/expose.c src/util/util.c src/util/sbuf.c src/util/log.c -lyaml"
     [chunk_fuzz]="src/tsdb/chunk.c src/tsdb/crc32c.c src/util/util.c"
     [index_fuzz]="src/tsdb/strtab.c src/tsdb/index.c src/tsdb/matcher.c src/util/util.c -lpcre2-8"
+    [resp_fuzz]="src/queue/resp.c src/util/util.c src/util/sbuf.c"
     [promql_fuzz]="src/query/lex.c src/query/parse.c src/query/print.c src/query/functions.c src/util/util.c src/util/sbuf.c -lpcre2-8"
     [notify_fuzz]="src/notify/matcher.c src/notify/common.c src/notify/jsonread.c src/notify/config.c src/notify/route.c src/util/util.c src/util/sbuf.c src/util/log.c src/util/json.c src/util/dtoa.c -lpcre2-8 -lyaml"
     [qdisc_fuzz]="src/collect/qdisc.c src/collect/collect_util.c src/metric/metric_buf.c src/util/util.c"

@@ -9,7 +9,7 @@ want=(build-essential cmake pkg-config libmicrohttpd-dev libyaml-dev libcurl4-op
 case "${1:-build}" in
 test | bench | drills)
     want+=(clang clang-format curl python3 prometheus prometheus-node-exporter nginx
-           prometheus-alertmanager openssl)
+           prometheus-alertmanager openssl redis-server)
     ;;
 esac
 if [ "${1:-build}" = bench ]; then

@@ -3,7 +3,7 @@
  * every error. Unknown keys are errors: a typo must not silently fall back
  * to a default. All problems in a file are reported, not just the first.
  */
-#include "config/config.h"
+#include "config/config_internal.h"
 #include "collect/collect.h"
 #include "ingest/ingest.h"
 #include "metric/metric.h"
@@ -747,6 +747,19 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
         scrape_config_init(&cfg->scrape);
         if (scrape_config_parse_node(&cfg->scrape, w->file, w->doc, v, w->errors) < 0)
             w->nerr++;
+    } else if (strcmp(key, "queues") == 0) {
+        queue_config_release(&cfg->queues);
+        queue_config_init(&cfg->queues);
+        if (queue_config_parse_node(&cfg->queues, w->file, w->doc, v, w->errors) < 0)
+            w->nerr++;
+    } else if (strcmp(key, "exec") == 0) {
+        exec_config_release(&cfg->exec);
+        exec_config_init(&cfg->exec);
+        if (exec_config_parse_node(&cfg->exec, w->file, w->doc, v, w->errors) < 0)
+            w->nerr++;
+    } else if (strcmp(key, "services") == 0) {
+        if (config__services_parse(cfg, w->file, w->doc, v, w->errors) < 0)
+            w->nerr++;
     } else if (strcmp(key, "rule_files") == 0) {
         for (size_t i = 0; i < cfg->nrule_files; i++)
             free(cfg->rule_files[i]);
@@ -764,7 +777,7 @@ static void on_top(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t 
     } else
         errat(w, k,
               "unknown key '%s' (known: http, collect, storage, logs, probes, statsd, scrape, "
-              "rule_files, rules, alerting, data_dir, log_level)",
+              "queues, exec, services, rule_files, rules, alerting, data_dir, log_level)",
               key);
 }
 
@@ -799,6 +812,8 @@ void config_defaults(struct config *cfg)
     probe_config_init(&cfg->probes);
     statsd_config_defaults(&cfg->statsd);
     scrape_config_init(&cfg->scrape);
+    queue_config_init(&cfg->queues);
+    exec_config_init(&cfg->exec);
 }
 
 void config_release(struct config *cfg)
@@ -830,6 +845,9 @@ void config_release(struct config *cfg)
     probe_config_release(&cfg->probes);
     statsd_config_release(&cfg->statsd);
     scrape_config_release(&cfg->scrape);
+    queue_config_release(&cfg->queues);
+    exec_config_release(&cfg->exec);
+    config__services_release(cfg);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -859,6 +877,8 @@ int config_load(struct config *cfg, const char *path, struct sbuf *errors)
     struct walk w = {.file = path, .doc = &doc, .errors = errors};
     if (root && !(root->type == YAML_SCALAR_NODE && !*scalar(root)))
         walk_map(&w, root, "top level", cfg, on_top);
+    if (!w.nerr && config__services_apply(cfg, path, errors) < 0)
+        w.nerr++;
     if (w.nerr)
         rc = -1;
     yaml_document_delete(&doc);

@@ -10,9 +10,11 @@
 
 #include <stddef.h>
 
+#include "exec/exec.h"
 #include "ingest/ingest.h"
 #include "notify/notify.h"
 #include "probe/probe.h"
+#include "queue/queue.h"
 #include "scrape/scrape.h"
 #include "statsd/statsd.h"
 #include "util/sbuf.h"
@@ -60,6 +62,16 @@ struct config_rules {
     size_t nexternal;
 };
 
+/* A `services:` entry: a default probe of url and/or its access log (services.c). */
+struct config_service {
+    char *name;                    /* the service label */
+    char *url;                     /* probed with GET every interval; NULL: no probe */
+    char *log;                     /* access log (path or glob) followed as `logs:`; NULL: none */
+    enum ingest_format log_format; /* combined */
+    long long interval_ms;         /* probe interval; 10 s */
+    unsigned line, col;            /* where it is in the file, for errors found later */
+};
+
 struct config {
     char *path;       /* file it was loaded from, or NULL */
     char *listen;     /* ADDR:PORT */
@@ -79,6 +91,11 @@ struct config {
     struct probe_config probes;  /* `probes:` uptime checks (docs/SIGNALS.md) */
     struct statsd_config statsd; /* `statsd:` listener, off unless configured */
     struct scrape_config scrape; /* `scrape:` application /metrics endpoints */
+    struct queue_config queues;  /* `queues:` Redis queue depth (docs/SIGNALS.md) */
+    struct exec_config exec;     /* `exec:` commands whose output is exposition */
+    /* `services:`, already merged into probes and logs by config_load */
+    struct config_service *services;
+    size_t nservices;
 };
 
 /* The folder of cfg->path ("." without one), into out. */

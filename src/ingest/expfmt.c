@@ -388,3 +388,22 @@ int expfmt_next(struct expfmt *p, struct expfmt_sample *s, char *err, size_t err
     }
     return 0;
 }
+
+enum metric_type expfmt_metric_type(const struct expfmt_sample *e)
+{
+    if (!e->type)
+        return METRIC_UNTYPED;
+    if (strcmp(e->type, "gauge") == 0)
+        return METRIC_GAUGE;
+    if (strcmp(e->type, "counter") == 0)
+        return METRIC_COUNTER;
+    if (strcmp(e->type, "histogram") == 0 || strcmp(e->type, "summary") == 0) {
+        size_t n = strlen(e->name);
+        if ((n > 7 && strcmp(e->name + n - 7, "_bucket") == 0) ||
+            (n > 6 && strcmp(e->name + n - 6, "_count") == 0) ||
+            (n > 4 && strcmp(e->name + n - 4, "_sum") == 0))
+            return METRIC_COUNTER;
+        return METRIC_GAUGE; /* a summary's quantiles */
+    }
+    return METRIC_UNTYPED;
+}

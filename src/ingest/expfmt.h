@@ -62,6 +62,13 @@ void expfmt_release(struct expfmt *p);
  */
 int expfmt_next(struct expfmt *p, struct expfmt_sample *s, char *err, size_t errlen);
 
+/*
+ * The store's type for a sample: its family's counter or gauge; a
+ * histogram's or summary's _bucket, _count and _sum are counters, a
+ * summary's quantiles gauges; untyped otherwise.
+ */
+enum metric_type expfmt_metric_type(const struct expfmt_sample *s);
+
 /* 1 if the n bytes at s are valid UTF-8 (no overlongs or surrogates), else 0. */
 int expfmt_utf8_valid(const char *s, size_t n);
 

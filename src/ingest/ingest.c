@@ -431,9 +431,17 @@ static void render_diag(struct ingest *ing, struct sbuf *o)
                       (unsigned long long)s->lines, (unsigned long long)s->malformed,
                       (unsigned long long)s->overlong);
             for (size_t b = 0; b < s->nbad; b++) {
-                sbuf_addf(o, "%s{\"offset\":%lld,\"line\":", b ? "," : "",
-                          (long long)s->bad[b].offset);
-                json_bytes(o, s->bad[b].line, s->bad[b].len);
+                const struct ingest__bad *bad = &s->bad[b];
+                sbuf_addf(o, "%s{\"offset\":%lld,\"line_number\":", b ? "," : "",
+                          (long long)bad->offset);
+                if (bad->lineno > 0)
+                    sbuf_addf(o, "%lld", (long long)bad->lineno);
+                else
+                    sbuf_adds(o, "null");
+                sbuf_adds(o, ",\"reason\":");
+                json_str(o, bad->reason);
+                sbuf_adds(o, ",\"line\":");
+                json_bytes(o, bad->line, bad->len);
                 sbuf_addc(o, '}');
             }
             sbuf_adds(o, "]}");

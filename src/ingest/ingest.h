@@ -165,10 +165,12 @@ const struct metric_buf *ingest_last(struct ingest *ing);
 /* Append the latest emitted batch in text exposition format. 0, or -1 at out's cap. */
 int ingest_expose(struct ingest *ing, struct sbuf *out);
 /*
- * The first malformed lines of each file (at most a few per file, each cut
- * to 256 bytes) with their byte offsets and the counters, as JSON:
+ * The first malformed or overlong lines of each file (at most a few per
+ * file, each cut to 256 bytes) with their byte offsets, line numbers (null
+ * when the file was not read from its start: resumed from a saved offset,
+ * or first seen with content) and why, and the counters, as JSON:
  * {"files":[{"service":..,"path":..,"lines":N,"malformed":N,"overlong":N,
- * "samples":[{"offset":N,"line":".."}]}]}.
+ * "samples":[{"offset":N,"line_number":N,"reason":"..","line":".."}]}]}.
  */
 void ingest_diagnose(struct ingest *ing, struct sbuf *out);
 

@@ -245,10 +245,14 @@ struct ingest__file {
     int64_t idle_ms;    /* when it last grew, or was moved aside */
     uint32_t head_len;  /* fingerprint of the file's first bytes (up to 256), to see */
     uint64_t head_hash; /* a file cut and rewritten past pos between two looks */
+    int64_t line;       /* lines before line_pos; -1: unknown (resumed from a saved offset) */
+    int64_t line_pos;   /* where line was counted to; pos moved elsewhere: recount */
 };
 
 struct ingest__bad {
     int64_t offset;
+    int64_t lineno;     /* 1-based; -1: unknown (the file was not read from its start) */
+    const char *reason; /* static text */
     size_t len;
     char line[INGEST__BAD_LEN];
 };

@@ -106,8 +106,29 @@ void ingest__source_close(struct ingest__source *src)
 
 /* ---- lines ---- */
 
+/* Keep one of the first bad lines of a slot, for ingest_diagnose. */
+static void keep_bad(struct ingest__slot *s, int64_t off, int64_t lineno, const char *reason,
+                     const char *p, size_t n)
+{
+    if (s->nbad >= INGEST__BAD_KEEP)
+        return;
+    struct ingest__bad *b = &s->bad[s->nbad++];
+    b->offset = off;
+    b->lineno = lineno;
+    b->reason = reason;
+    b->len = n < INGEST__BAD_LEN ? n : INGEST__BAD_LEN;
+    memcpy(b->line, p, b->len);
+}
+
+static const char *const format_reason[] = {
+    [INGEST_FMT_COMMON] = "not a Common Log Format line",
+    [INGEST_FMT_COMBINED] = "not a Combined Log Format line",
+    [INGEST_FMT_JSON] = "not a JSON object with the configured fields",
+    [INGEST_FMT_PATTERN] = "does not match the pattern",
+};
+
 static void one_line(struct ingest__tail *t, struct ingest__source *src, struct ingest__slot *s,
-                     int64_t off, const char *p, size_t n)
+                     int64_t off, int64_t lineno, const char *p, size_t n)
 {
     if (n && p[n - 1] == '\r')
         n--;
@@ -116,6 +137,7 @@ static void one_line(struct ingest__tail *t, struct ingest__source *src, struct 
     s->lines++;
     if (n > src->cfg.max_line) {
         s->overlong++;
+        keep_bad(s, off, lineno, "longer than max_line", p, n);
         return;
     }
     if (src->svc.ncounters)
@@ -123,12 +145,7 @@ static void one_line(struct ingest__tail *t, struct ingest__source *src, struct 
     struct ingest__rec r;
     if (ingest__parse(&src->parser, p, n, &r) < 0) {
         s->malformed++;
-        if (s->nbad < INGEST__BAD_KEEP) {
-            struct ingest__bad *b = &s->bad[s->nbad++];
-            b->offset = off;
-            b->len = n < INGEST__BAD_LEN ? n : INGEST__BAD_LEN;
-            memcpy(b->line, p, b->len);
-        }
+        keep_bad(s, off, lineno, format_reason[src->cfg.format], p, n);
         return;
     }
     ingest__service_observe(&src->svc, &r, t->now_ms);
@@ -138,20 +155,25 @@ size_t ingest__consume(struct ingest__tail *t, struct ingest__source *src, struc
                        struct ingest__file *f, const char *buf, size_t n, int final)
 {
     const char *p = buf, *e = buf + n;
+    if (f->line_pos != f->pos) /* moved: known again only from the start of the file */
+        f->line = f->pos == 0 ? 0 : -1;
     if (f->skipping) {
         const char *nl = memchr(p, '\n', n);
         if (!nl) {
             s->bytes += n;
+            f->line_pos = f->pos + (int64_t)n;
             return n;
         }
         p = nl + 1;
         f->skipping = 0;
+        f->line += f->line >= 0;
     }
     for (;;) {
         const char *nl = memchr(p, '\n', (size_t)(e - p));
         if (!nl)
             break;
-        one_line(t, src, s, f->pos + (p - buf), p, (size_t)(nl - p));
+        f->line += f->line >= 0;
+        one_line(t, src, s, f->pos + (p - buf), f->line, p, (size_t)(nl - p));
         p = nl + 1;
     }
     size_t rest = (size_t)(e - p);
@@ -159,13 +181,17 @@ size_t ingest__consume(struct ingest__tail *t, struct ingest__source *src, struc
         /* Too long already and not ended: count it once, drop bytes up to its newline. */
         s->lines++;
         s->overlong++;
+        keep_bad(s, f->pos + (p - buf), f->line >= 0 ? f->line + 1 : -1, "longer than max_line", p,
+                 rest);
         f->skipping = 1;
         p = e;
     } else if (final && rest) {
-        one_line(t, src, s, f->pos + (p - buf), p, rest);
+        f->line += f->line >= 0;
+        one_line(t, src, s, f->pos + (p - buf), f->line, p, rest);
         p = e;
     }
     s->bytes += (uint64_t)(p - buf);
+    f->line_pos = f->pos + (p - buf);
     return (size_t)(p - buf);
 }
 

@@ -347,8 +347,10 @@ static void test_malformed_kept(void **state)
     for (const char *p = d.buf; (p = strstr(p, "\"offset\":")); p++)
         n++;
     assert_int_equal(n, INGEST__BAD_KEEP);
-    assert_non_null(strstr(d.buf, "\"offset\":68,")); /* after the first, 68-byte line */
-    assert_non_null(strstr(d.buf, "\"offset\":140,"));
+    /* after the first, 68-byte line: line 2, and why */
+    assert_non_null(strstr(d.buf, "\"offset\":68,\"line_number\":2,\"reason\":\"not a Common "
+                                  "Log Format line\""));
+    assert_non_null(strstr(d.buf, "\"offset\":140,\"line_number\":6,"));
     sbuf_release(&d);
     ingest_free(ing);
 }

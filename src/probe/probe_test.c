@@ -51,21 +51,6 @@ static const char peer_py[] =
     "    s.socket = ctx.wrap_socket(s.socket, server_side=True)\n"
     "s.serve_forever()\n";
 
-static int wait_port(int port)
-{
-    for (int i = 0; i < 100; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-        int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
-        close(fd);
-        if (rc == 0)
-            return 0;
-        usleep(50000);
-    }
-    return -1;
-}
-
 static char dir[256];
 
 static pid_t spawn_peer(int port, int tls)
@@ -79,7 +64,7 @@ static pid_t spawn_peer(int port, int tls)
     pid_t pid;
     if (posix_spawnp(&pid, "python3", NULL, NULL, argv, environ) != 0)
         return -1;
-    if (wait_port(port) < 0) {
+    if (tu_wait_port(port) < 0) {
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
         return -1;

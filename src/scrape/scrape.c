@@ -273,25 +273,6 @@ static void start_one(struct scrape *s, struct target *t, int64_t now_ms)
     curl_multi_add_handle(s->multi, t->easy);
 }
 
-static enum metric_type type_of(const struct expfmt_sample *e)
-{
-    if (!e->type)
-        return METRIC_UNTYPED;
-    if (strcmp(e->type, "gauge") == 0)
-        return METRIC_GAUGE;
-    if (strcmp(e->type, "counter") == 0)
-        return METRIC_COUNTER;
-    if (strcmp(e->type, "histogram") == 0 || strcmp(e->type, "summary") == 0) {
-        size_t n = strlen(e->name);
-        if ((n > 7 && strcmp(e->name + n - 7, "_bucket") == 0) ||
-            (n > 6 && strcmp(e->name + n - 6, "_count") == 0) ||
-            (n > 4 && strcmp(e->name + n - 4, "_sum") == 0))
-            return METRIC_COUNTER;
-        return METRIC_GAUGE; /* a summary's quantiles */
-    }
-    return METRIC_UNTYPED;
-}
-
 /*
  * The sample's labels merged with the target's into out, sorted by name. Returns the count, or -1
  * if more than METRIC_MAX_LABELS. Scraped labels that clash with a target label become
@@ -377,7 +358,7 @@ static int parse_body(struct target *t, const char *ctype, struct metric_buf *b,
             break;
         }
         if (strcmp(prev, e.name) != 0) {
-            metric_fam(b, e.name, e.help ? e.help : "", type_of(&e));
+            metric_fam(b, e.name, e.help ? e.help : "", expfmt_metric_type(&e));
             snprintf(prev, sizeof(prev), "%s", e.name);
         }
         metric_add(b, e.value, (size_t)n, lab);

@@ -53,21 +53,6 @@ static const char peer_py[] =
     "    def handle_error(self, *a): pass\n"
     "S(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n";
 
-static int wait_port(int port)
-{
-    for (int i = 0; i < 100; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-        int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
-        close(fd);
-        if (rc == 0)
-            return 0;
-        usleep(50000);
-    }
-    return -1;
-}
-
 static int have_python(void)
 {
     return system("python3 -c 'import http.server' >/dev/null 2>&1") == 0;
@@ -85,7 +70,7 @@ static pid_t start_peer(int port, char *script, size_t cap)
     pid_t pid;
     if (posix_spawnp(&pid, "python3", NULL, NULL, argv, environ) != 0)
         return -1;
-    if (wait_port(port) < 0) {
+    if (tu_wait_port(port) < 0) {
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
         return -1;

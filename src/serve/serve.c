@@ -8,11 +8,13 @@
 #include "serve/serve.h"
 #include "collect/collect.h"
 #include "config/config.h"
+#include "exec/exec.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
 #include "metric/metric.h"
 #include "notify/notify.h"
 #include "probe/probe.h"
+#include "queue/queue.h"
 #include "scrape/scrape.h"
 #include "statsd/statsd.h"
 #include "query/api.h"
@@ -53,6 +55,8 @@ struct daemon {
     struct probe *probe;
     struct statsd *statsd;
     struct scrape *scrape;
+    struct queue *queue;
+    struct exec *exec;
     int lock_fd;
     int64_t start_ms;
 
@@ -153,6 +157,11 @@ static void store_scrape_batch(void *ctx, const struct metric_buf *batch)
     tsdb_append_batch(((struct daemon *)ctx)->db, "scrape", batch, NULL);
 }
 
+static void store_queue_batch(void *ctx, const struct metric_buf *batch)
+{
+    tsdb_append_batch(((struct daemon *)ctx)->db, "queue", batch, NULL);
+}
+
 /* NULL if a regex of the config fails here (logged). */
 static struct probe *make_probe(struct daemon *d, const struct config *cfg)
 {
@@ -174,6 +183,23 @@ static struct scrape *make_scrape(struct daemon *d, const struct config *cfg)
 {
     return scrape_new(
         &(struct scrape_opts){.config = &cfg->scrape, .sink = store_scrape_batch, .sink_ctx = d});
+}
+
+static void store_exec_batch(void *ctx, const struct metric_buf *batch)
+{
+    tsdb_append_batch(((struct daemon *)ctx)->db, "exec", batch, NULL);
+}
+
+static struct exec *make_exec(struct daemon *d, const struct config *cfg)
+{
+    return exec_new(
+        &(struct exec_opts){.config = &cfg->exec, .sink = store_exec_batch, .sink_ctx = d});
+}
+
+static struct queue *make_queue(struct daemon *d, const struct config *cfg)
+{
+    return queue_new(
+        &(struct queue_opts){.config = &cfg->queues, .sink = store_queue_batch, .sink_ctx = d});
 }
 
 /* NULL if a regex of the config does not compile here (logged). */
@@ -280,6 +306,25 @@ static void h_metrics(void *ctx, const struct http_request *req, struct http_res
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
+/* GET /api/v1/sitrep/ingest: the access logs' malformed-line diagnosis (ingest_diagnose). */
+static void h_ingest_diag(void *ctx, const struct http_request *req, struct http_response *resp)
+{
+    (void)req;
+    struct daemon *d = ctx;
+    struct sbuf diag;
+    sbuf_init(&diag, 1 << 20);
+    pthread_mutex_lock(&d->lock); /* the ingester is swapped on reload under it */
+    ingest_diagnose(d->ingest, &diag);
+    pthread_mutex_unlock(&d->lock);
+    while (diag.len && diag.buf[diag.len - 1] == '\n')
+        diag.buf[--diag.len] = '\0';
+    resp->content_type = "application/json";
+    sbuf_adds(&resp->body, "{\"status\":\"success\",\"data\":");
+    sbuf_add(&resp->body, diag.buf, diag.len);
+    sbuf_adds(&resp->body, "}\n");
+    sbuf_release(&diag);
+}
+
 static void h_healthy(void *ctx, const struct http_request *req, struct http_response *resp)
 {
     (void)ctx;
@@ -319,6 +364,7 @@ static void h_index(void *ctx, const struct http_request *req, struct http_respo
                            "GET  /api/v1/alerts              pending and firing alerts\n"
                            "GET  /api/v2/alerts              alerts as the notifier sees them\n"
                            "GET  /api/v2/silences            silences (POST to add)\n"
+                           "GET  /api/v1/sitrep/ingest       access logs' malformed lines\n"
                            "POST /-/reload                   reload the config file\n");
 }
 
@@ -422,6 +468,30 @@ static int do_reload(struct daemon *d)
             scrape_free(nc);
         }
     }
+    struct queue *old_queue = NULL;
+    if (!queue_config_equal(&cfg.queues, &d->cfg.queues)) {
+        struct queue *nq = make_queue(d, &cfg);
+        if (queue_start(nq) == 0) {
+            old_queue = d->queue;
+            d->queue = nq;
+            queue_stop(old_queue);
+        } else {
+            log_error("reload: queues: keeping the running queue polls");
+            queue_free(nq);
+        }
+    }
+    struct exec *old_exec = NULL;
+    if (!exec_config_equal(&cfg.exec, &d->cfg.exec)) {
+        struct exec *ne = make_exec(d, &cfg);
+        if (exec_start(ne) == 0) {
+            old_exec = d->exec;
+            d->exec = ne;
+            exec_stop(old_exec);
+        } else {
+            log_error("reload: exec: keeping the running commands");
+            exec_free(ne);
+        }
+    }
     struct collect *old = d->collect;
     collect_stop(old);
     d->collect = make_collector(d, &cfg);
@@ -439,6 +509,8 @@ static int do_reload(struct daemon *d)
     probe_free(old_probe);
     statsd_free(old_statsd);
     scrape_free(old_scrape);
+    queue_free(old_queue);
+    exec_free(old_exec);
     sbuf_release(&errors);
     return 0;
 }
@@ -574,6 +646,10 @@ int serve_main(int argc, char **argv)
         goto out; /* e.g. its port is taken: said in the log */
     if (!(d.scrape = make_scrape(&d, &d.cfg)) || scrape_start(d.scrape) < 0)
         goto out;
+    if (!(d.queue = make_queue(&d, &d.cfg)) || queue_start(d.queue) < 0)
+        goto out;
+    if (!(d.exec = make_exec(&d, &d.cfg)) || exec_start(d.exec) < 0)
+        goto out;
     d.http = http_new();
     http_route(d.http, "GET", "/", HTTP_READ, h_index, &d);
     http_route(d.http, "GET", "/metrics", HTTP_READ, h_metrics, &d);
@@ -582,6 +658,7 @@ int serve_main(int argc, char **argv)
     http_route(d.http, "GET", "/api/v1/status/buildinfo", HTTP_READ, h_buildinfo, &d);
     http_route(d.http, "POST", "/-/reload", HTTP_MUTATES, h_reload, &d);
     http_route(d.http, "GET", "/api/v1/export", HTTP_READ, query_export, d.db);
+    http_route(d.http, "GET", "/api/v1/sitrep/ingest", HTTP_READ, h_ingest_diag, &d);
     query_api_register(d.http, d.db);
     notify_register_http(d.http, d.notify);
     rules_register_http(d.http, d.rules);
@@ -620,6 +697,8 @@ out:
     probe_free(d.probe);
     statsd_free(d.statsd); /* emits a last batch too */
     scrape_free(d.scrape);
+    queue_free(d.queue);
+    exec_free(d.exec);
     tsdb_close(d.db);
     if (d.lock_fd >= 0)
         close(d.lock_fd);

@@ -5,7 +5,8 @@
  * kernel may hand the same number out again as soon as it is closed: a test
  * that picks two ports before its first peer listens can get one port twice
  * (the second peer then takes the first's place and answers its requests).
- * tu_free_port never returns a number it returned before in this process.
+ * tu_free_port never returns a number it returned before in this process;
+ * tu_wait_port waits for a peer to listen.
  */
 #ifndef SITREP_TESTNET_H
 #define SITREP_TESTNET_H
@@ -38,6 +39,23 @@ static inline int tu_free_port(void)
         if (ngiven < (int)(sizeof(given) / sizeof(given[0])))
             given[ngiven++] = port;
         return port;
+    }
+    return -1;
+}
+
+/* Wait up to 5 s until something accepts on 127.0.0.1:port. 0, or -1. */
+static inline int tu_wait_port(int port)
+{
+    for (int i = 0; i < 100; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+        close(fd);
+        if (rc == 0)
+            return 0;
+        usleep(50000);
     }
     return -1;
 }
