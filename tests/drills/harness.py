@@ -327,6 +327,8 @@ class Watch:
         self.first_firing = {}
         self.last_seen = {}
         self.seen = {}  # key -> the alert as last seen
+        self.history = {}  # key -> [(time, "pending" | "firing" | "inactive")] on change
+        self.state = {}
         self.lock = threading.Lock()
         self.stop_ev = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -343,6 +345,17 @@ class Watch:
                 now = time.time()
                 alerts = self.sitrep.alerts()
                 with self.lock:
+                    now_state = {}
+                    for a in alerts:
+                        k = self.key(a)
+                        st = a.get("state")
+                        if now_state.get(k) != "firing":
+                            now_state[k] = st
+                    for k in set(now_state) | set(self.state):
+                        st = now_state.get(k, "inactive")
+                        if self.state.get(k, "inactive") != st:
+                            self.history.setdefault(k, []).append((now, st))
+                        self.state[k] = st
                     for a in alerts:
                         k = self.key(a)
                         self.seen.setdefault(k, []).append(a)
@@ -378,6 +391,10 @@ class Watch:
 
     def wait_firing(self, name, timeout):
         return wait_until(lambda: self.firing(name), timeout, "alert %s to fire" % name, 0.25)
+
+    def transitions(self, name):
+        with self.lock:
+            return list(self.history.get(name, []))
 
     def instances(self, name):
         with self.lock:
