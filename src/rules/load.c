@@ -32,9 +32,14 @@ static void errat(struct lwalk *w, const yaml_node_t *n, const char *fmt, ...)
 {
     va_list ap;
     sbuf_addf(w->errors, "%s:%zu:%zu: ", w->file, n->start_mark.line + 1, n->start_mark.column + 1);
+    size_t from = w->errors->len;
     va_start(ap, fmt);
     sbuf_vaddf(w->errors, fmt, ap);
     va_end(ap);
+    /* One line per problem: a quoted value's newlines and control bytes show as '?'. */
+    for (size_t i = from; i < w->errors->len; i++)
+        if ((unsigned char)w->errors->buf[i] < 0x20 || w->errors->buf[i] == 0x7f)
+            w->errors->buf[i] = '?';
     sbuf_addc(w->errors, '\n');
     w->nerr++;
 }

@@ -130,7 +130,8 @@ struct rules_tmpl_data {
  * humanize, humanize1024, humanizeDuration, humanizePercentage,
  * humanizeTimestamp, printf, toUpper, toLower, title, pipes (`{{ $value |
  * humanize }}`), `{{- -}}` trimming and comments. data may be NULL to only
- * check the syntax. Appends the result to out. Returns 0, or -1 with err
+ * check the syntax (values are then unknown: a label that is no number, say,
+ * is not an error until expanded with data). Appends the result to out. Returns 0, or -1 with err
  * filled ("1:12: unknown function \"humanise\"", line:col in src) and
  * nothing appended. Never reads past src.
  */
