@@ -24,7 +24,9 @@ static void usage(FILE *out)
           "  query 'EXPR'          evaluate PromQL on the running daemon (--help)\n"
           "  import FILE --data D  load OpenMetrics samples with timestamps into D (--help)\n"
           "  check config FILE...  validate config files; errors as file:line:col\n"
-          "  check rules FILE...   validate Prometheus rule files; errors as file:line:col\n"
+          "  check rules [--builtin] FILE...  validate Prometheus rule files (and the\n"
+          "                        built-in pack); errors as file:line:col\n"
+          "  rules builtin         list, print or write out the built-in rule pack (--help)\n"
           "  silence add|list|expire  manage silences on the running daemon (--help)\n"
           "  version               print the version\n"
           "  help                  show this help\n"
@@ -85,9 +87,13 @@ int main(int argc, char **argv)
             return check_config(argc - 3, argv + 3);
         if (argc >= 3 && strcmp(argv[2], "rules") == 0)
             return rules_cli_check(argc - 3, argv + 3);
-        fputs("Usage: sitrep check config FILE...\n       sitrep check rules FILE...\n", stderr);
+        fputs("Usage: sitrep check config FILE...\n"
+              "       sitrep check rules [--builtin] FILE...\n",
+              stderr);
         return 2;
     }
+    if (strcmp(cmd, "rules") == 0)
+        return rules_cli(argc - 2, argv + 2);
     if (strcmp(cmd, "silence") == 0) {
         if (argc < 3) {
             fputs("Usage: sitrep silence add|list|expire ... (--help)\n", stderr);

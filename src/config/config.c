@@ -7,6 +7,7 @@
 #include "collect/collect.h"
 #include "ingest/ingest.h"
 #include "metric/metric.h"
+#include "rules/rules.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -635,6 +636,30 @@ static void on_flapping(struct walk *w, const char *key, yaml_node_t *k, yaml_no
         errat(w, k, "rules.flapping: unknown key '%s' (known: threshold, window, quiet)", key);
 }
 
+/* `rules.disable`: built-in rules to leave out; a name the pack lacks is a typo, said here. */
+static void on_rules_disable(struct walk *w, yaml_node_t *v, struct config_rules *r)
+{
+    if (v->type == YAML_SCALAR_NODE && !*scalar(v))
+        return; /* `disable:` with nothing */
+    if (v->type != YAML_SEQUENCE_NODE) {
+        errat(w, v, "rules.disable: want a list of built-in rule names");
+        return;
+    }
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *e = yaml_document_get_node(w->doc, *it);
+        const char *name = scalar(e);
+        if (!name || !rules_builtin_has_rule(name)) {
+            errat(w, e,
+                  "rules.disable: no built-in rule named '%s' (sitrep rules builtin lists them)",
+                  name ? name : "(not a string)");
+            continue;
+        }
+        r->disable = xrealloc(r->disable, (r->ndisable + 1) * sizeof(*r->disable));
+        r->disable[r->ndisable++] = xstrdup(name);
+    }
+}
+
 static void on_rules(struct walk *w, const char *key, yaml_node_t *k, yaml_node_t *v,
                      struct config *cfg)
 {
@@ -669,10 +694,18 @@ static void on_rules(struct walk *w, const char *key, yaml_node_t *k, yaml_node_
             r->external_names[r->nexternal] = xstrdup(scalar(lk));
             r->external_values[r->nexternal++] = xstrdup(scalar(lv));
         }
+    } else if (strcmp(key, "default_pack") == 0) {
+        const char *s = scalar(v);
+        if (s && (strcmp(s, "true") == 0 || strcmp(s, "false") == 0))
+            r->default_pack = strcmp(s, "true") == 0;
+        else
+            errat(w, v, "rules.default_pack: want true or false");
+    } else if (strcmp(key, "disable") == 0) {
+        on_rules_disable(w, v, r);
     } else {
         errat(w, k,
               "rules: unknown key '%s' (known: interval, resend_delay, outage_tolerance, "
-              "flapping, external_labels)",
+              "flapping, external_labels, default_pack, disable)",
               key);
     }
 }
@@ -808,6 +841,7 @@ void config_defaults(struct config *cfg)
     cfg->rules.flap_threshold = 3;
     cfg->rules.flap_window_ms = 3600000;
     cfg->rules.flap_quiet_ms = 30 * 60000;
+    cfg->rules.default_pack = 1;
     notify_config_defaults(&cfg->alerting);
     probe_config_init(&cfg->probes);
     statsd_config_defaults(&cfg->statsd);
@@ -841,6 +875,9 @@ void config_release(struct config *cfg)
     }
     free(cfg->rules.external_names);
     free(cfg->rules.external_values);
+    for (size_t i = 0; i < cfg->rules.ndisable; i++)
+        free(cfg->rules.disable[i]);
+    free(cfg->rules.disable);
     notify_config_release(&cfg->alerting);
     probe_config_release(&cfg->probes);
     statsd_config_release(&cfg->statsd);

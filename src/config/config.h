@@ -60,6 +60,9 @@ struct config_rules {
     long long flap_quiet_ms;                  /* 30m; quiet time after which it un-flaps */
     char **external_names, **external_values; /* external_labels, for templates */
     size_t nexternal;
+    int default_pack; /* 1; load the built-in rule pack (rules/ compiled in) */
+    char **disable;   /* names of built-in rules left out (each one exists) */
+    size_t ndisable;
 };
 
 /* A `services:` entry: a default probe of url and/or its access log (services.c). */

@@ -553,6 +553,7 @@ static void test_rules_and_alerting(void **state)
     sbuf_init(&err, 0);
     assert_int_equal(c.rules.interval_ms, 1000);
     assert_int_equal(c.rules.flap_threshold, 3);
+    assert_int_equal(c.rules.default_pack, 1);
     assert_int_equal(c.has_alerting, 0);
     const char *p = tmp_file(0, "a.yml",
                              "rule_files: [rules/*.yml, /etc/sitrep/extra.yml]\n"
@@ -562,6 +563,8 @@ static void test_rules_and_alerting(void **state)
                              "  outage_tolerance: 2h\n"
                              "  flapping: {threshold: 4, window: 30m, quiet: 10m}\n"
                              "  external_labels: {cluster: eu1}\n"
+                             "  default_pack: false\n"
+                             "  disable: [CPUSaturated, OOMKill]\n"
                              "alerting:\n"
                              "  route: {receiver: hook, group_wait: 1s}\n"
                              "  receivers:\n"
@@ -579,6 +582,9 @@ static void test_rules_and_alerting(void **state)
     assert_int_equal(c.rules.flap_quiet_ms, 600000);
     assert_int_equal(c.rules.nexternal, 1);
     assert_string_equal(c.rules.external_values[0], "eu1");
+    assert_int_equal(c.rules.default_pack, 0);
+    assert_int_equal(c.rules.ndisable, 2);
+    assert_string_equal(c.rules.disable[1], "OOMKill");
     assert_int_equal(c.has_alerting, 1);
     assert_int_equal(c.alerting.has_route, 1);
     assert_string_equal(c.alerting.receivers[0].name, "hook");
@@ -612,6 +618,19 @@ static void test_rules_and_alerting(void **state)
     assert_non_null(strstr(err.buf, "c.yml:5:3: rules: unknown key 'bogus'"));
     assert_non_null(strstr(err.buf, "c.yml:7:"));
     assert_non_null(strstr(err.buf, "nobody"));
+    config_release(&c);
+
+    /* the pack's switches: a boolean, and names the pack has (a typo must not go unseen) */
+    p = tmp_file(0, "c.yml",
+                 "rules:\n"
+                 "  default_pack: no\n"
+                 "  disable: [CPUSaturated, CPUSaturate]\n");
+    config_defaults(&c);
+    sbuf_reset(&err);
+    assert_int_equal(config_load(&c, p, &err), -1);
+    assert_non_null(strstr(err.buf, "c.yml:2:17: rules.default_pack: want true or false"));
+    assert_non_null(strstr(err.buf, "c.yml:3:27: rules.disable: no built-in rule named "
+                                    "'CPUSaturate' (sitrep rules builtin lists them)"));
     config_dir(&c, dir, sizeof(dir));
     char cmd[4200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

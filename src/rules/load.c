@@ -32,9 +32,14 @@ static void errat(struct lwalk *w, const yaml_node_t *n, const char *fmt, ...)
 {
     va_list ap;
     sbuf_addf(w->errors, "%s:%zu:%zu: ", w->file, n->start_mark.line + 1, n->start_mark.column + 1);
+    size_t from = w->errors->len;
     va_start(ap, fmt);
     sbuf_vaddf(w->errors, fmt, ap);
     va_end(ap);
+    /* One line per problem: a quoted value's newlines and control bytes show as '?'. */
+    for (size_t i = from; i < w->errors->len; i++)
+        if ((unsigned char)w->errors->buf[i] < 0x20 || w->errors->buf[i] == 0x7f)
+            w->errors->buf[i] = '?';
     sbuf_addc(w->errors, '\n');
     w->nerr++;
 }
@@ -98,7 +103,16 @@ void rules__labels_free(struct rules_label *l, size_t n)
     free(l);
 }
 
-static void rule_release(struct rules__rule *r)
+void rules__alert_free(struct rules__alert *a)
+{
+    if (!a)
+        return;
+    rules__labels_free(a->labels, a->nlabels);
+    rules__labels_free(a->ann, a->nann);
+    free(a);
+}
+
+void rules__rule_release(struct rules__rule *r)
 {
     free(r->name);
     free(r->expr_text);
@@ -110,18 +124,21 @@ static void rule_release(struct rules__rule *r)
     free(r->alerts);
 }
 
+void rules__group_release(struct rules__group *g)
+{
+    for (size_t i = 0; i < g->nrules; i++)
+        rules__rule_release(&g->rules[i]);
+    free(g->rules);
+    free(g->name);
+    free(g->file);
+}
+
 void rules_set_free(struct rules_set *set)
 {
     if (!set)
         return;
-    for (size_t g = 0; g < set->ngroups; g++) {
-        struct rules__group *gr = &set->groups[g];
-        for (size_t i = 0; i < gr->nrules; i++)
-            rule_release(&gr->rules[i]);
-        free(gr->rules);
-        free(gr->name);
-        free(gr->file);
-    }
+    for (size_t g = 0; g < set->ngroups; g++)
+        rules__group_release(&set->groups[g]);
     free(set->groups);
     free(set);
 }
@@ -282,7 +299,7 @@ static void load_rule(struct lwalk *w, struct rules__group *g, yaml_node_t *map)
     }
     if (rules_set_rules(NULL) + g->nrules >= RULES_MAX_RULES) {
         errat(w, map, "more than %d rules in a group", RULES_MAX_RULES);
-        rule_release(&r);
+        rules__rule_release(&r);
         return;
     }
     g->rules = xrealloc(g->rules, (g->nrules + 1) * sizeof(*g->rules));
@@ -462,7 +479,8 @@ int rules_load_file(struct rules_set **set, const char *path, int64_t default_in
 int rules_load_globs(struct rules_set **setp, const char *const *patterns, size_t n,
                      const char *base_dir, int64_t default_interval_ms, struct sbuf *errors)
 {
-    struct rules_set *set = xcalloc(1, sizeof(*set));
+    if (!*setp)
+        *setp = xcalloc(1, sizeof(**setp));
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         char pat[4096];
@@ -483,42 +501,9 @@ int rules_load_globs(struct rules_set **setp, const char *const *patterns, size_
             continue;
         }
         for (size_t k = 0; k < gl.gl_pathc; k++)
-            if (rules_load_file(&set, gl.gl_pathv[k], default_interval_ms, errors) < 0)
+            if (rules_load_file(setp, gl.gl_pathv[k], default_interval_ms, errors) < 0)
                 rc = -1;
         globfree(&gl);
     }
-    if (rc < 0) {
-        rules_set_free(set);
-        return -1;
-    }
-    *setp = set;
-    return 0;
-}
-
-int rules_cli_check(int argc, char **argv)
-{
-    if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
-        fputs("Usage: sitrep check rules FILE...\n"
-              "Validate Prometheus rule files (YAML, every expr as PromQL, every template);\n"
-              "print file:line:col: message per problem. Exit status 0 if all are valid,\n"
-              "1 otherwise.\n",
-              argc < 1 ? stderr : stdout);
-        return argc < 1 ? 2 : 0;
-    }
-    int bad = 0;
-    for (int i = 0; i < argc; i++) {
-        struct rules_set *set = NULL;
-        struct sbuf errors;
-        sbuf_init(&errors, 1 << 20);
-        if (rules_load_file(&set, argv[i], 60000, &errors) < 0) {
-            fputs(errors.buf, stderr);
-            fprintf(stderr, "%s: FAILED\n", argv[i]);
-            bad = 1;
-        } else {
-            printf("%s: SUCCESS: %zu rules found\n", argv[i], rules_set_rules(set));
-        }
-        rules_set_free(set);
-        sbuf_release(&errors);
-    }
-    return bad;
+    return rc;
 }

@@ -41,15 +41,6 @@ int64_t rules__now(const struct rules *r)
     return r->o.now_ms ? r->o.now_ms(r->o.clock_ctx) : util_now_ms();
 }
 
-void rules__alert_free(struct rules__alert *a)
-{
-    if (!a)
-        return;
-    rules__labels_free(a->labels, a->nlabels);
-    rules__labels_free(a->ann, a->nann);
-    free(a);
-}
-
 static int label_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct rules_label *)a)->name, ((const struct rules_label *)b)->name);

@@ -59,12 +59,49 @@ int rules_load_file(struct rules_set **set, const char *path, int64_t default_in
 /*
  * Expand each glob of patterns (relative ones against base_dir when it is
  * not NULL, as Prometheus resolves rule_files against its config's folder)
- * and load every file found, in sorted order, into a new *set (never NULL
- * on success, possibly empty). A pattern that matches nothing is not an
- * error (as in Prometheus). Returns 0, or -1 with errors filled.
+ * and load every file found, in sorted order, appending to *set (created
+ * when NULL; never NULL after the call, possibly empty). A pattern that
+ * matches nothing is not an error (as in Prometheus). Returns 0, or -1 with
+ * errors filled; *set is then to be freed, not used.
  */
 int rules_load_globs(struct rules_set **set, const char *const *patterns, size_t n,
                      const char *base_dir, int64_t default_interval_ms, struct sbuf *errors);
+/* ---- the default rule pack (the files of rules/, compiled in: builtin.c) ---- */
+
+#define RULES_BUILTIN_PREFIX "builtin:" /* the pack's file names: "builtin:host.yml" */
+
+/* Files of the pack, in name order: i < rules_builtin_count(). */
+size_t rules_builtin_count(void);
+/* File i's name ("host.yml"), and its text (NUL-terminated, len bytes). */
+const char *rules_builtin_name(size_t i);
+const char *rules_builtin_text(size_t i, size_t *len);
+/* The index of the file named name ("host.yml" or "builtin:host.yml"), or -1. */
+int rules_builtin_find(const char *name);
+/* 1 if the pack has an alerting or recording rule of that name, else 0. */
+int rules_builtin_has_rule(const char *name);
+/* Parse the whole pack, appending to *set as rules_parse does. 0, or -1 (errors filled). */
+int rules_builtin_parse(struct rules_set **set, int64_t default_interval_ms, struct sbuf *errors);
+
+/* What rules_load reads: the pack, then the user's rule files. */
+struct rules_sources {
+    int builtin;                /* load the pack */
+    const char *const *disable; /* names of the pack's rules to leave out (unknown ones: none) */
+    size_t ndisable;
+    const char *const *patterns; /* rule_files globs, as rules_load_globs takes them */
+    size_t npatterns;
+    const char *base_dir;
+    int64_t default_interval_ms;
+};
+
+/*
+ * The daemon's rules: the pack (when src->builtin, less src->disable), then
+ * the files of src->patterns, into a new *set. A user group with the name
+ * of a built-in group replaces it (logged): a copy of a built-in file,
+ * edited and listed in rule_files, takes over from the original while the
+ * rest of the pack stays. Returns 0, or -1 with errors filled and *set NULL.
+ */
+int rules_load(struct rules_set **set, const struct rules_sources *src, struct sbuf *errors);
+
 /* Groups and rules in a set (for messages). */
 size_t rules_set_groups(const struct rules_set *set);
 size_t rules_set_rules(const struct rules_set *set);
@@ -93,7 +130,8 @@ struct rules_tmpl_data {
  * humanize, humanize1024, humanizeDuration, humanizePercentage,
  * humanizeTimestamp, printf, toUpper, toLower, title, pipes (`{{ $value |
  * humanize }}`), `{{- -}}` trimming and comments. data may be NULL to only
- * check the syntax. Appends the result to out. Returns 0, or -1 with err
+ * check the syntax (values are then unknown: a label that is no number, say,
+ * is not an error until expanded with data). Appends the result to out. Returns 0, or -1 with err
  * filled ("1:12: unknown function \"humanise\"", line:col in src) and
  * nothing appended. Never reads past src.
  */
@@ -159,7 +197,9 @@ void rules_expose(struct rules *r, struct metric_buf *b);
 /* GET /api/v1/rules and GET /api/v1/alerts in Prometheus's JSON shape. r must outlive s. */
 void rules_register_http(struct http_server *s, struct rules *r);
 
-/* `sitrep check rules FILE...`: returns the process exit code (0, 1 errors, 2 usage). */
+/* `sitrep check rules [--builtin] FILE...`: returns the exit code (0, 1 errors, 2 usage). */
 int rules_cli_check(int argc, char **argv);
+/* `sitrep rules builtin [FILE...|--out DIR]` (argv[0] the subcommand): the exit code. */
+int rules_cli(int argc, char **argv);
 
 #endif

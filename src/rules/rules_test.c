@@ -172,6 +172,12 @@ static void test_load_errors(void **state)
     e = load_errors("groups:\n  - name: a\n    rules:\n      - alert: X\n        expr: up\n"
                     "        annotations:\n          s: '{{ $value | nope }}'\n");
     assert_non_null(strstr(e, "r.yml:7:14: annotation s: template: 1:13: function \"nope\""));
+    /* a label's value is unknown when checking: a number later, perhaps */
+    assert_string_equal(load_errors("groups:\n  - name: a\n    rules:\n      - alert: X\n"
+                                    "        expr: up\n        annotations:\n"
+                                    "          s: '{{ $labels.limit | humanize }} "
+                                    "{{ printf \"%d\" $labels.n }}'\n"),
+                        "");
     e = load_errors("groups: [\n");
     assert_non_null(strstr(e, "r.yml:2:1:"));
     e = load_errors(

@@ -119,13 +119,21 @@ static int load_config(struct daemon *d, struct config *cfg, struct sbuf *errors
     return 0;
 }
 
-/* The rule files cfg names, parsed. Returns 0 and *set, or -1 with errors filled. */
+/* The built-in pack and the rule files cfg names, parsed. 0 and *set, or -1 with errors filled. */
 static int load_rules(const struct config *cfg, struct rules_set **set, struct sbuf *errors)
 {
     char dir[4096];
     config_dir(cfg, dir, sizeof(dir));
-    return rules_load_globs(set, (const char *const *)cfg->rule_files, cfg->nrule_files, dir,
-                            cfg->rules.interval_ms, errors);
+    struct rules_sources src = {
+        .builtin = cfg->rules.default_pack,
+        .disable = (const char *const *)cfg->rules.disable,
+        .ndisable = cfg->rules.ndisable,
+        .patterns = (const char *const *)cfg->rule_files,
+        .npatterns = cfg->nrule_files,
+        .base_dir = dir,
+        .default_interval_ms = cfg->rules.interval_ms,
+    };
+    return rules_load(set, &src, errors);
 }
 
 /* The collector's sink: every batch goes into the store. */

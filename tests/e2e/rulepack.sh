@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# rulepack.sh: the default rule pack (rules/*.yml) through the real binary.
-# 1. `sitrep check rules` passes every file of the pack.
-# 2. The daemon runs with `rule_files: [the pack]` on this machine, with a
-#    busy-but-healthy workload: a web access log with steady traffic (2xx,
-#    ordinary 4xx, a rare 5xx, fast answers, many clients), an uptime probe
-#    of sitrep's own /-/healthy, and CPU bursts of one core for 1 s in 4
-#    (under 50% of the machine). For RULEPACK_SECONDS (30 by default; 600
+# rulepack.sh: the default rule pack (rules/*.yml, compiled into the binary)
+# through the real binary.
+# 1. `sitrep check rules --builtin` passes the compiled-in pack and the
+#    source files; `sitrep rules builtin` lists its rules, prints a file
+#    byte for byte and writes them out.
+# 2. `sitrep serve` with no config at all loads the pack: /api/v1/rules
+#    lists every built-in rule under builtin:FILE names.
+# 3. The daemon, with a config that names no rule file, runs on this machine
+#    with a busy-but-healthy workload: a web access log with steady traffic
+#    (2xx, ordinary 4xx, a rare 5xx, fast answers, many clients), an uptime
+#    probe of sitrep's own /-/healthy, and CPU bursts of one core for 1 s in
+#    4 (under 50% of the machine). For RULEPACK_SECONDS (30 by default; 600
 #    gives issue 6's ten-minute noise run) /api/v1/alerts is polled every
 #    second and must never list a firing alert; every rule must stay healthy
 #    (no evaluation error) and every alerting rule must carry a severity of
 #    page or ticket and summary and runbook annotations.
+# 4. Reloads: `rules: {disable: [...]}` leaves one rule out and keeps the
+#    rest; a user file with a built-in group's name replaces that group;
+#    `default_pack: false` unloads the pack.
 # Pending alerts are printed (not failures): they are what `for` is there for.
 set -u
 . "$(dirname "$0")/lib.bash"
@@ -19,18 +27,47 @@ port=$(free_port)
 url=http://127.0.0.1:$port
 d=$E2E_TMP
 pack="$SITREP_SRC/rules"
+pyck() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 
-# 1. The pack passes the checker.
-out=$("$B" check rules "$pack"/*.yml 2>&1)
+# 1. The pack passes the checker, and the CLI shows what is compiled in.
+out=$("$B" check rules --builtin "$pack"/*.yml 2>&1)
 rc=$?
 echo "$out"
-check "sitrep check rules rules/*.yml passes" test "$rc" = 0
-check "the pack has files" test -n "$(ls "$pack"/*.yml 2>/dev/null)"
+check "sitrep check rules --builtin rules/*.yml passes" test "$rc" = 0
+check "the compiled-in files are checked as builtin:FILE" grep -q "^builtin:host.yml: SUCCESS" <<<"$out"
+nrules=$(cat "$pack"/*.yml | grep -cE '^ *- (alert|record):')
+check "sitrep rules builtin lists every rule of rules/" \
+    test "$("$B" rules builtin | tail -n +2 | wc -l)" = "$nrules"
+check "sitrep rules builtin host.yml prints the file as it is in rules/" \
+    cmp -s <("$B" rules builtin host.yml) "$pack/host.yml"
+"$B" rules builtin --out "$d/copy" >/dev/null
+check "sitrep rules builtin --out writes every file" diff -r "$d/copy" "$pack"
+check "sitrep rules builtin --out does not overwrite" \
+    bash -c "! '$B' rules builtin --out '$d/copy' 2>/dev/null"
 
-# 2. The daemon with the pack, on a healthy workload.
+# builtin_rules: "FILE NAME" per rule of /api/v1/rules, sorted.
+builtin_rules() {
+    curl -fsS "$url/api/v1/rules" | pyck "
+for g in d['data']['groups']:
+    for r in g['rules']: print(g['file'], r['name'])" | sort
+}
+
+# 2. No config at all: the pack is on.
+"$B" serve --listen "127.0.0.1:$port" --data "$d/bare" 2>>"$d/log" &
+bare=$!
+E2E_PIDS+=($bare)
+wait_http "$url/-/healthy" 30 || { cat "$d/log"; exit 1; }
+builtin_rules >"$d/bare.rules"
+check "with no config, /api/v1/rules has every built-in rule" \
+    test "$(grep -c '^builtin:' "$d/bare.rules")" = "$nrules"
+check "... under the names builtin:host.yml, builtin:filesystem.yml, builtin:services.yml" \
+    bash -c "grep -q '^builtin:host.yml CPUSaturated$' '$d/bare.rules' && grep -q '^builtin:filesystem.yml FilesystemFullIn24h$' '$d/bare.rules' && grep -q '^builtin:services.yml EndpointDown$' '$d/bare.rules'"
+kill -TERM "$bare"
+wait "$bare"
+
+# 3. The daemon, no rule_files, on a healthy workload.
 : >"$d/access.log"
 cat >"$d/sitrep.yml" <<YML
-rule_files: ["$pack/*.yml"]
 collect: {top_processes: 3}
 logs:
   - {service: web, path: "$d/access.log", format: combined, request_time: seconds}
@@ -122,4 +159,30 @@ PY
 rc=$?
 cat "$d/rules.check"
 check "every rule healthy, with severity, summary and runbook" test "$rc" = 0
+
+# 4. Turning parts of the pack off, and replacing a group, by reload.
+builtin_rules >"$d/all.rules"
+cp "$d/sitrep.yml" "$d/base.yml"
+{ cat "$d/base.yml"; echo "rules: {disable: [CPUSaturated]}"; } >"$d/sitrep.yml"
+curl -fsS -o /dev/null -X POST "$url/-/reload"
+builtin_rules >"$d/less.rules"
+check "rules.disable: [CPUSaturated] leaves exactly that rule out" \
+    bash -c "diff '$d/all.rules' '$d/less.rules' | grep -qx '< builtin:host.yml CPUSaturated' && [ \$(diff '$d/all.rules' '$d/less.rules' | grep -c '^[<>]') = 1 ]"
+cat >"$d/mycpu.yml" <<'YML'
+groups:
+  - name: sitrep-host-cpu
+    rules:
+      - alert: CPUSaturated
+        expr: vector(1) > 2
+        labels: {severity: ticket}
+        annotations: {summary: mine, runbook: mine}
+YML
+{ cat "$d/base.yml"; echo "rule_files: [mycpu.yml]"; } >"$d/sitrep.yml"
+curl -fsS -o /dev/null -X POST "$url/-/reload"
+builtin_rules >"$d/mine.rules"
+check "a user group named sitrep-host-cpu replaces the built-in one" \
+    bash -c "grep -qx '$d/mycpu.yml CPUSaturated' '$d/mine.rules' && ! grep -q '^builtin:host.yml CPUSaturated' '$d/mine.rules' && [ \$(wc -l <'$d/mine.rules') = \$(wc -l <'$d/all.rules') ]"
+{ cat "$d/base.yml"; echo "rules: {default_pack: false}"; } >"$d/sitrep.yml"
+curl -fsS -o /dev/null -X POST "$url/-/reload"
+check "rules.default_pack: false unloads the pack" test -z "$(builtin_rules)"
 finish
