@@ -1071,6 +1071,19 @@ void tsdb__chunk_release(struct tsdb__chunk *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* A block was added (c->len, c->nsamples and c->ctx are past it): maybe a seek point. */
+static void note_block(struct tsdb__chunk *c)
+{
+    if (++c->nblocks % TSDB_SEEK_BLOCKS)
+        return;
+    c->seek[1] = c->seek[0];
+    c->seek[0] = (struct tsdb__chunk_seek){.off = (uint32_t)c->len,
+                                           .before = c->nsamples,
+                                           .ts = c->ctx.ts,
+                                           .delta = c->ctx.delta,
+                                           .v = c->ctx.v};
+}
+
 int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v, size_t n)
 {
     if (n < 1 || n > TSDB_BLOCK_MAX)
@@ -1109,6 +1122,7 @@ int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v
     c->maxt = ts[n - 1];
     c->nsamples += (uint32_t)n;
     tsdb__put32(c->buf + 1, c->nsamples);
+    note_block(c);
     return 0;
 }
 
@@ -1130,6 +1144,26 @@ int tsdb__chunk_iter_init(struct tsdb__chunk_iter *it, const uint8_t *buf, size_
     if (buf[0] != TSDB_CHUNK_VERSION)
         return it->err = TSDB__ECORRUPT;
     it->left = tsdb__get32(buf + 1);
+    return 0;
+}
+
+int tsdb__chunk_iter_init_chunk(struct tsdb__chunk_iter *it, const struct tsdb__chunk *c,
+                                int64_t mint, int64_t maxt)
+{
+    int r = tsdb__chunk_iter_init(it, c->buf, c->len, mint, maxt);
+    if (r)
+        return r;
+    for (int k = 0; k < 2; k++) {
+        const struct tsdb__chunk_seek *p = &c->seek[k];
+        /* Every sample after the point is after p->ts: none before it is wanted. */
+        if (p->off && p->ts < mint && p->off <= c->len && p->before <= it->left) {
+            it->off = p->off;
+            it->left -= p->before;
+            it->ctx = (struct tsdb__block_ctx){
+                .ts = p->ts, .delta = p->delta, .v = p->v, .valid = 1};
+            break;
+        }
+    }
     return 0;
 }
 
@@ -1176,31 +1210,47 @@ int tsdb__chunk_load(struct tsdb__chunk *c, const uint8_t *buf, size_t len)
 {
     if (len > TSDB_CHUNK_MAX_BYTES)
         return TSDB__ECORRUPT;
-    struct tsdb__chunk_iter *it = xmalloc(sizeof(*it));
-    int r = tsdb__chunk_iter_init(it, buf, len, INT64_MIN, INT64_MAX);
-    int64_t t, mint = 0, maxt = 0;
-    double v;
-    uint32_t n = 0;
-    if (r == 0)
-        while ((r = tsdb__chunk_iter_next(it, &t, &v)) > 0) {
-            if (!n++)
-                mint = t;
-            maxt = t;
-        }
-    /* Trailing bytes would sit between the last block and the next append. */
-    if (r == 0 && (n == 0 || it->off != len))
+    if (len < TSDB_CHUNK_HEADER)
+        return TSDB__ETRUNC;
+    if (buf[0] != TSDB_CHUNK_VERSION)
+        return TSDB__ECORRUPT;
+    /* Decode block by block: the checks of a read, and the seek points of an append. */
+    struct tsdb__chunk t;
+    memset(&t, 0, sizeof(t));
+    tsdb__block_ctx_init(&t.ctx);
+    t.len = TSDB_CHUNK_HEADER;
+    uint32_t count = tsdb__get32(buf + 1);
+    int64_t *ts = xmalloc(TSDB_BLOCK_MAX * sizeof(*ts));
+    double *v = xmalloc(TSDB_BLOCK_MAX * sizeof(*v));
+    int r = 0;
+    while (r == 0 && t.len < len) {
+        size_t n, used;
+        int64_t prev = t.ctx.ts;
+        int had = t.ctx.valid;
+        r = tsdb__block_decode(&t.ctx, buf + t.len, len - t.len, ts, v, TSDB_BLOCK_MAX, &n, &used);
+        if (r == TSDB__ESPACE)
+            r = TSDB__ECORRUPT;
+        if (r == 0 && (n > count - t.nsamples || (had && ts[0] <= prev)))
+            r = TSDB__ECORRUPT;
+        if (r)
+            break;
+        if (!t.nsamples)
+            t.mint = ts[0];
+        t.maxt = ts[n - 1];
+        t.nsamples += (uint32_t)n;
+        t.len += used;
+        note_block(&t);
+    }
+    free(ts);
+    free(v);
+    /* Exactly the samples the header counts, and no bytes after the last block. */
+    if (r == 0 && (t.nsamples == 0 || t.nsamples != count || t.len != len))
         r = TSDB__ECORRUPT;
-    struct tsdb__block_ctx ctx = it->ctx;
-    free(it);
     if (r < 0)
         return r;
-    c->cap = len;
-    c->buf = xmalloc(len);
-    memcpy(c->buf, buf, len);
-    c->len = len;
-    c->nsamples = n;
-    c->mint = mint;
-    c->maxt = maxt;
-    c->ctx = ctx;
+    t.cap = len;
+    t.buf = xmalloc(len);
+    memcpy(t.buf, buf, len);
+    *c = t;
     return 0;
 }

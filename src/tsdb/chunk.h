@@ -120,6 +120,23 @@ enum {
 int tsdb__block_methods(const uint8_t *in, size_t len, int *ts_method, int *v_method);
 
 /*
+ * Every TSDB_SEEK_BLOCKS blocks a chunk remembers where the next block
+ * starts and the context to decode it from, keeping the last two such
+ * points (in memory only: the bytes do not change). A reader that wants only
+ * recent samples starts at the newest point before its range instead of the
+ * chunk's first block: rule evaluation reads the last minutes of chunks that
+ * hold hours. With 5 blocks, the older point is at least 320 samples back
+ * (over 5 minutes at 1 s), so a 5-minute range never decodes from the start.
+ */
+#define TSDB_SEEK_BLOCKS 5
+struct tsdb__chunk_seek {
+    uint32_t off;    /* where the next block starts; 0: no point */
+    uint32_t before; /* samples before it */
+    int64_t ts, delta;
+    uint64_t v; /* the context: last sample's timestamp, step and value bits */
+};
+
+/*
  * One series' samples over a time range: header + blocks in buf, always a
  * complete, readable chunk. The chunk owns buf; an append may move it, so
  * an iterator over c->buf must not outlive the next append. Not locked: the
@@ -131,6 +148,8 @@ struct tsdb__chunk {
     uint32_t nsamples;
     int64_t mint, maxt; /* first and last timestamp; valid when nsamples > 0 */
     struct tsdb__block_ctx ctx;
+    uint32_t nblocks;
+    struct tsdb__chunk_seek seek[2]; /* [0] the newest */
 };
 
 /* An empty chunk (header only). Allocates; release with tsdb__chunk_release(). */
@@ -181,6 +200,13 @@ struct tsdb__chunk_iter {
 /* Returns 0, or TSDB__ECORRUPT/TSDB__ETRUNC if the header is bad. */
 int tsdb__chunk_iter_init(struct tsdb__chunk_iter *it, const uint8_t *buf, size_t len, int64_t mint,
                           int64_t maxt);
+/*
+ * The same over a chunk in memory, starting at its newest seek point before
+ * mint when it has one (the samples are the same; fewer blocks are decoded).
+ * c must not change while the iterator is in use.
+ */
+int tsdb__chunk_iter_init_chunk(struct tsdb__chunk_iter *it, const struct tsdb__chunk *c,
+                                int64_t mint, int64_t maxt);
 /*
  * Returns 1 with the next sample in range, 0 at the end (or once past maxt),
  * or a negative TSDB__E* if the chunk is corrupt (sticky: later calls return

@@ -363,7 +363,7 @@ long tsdb__head_read(struct tsdb__head *h, uint32_t id, int64_t mint, int64_t ma
             continue;
         if (!it)
             it = xmalloc(sizeof(*it));
-        int r = tsdb__chunk_iter_init(it, c->buf, c->len, mint, maxt);
+        int r = tsdb__chunk_iter_init_chunk(it, c, mint, maxt);
         int64_t t;
         double v;
         if (r == 0)
