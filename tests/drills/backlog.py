@@ -135,8 +135,8 @@ def run(d, netdata=None):
     d.spawn([sys.executable, "-c", PRODUCER, str(rport), str(RATE), str(PAYLOAD)], name="producer")
     time.sleep(20 if d.short else 120)  # the pipeline keeps up: depth near zero
 
-    cycles = 4 if d.short else 6
-    grow, drain = (35, 25) if d.short else (90, 90)
+    cycles = 4
+    grow, drain = (35, 25) if d.short else (90, 60)
     onsets = []
     for i in range(cycles):
         sh("tc", "qdisc", "replace", "dev", va, "root", "tbf", "rate", CAP, "burst", "32kbit",

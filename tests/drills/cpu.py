@@ -48,7 +48,7 @@ def run(d, netdata=None):
     w = Watch(d, s)
     client = Steady(port, ["/work?mb=%.1f" % mb], ["127.0.0.1"], rate=4, concurrency=2)
     d.at_exit(client.stop)
-    time.sleep(75 if d.short else 300)  # the backend's normal, as sitrep learns it
+    time.sleep(75 if d.short else 180)  # the backend's normal, as sitrep learns it
     cores = os.cpu_count() or 1
     d.note("%.1f MiB per request; starting %d migration workers" % (mb, cores + 1))
     onset = time.time()
