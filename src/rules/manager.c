@@ -105,22 +105,7 @@ static char *expand(const char *tmpl, const struct rules_tmpl_data *d)
  * rule asking for the top processes gets the same answer without asking
  * the store again.
  */
-#define TMPL_CACHE 8
-
-struct tmpl_query_ctx {
-    struct tsdb *db;
-    int64_t ts;
-    int64_t deadline_ns; /* util_mono_ns() */
-    int64_t budget_ms;
-    struct {
-        char *expr;
-        struct rules_tmpl_vec v;
-        char *err; /* NULL: the query worked */
-    } cache[TMPL_CACHE];
-    size_t ncache;
-};
-
-static void tmpl_query_release(struct tmpl_query_ctx *q)
+void rules__tmpl_query_release(struct rules__tmpl_query *q)
 {
     for (size_t i = 0; i < q->ncache; i++) {
         free(q->cache[i].expr);
@@ -131,7 +116,7 @@ static void tmpl_query_release(struct tmpl_query_ctx *q)
 }
 
 /* Copy a query's answer (first RULES_TMPL_MAX_SAMPLES samples) into out; 0 or -1 with err. */
-static int tmpl_query_run(struct tmpl_query_ctx *q, const char *expr, struct rules_tmpl_vec *out,
+static int tmpl_query_run(struct rules__tmpl_query *q, const char *expr, struct rules_tmpl_vec *out,
                           char *err, size_t errcap)
 {
     int64_t left_ms = (q->deadline_ns - util_mono_ns()) / 1000000;
@@ -168,16 +153,15 @@ static int tmpl_query_run(struct tmpl_query_ctx *q, const char *expr, struct rul
     return rc;
 }
 
-/* The rules_tmpl_data query callback: the cached answer, or a new one. */
-static int tmpl_query(void *ctx, const char *expr, struct rules_tmpl_vec *out, char *err,
+int rules__tmpl_query(void *ctx, const char *expr, struct rules_tmpl_vec *out, char *err,
                       size_t errcap)
 {
-    struct tmpl_query_ctx *q = ctx;
+    struct rules__tmpl_query *q = ctx;
     size_t i = 0;
     while (i < q->ncache && strcmp(q->cache[i].expr, expr) != 0)
         i++;
     if (i == q->ncache) {
-        if (q->ncache == TMPL_CACHE)
+        if (q->ncache == RULES_TMPL_QUERY_CACHE)
             return tmpl_query_run(q, expr, out, err, errcap);
         struct rules_tmpl_vec v = {0};
         char e[256] = "";
@@ -348,10 +332,10 @@ static struct alert_prep *prepare_alerts(const struct rules *r, const struct rul
     size_t next = r->o.nexternal < 64 ? r->o.nexternal : 64;
     for (size_t i = 0; i < next; i++)
         ext[i] = (struct rules_tmpl_label){r->external[i].name, r->external[i].value};
-    struct tmpl_query_ctx q = {.db = r->o.db,
-                               .ts = ts,
-                               .deadline_ns = util_mono_ns() + timeout_ms * 1000000,
-                               .budget_ms = timeout_ms};
+    struct rules__tmpl_query q = {.db = r->o.db,
+                                  .ts = ts,
+                                  .deadline_ns = util_mono_ns() + timeout_ms * 1000000,
+                                  .budget_ms = timeout_ms};
     for (size_t s = 0; s < n; s++) {
         /* labels: the series' minus __name__, then the rule's (templated), then alertname */
         struct alert_prep *p = &prep[s];
@@ -370,7 +354,7 @@ static struct alert_prep *prepare_alerts(const struct rules *r, const struct rul
                                     .external = ext,
                                     .nexternal = next,
                                     .external_url = r->external_url,
-                                    .query = tmpl_query,
+                                    .query = rules__tmpl_query,
                                     .query_ctx = &q};
         for (size_t i = 0; i < ru->nlabels; i++) {
             char *v = expand(ru->labels[i].value, &d);
@@ -390,7 +374,7 @@ static struct alert_prep *prepare_alerts(const struct rules *r, const struct rul
         }
         p->v = sv[s].v;
     }
-    tmpl_query_release(&q);
+    rules__tmpl_query_release(&q);
     return prep;
 }
 
