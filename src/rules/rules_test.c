@@ -199,6 +199,11 @@ static void test_template_query(void **state)
                               "{{ end }}",
                               0),
                         "abc");
+    /* stable: equal keys (a missing label is "") keep the query's order */
+    assert_string_equal(tmplq("{{ range query \"top\" | sortByLabel \"nope\" }}{{ .Labels.comm }}"
+                              "{{ end }}",
+                              0),
+                        "bac");
     assert_string_equal(tmplq("{{ with query \"top\" }}{{ . | first }}{{ end }}", 0),
                         "{map[comm:b pid:2] 0.5}");
     assert_string_equal(tmplq("{{ query \"top\" | len }} {{ len \"abcd\" }}", 0), "3 4");

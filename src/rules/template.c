@@ -1395,22 +1395,6 @@ static int compare(struct tctx *c, const char *at, const struct tval *a, const s
     return 0;
 }
 
-static const char *sort_label; /* sortByLabel's key (set around the qsort) */
-
-struct sort_item {
-    const struct rules_tmpl_sample *s;
-    size_t i;
-};
-
-static int sort_cmp(const void *x, const void *y)
-{
-    const struct sort_item *a = x, *b = y;
-    const char *la = label_get(a->s->labels, a->s->nlabels, sort_label, strlen(sort_label));
-    const char *lb = label_get(b->s->labels, b->s->nlabels, sort_label, strlen(sort_label));
-    int r = strcmp(la, lb);
-    return r ? r : (a->i > b->i) - (a->i < b->i); /* stable, as Go's sort.Stable */
-}
-
 /* `query`: the caller's callback, bounded; the result a new vector value. */
 static int run_query(struct tctx *c, const char *at, const struct tval *q, struct tval *res)
 {
@@ -1475,17 +1459,29 @@ static int call_fn(struct tctx *c, const char *at, int fn, struct tval *args, si
         if (want(c, at, &args[0], TV_STR) < 0 || want(c, at, last, TV_VEC) < 0)
             return -1;
         const struct rules_tmpl_vec *in = &last->vec->v;
-        struct sort_item *items = xcalloc(in->n ? in->n : 1, sizeof(*items));
-        for (size_t i = 0; i < in->n; i++)
-            items[i] = (struct sort_item){&in->s[i], i};
-        sort_label = args[0].str;
-        qsort(items, in->n, sizeof(*items), sort_cmp);
-        sort_label = NULL;
+        /* insertion sort of indexes (at most RULES_TMPL_MAX_SAMPLES): stable, as Go's
+         * sort.Stable, and no state outside this call */
+        const char *key = args[0].str;
+        size_t *order = xcalloc(in->n ? in->n : 1, sizeof(*order));
+        for (size_t i = 0; i < in->n; i++) {
+            const struct rules_tmpl_sample *si = &in->s[i];
+            const char *li = label_get(si->labels, si->nlabels, key, strlen(key));
+            size_t k = i;
+            for (; k > 0; k--) {
+                const struct rules_tmpl_sample *sk = &in->s[order[k - 1]];
+                if (strcmp(label_get(sk->labels, sk->nlabels, key, strlen(key)), li) <= 0)
+                    break;
+                order[k] = order[k - 1];
+            }
+            order[k] = i;
+        }
         struct tvec *v = xcalloc(1, sizeof(*v));
         v->refs = 1;
-        for (size_t i = 0; i < in->n; i++)
-            rules_tmpl_vec_add(&v->v, items[i].s->value, items[i].s->labels, items[i].s->nlabels);
-        free(items);
+        for (size_t i = 0; i < in->n; i++) {
+            const struct rules_tmpl_sample *si = &in->s[order[i]];
+            rules_tmpl_vec_add(&v->v, si->value, si->labels, si->nlabels);
+        }
+        free(order);
         *res = (struct tval){.k = TV_VEC, .vec = v};
         return 0;
     }
