@@ -3,11 +3,14 @@
  * (src/rules/template.c). The first byte picks $value (a number, NaN, an
  * infinity, a tiny or a huge one, a Unix time), the rest is the template.
  * It is checked alone (as rule loading does) and expanded against a fixed
- * alert. Checks: an error is "LINE:COL: message" with the position inside
+ * alert whose `query` answers from a fixed table (by the expression's
+ * length: three processes, nothing, an error, or more samples than are
+ * kept). Checks: an error is "LINE:COL: message" with the position inside
  * the template and appends nothing; a template the check refuses fails to
- * expand too; text without "{{" expands to itself;
- * output stays under RULES_MAX_TEMPLATE_OUT; expanding twice gives the same
- * bytes. Build and run with fuzz/run.sh.
+ * expand too; the check runs no query; text without "{{" expands to itself;
+ * output stays under RULES_MAX_TEMPLATE_OUT; no expansion runs more than
+ * RULES_TMPL_MAX_QUERIES queries; expanding twice gives the same bytes.
+ * Build and run with fuzz/run.sh.
  */
 #include "rules/rules.h"
 
@@ -34,6 +37,38 @@ static const struct rules_tmpl_label labels[] = {{"alertname", "HostDown"},
                                                  {"severity", "page"}};
 static const struct rules_tmpl_label ext[] = {{"cluster", "eu1"}, {"region", "north"}};
 
+static unsigned queries; /* calls of fake_query in the current expansion */
+
+static int fake_query(void *ctx, const char *expr, struct rules_tmpl_vec *out, char *err,
+                      size_t errcap)
+{
+    (void)ctx;
+    queries++;
+    static const struct rules_tmpl_label procs[3][2] = {
+        {{"comm", "postgres"}, {"pid", "812"}},
+        {{"comm", "java"}, {"pid", "1"}},
+        {{"comm", ""}, {"pid", "77"}},
+    };
+    static const double values[] = {0.75, NAN, -1e300};
+    switch (strlen(expr) % 4) {
+    case 0:
+        for (size_t i = 0; i < 3; i++)
+            rules_tmpl_vec_add(out, values[i], procs[i], i == 2 ? 1 : 2);
+        return 0;
+    case 1:
+        return 0;
+    case 2:
+        snprintf(err, errcap, "1:1: parse error: \"%s\"", expr);
+        return -1;
+    default:
+        for (int i = 0; i < 2 * RULES_TMPL_MAX_SAMPLES; i++)
+            if (rules_tmpl_vec_add(out, i, procs[i % 3], 2) < 0)
+                break;
+        CHECK(out->n == RULES_TMPL_MAX_SAMPLES);
+        return 0;
+    }
+}
+
 /* Expand; on failure check the message and that out is untouched. Returns rc. */
 static int expand(const char *src, const struct rules_tmpl_data *d, struct sbuf *out, char *err,
                   size_t errcap)
@@ -41,7 +76,9 @@ static int expand(const char *src, const struct rules_tmpl_data *d, struct sbuf 
     sbuf_reset(out);
     sbuf_adds(out, "#"); /* what a failed expansion must leave alone */
     err[0] = '\0';
+    queries = 0;
     int rc = rules_template_expand(src, d, out, err, errcap);
+    CHECK(queries <= (d ? RULES_TMPL_MAX_QUERIES : 0));
     if (rc < 0) {
         CHECK(out->len == 1 && out->buf[0] == '#');
         unsigned long line = 0, col = 0;
@@ -70,7 +107,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 .nlabels = 5,
                                 .external = ext,
                                 .nexternal = 2,
-                                .external_url = "http://sitrep.test"};
+                                .external_url = "http://sitrep.test",
+                                .query = fake_query};
     struct sbuf checked, out, again;
     char err[256], err_checked[256], err_again[256];
     sbuf_init(&checked, 0);

@@ -98,6 +98,90 @@ static char *expand(const char *tmpl, const struct rules_tmpl_data *d)
     return s;
 }
 
+/*
+ * `query` in templates: instant queries at the rule's evaluation time, all of
+ * one rule evaluation's templates within one budget (the group's query
+ * timeout). The same expression is run once per evaluation: every alert of a
+ * rule asking for the top processes gets the same answer without asking
+ * the store again.
+ */
+void rules__tmpl_query_release(struct rules__tmpl_query *q)
+{
+    for (size_t i = 0; i < q->ncache; i++) {
+        free(q->cache[i].expr);
+        free(q->cache[i].err);
+        rules_tmpl_vec_release(&q->cache[i].v);
+    }
+    q->ncache = 0;
+}
+
+/* Copy a query's answer (first RULES_TMPL_MAX_SAMPLES samples) into out; 0 or -1 with err. */
+static int tmpl_query_run(struct rules__tmpl_query *q, const char *expr, struct rules_tmpl_vec *out,
+                          char *err, size_t errcap)
+{
+    int64_t left_ms = (q->deadline_ns - util_mono_ns()) / 1000000;
+    if (left_ms <= 0) {
+        snprintf(err, errcap, "this rule's templates used up their %lld ms for queries",
+                 (long long)q->budget_ms);
+        return -1;
+    }
+    struct query_opts qo = {.timeout_ms = left_ms};
+    struct query_result res;
+    struct query_eval_error qerr;
+    if (query_run_instant(q->db, expr, q->ts, &qo, &res, &qerr) < 0) {
+        snprintf(err, errcap, "%s", qerr.msg);
+        return -1;
+    }
+    int rc = 0;
+    if (res.type == QUERY_VALUE_SCALAR) {
+        rules_tmpl_vec_add(out, res.scalar, NULL, 0); /* Prometheus: a sample without labels */
+    } else if (res.type == QUERY_VALUE_VECTOR) {
+        for (size_t i = 0; i < res.nseries; i++) {
+            const struct query_series *se = &res.series[i];
+            struct rules_tmpl_label l[METRIC_MAX_LABELS * 2];
+            size_t nl = se->nlabels < ARRAY_SIZE(l) ? se->nlabels : ARRAY_SIZE(l);
+            for (size_t k = 0; k < nl; k++)
+                l[k] = (struct rules_tmpl_label){se->labels[k].name, se->labels[k].value};
+            if (rules_tmpl_vec_add(out, se->npoints ? se->points[0].v : NAN, l, nl) < 0)
+                break;
+        }
+    } else {
+        snprintf(err, errcap, "query result is not a vector or scalar");
+        rc = -1;
+    }
+    query_result_release(&res);
+    return rc;
+}
+
+int rules__tmpl_query(void *ctx, const char *expr, struct rules_tmpl_vec *out, char *err,
+                      size_t errcap)
+{
+    struct rules__tmpl_query *q = ctx;
+    size_t i = 0;
+    while (i < q->ncache && strcmp(q->cache[i].expr, expr) != 0)
+        i++;
+    if (i == q->ncache) {
+        if (q->ncache == RULES_TMPL_QUERY_CACHE)
+            return tmpl_query_run(q, expr, out, err, errcap);
+        struct rules_tmpl_vec v = {0};
+        char e[256] = "";
+        int rc = tmpl_query_run(q, expr, &v, e, sizeof(e));
+        q->cache[i].expr = xstrdup(expr);
+        q->cache[i].v = v;
+        q->cache[i].err = rc < 0 ? xstrdup(e) : NULL;
+        q->ncache++;
+    }
+    if (q->cache[i].err) {
+        snprintf(err, errcap, "%s", q->cache[i].err);
+        return -1;
+    }
+    for (size_t k = 0; k < q->cache[i].v.n; k++) {
+        const struct rules_tmpl_sample *s = &q->cache[i].v.s[k];
+        rules_tmpl_vec_add(out, s->value, s->labels, s->nlabels);
+    }
+    return 0;
+}
+
 static struct rules__alert *find_alert(struct rules__rule *ru, uint64_t fp)
 {
     for (size_t i = 0; i < ru->nalerts; i++)
@@ -219,29 +303,48 @@ struct sample_view {
     double v;
 };
 
-static void eval_alerting(struct rules *r, struct rules__group *g, struct rules__rule *ru,
-                          int64_t ts, const struct sample_view *sv, size_t n, struct metric_buf *b)
+/* One result sample made into an alert's identity and annotations, before the state machine. */
+struct alert_prep {
+    struct rules_label *ls, *ann; /* labels sorted, alertname included */
+    size_t nls, nann;
+    uint64_t fp;
+    double v;
+};
+
+static size_t alert_cap(const struct rules__group *g)
 {
-    size_t cap = g->limit ? g->limit : RULES_MAX_ALERTS_PER_RULE;
-    for (size_t i = 0; i < ru->nalerts; i++)
-        ru->alerts[i]->present = 0;
-    int over = n > cap;
-    if (over)
-        rule_error(ru, "exceeded limit of %zu with %zu alerts", cap, n);
+    return g->limit ? g->limit : RULES_MAX_ALERTS_PER_RULE;
+}
+
+/*
+ * Expand the rule's label and annotation templates for each of the n
+ * samples. Runs without the engine's mutex, since templates may query the
+ * store: it reads only what does not change while the evaluation thread
+ * runs (the rule's text, which rules_update swaps with the thread stopped,
+ * and r's copies of the options). Returns n entries (the caller frees them).
+ */
+static struct alert_prep *prepare_alerts(const struct rules *r, const struct rules__rule *ru,
+                                         int64_t ts, int64_t timeout_ms,
+                                         const struct sample_view *sv, size_t n)
+{
+    struct alert_prep *prep = xcalloc(n ? n : 1, sizeof(*prep));
     struct rules_tmpl_label ext[64];
     size_t next = r->o.nexternal < 64 ? r->o.nexternal : 64;
     for (size_t i = 0; i < next; i++)
         ext[i] = (struct rules_tmpl_label){r->external[i].name, r->external[i].value};
-    for (size_t s = 0; !over && s < n; s++) {
+    struct rules__tmpl_query q = {.db = r->o.db,
+                                  .ts = ts,
+                                  .deadline_ns = util_mono_ns() + timeout_ms * 1000000,
+                                  .budget_ms = timeout_ms};
+    for (size_t s = 0; s < n; s++) {
         /* labels: the series' minus __name__, then the rule's (templated), then alertname */
-        struct rules_label *ls = NULL;
-        size_t nls = 0;
+        struct alert_prep *p = &prep[s];
         struct rules_tmpl_label tl[METRIC_MAX_LABELS * 2];
         size_t ntl = 0;
         for (size_t i = 0; i < sv[s].nlabels; i++) {
             if (strcmp(sv[s].labels[i].name, "__name__") == 0)
                 continue;
-            label_set(&ls, &nls, sv[s].labels[i].name, sv[s].labels[i].value);
+            label_set(&p->ls, &p->nls, sv[s].labels[i].name, sv[s].labels[i].value);
             if (ntl < ARRAY_SIZE(tl))
                 tl[ntl++] = (struct rules_tmpl_label){sv[s].labels[i].name, sv[s].labels[i].value};
         }
@@ -250,46 +353,69 @@ static void eval_alerting(struct rules *r, struct rules__group *g, struct rules_
                                     .nlabels = ntl,
                                     .external = ext,
                                     .nexternal = next,
-                                    .external_url = r->external_url};
+                                    .external_url = r->external_url,
+                                    .query = rules__tmpl_query,
+                                    .query_ctx = &q};
         for (size_t i = 0; i < ru->nlabels; i++) {
             char *v = expand(ru->labels[i].value, &d);
             if (*v)
-                label_set(&ls, &nls, ru->labels[i].name, v);
+                label_set(&p->ls, &p->nls, ru->labels[i].name, v);
             else
-                label_del(ls, &nls, ru->labels[i].name); /* an empty label is no label */
+                label_del(p->ls, &p->nls, ru->labels[i].name); /* an empty label is no label */
             free(v);
         }
-        label_set(&ls, &nls, "alertname", ru->name);
-        qsort(ls, nls, sizeof(*ls), label_cmp);
-        uint64_t fp = rules__labels_fp(ls, nls);
-        struct rules__alert *a = find_alert(ru, fp);
+        label_set(&p->ls, &p->nls, "alertname", ru->name);
+        qsort(p->ls, p->nls, sizeof(*p->ls), label_cmp);
+        p->fp = rules__labels_fp(p->ls, p->nls);
+        for (size_t i = 0; i < ru->nann; i++) {
+            char *v = expand(ru->ann[i].value, &d);
+            label_set(&p->ann, &p->nann, ru->ann[i].name, v);
+            free(v);
+        }
+        p->v = sv[s].v;
+    }
+    rules__tmpl_query_release(&q);
+    return prep;
+}
+
+/*
+ * The state machine over one evaluation's alerts: prep (n entries, from
+ * prepare_alerts; taken over, NULL when n is over the limit) under the
+ * engine's mutex.
+ */
+static void eval_alerting(struct rules *r, struct rules__group *g, struct rules__rule *ru,
+                          int64_t ts, struct alert_prep *prep, size_t n, struct metric_buf *b)
+{
+    size_t cap = alert_cap(g);
+    for (size_t i = 0; i < ru->nalerts; i++)
+        ru->alerts[i]->present = 0;
+    int over = n > cap || !prep;
+    if (n > cap)
+        rule_error(ru, "exceeded limit of %zu with %zu alerts", cap, n);
+    for (size_t s = 0; !over && s < n; s++) {
+        struct alert_prep *p = &prep[s];
+        struct rules__alert *a = find_alert(ru, p->fp);
         if (a && a->present) {
-            rules__labels_free(ls, nls);
             rule_error(ru, "vector contains metrics with the same labelset after applying alert "
                            "labels");
             over = 1;
             break;
         }
-        struct rules_label *ann = NULL;
-        size_t nann = 0;
-        for (size_t i = 0; i < ru->nann; i++) {
-            char *v = expand(ru->ann[i].value, &d);
-            label_set(&ann, &nann, ru->ann[i].name, v);
-            free(v);
-        }
         if (!a) {
             a = xcalloc(1, sizeof(*a));
-            a->fp = fp;
+            a->fp = p->fp;
             ru->alerts = xrealloc(ru->alerts, (ru->nalerts + 1) * sizeof(*ru->alerts));
             ru->alerts[ru->nalerts++] = a;
         }
         rules__labels_free(a->labels, a->nlabels);
         rules__labels_free(a->ann, a->nann);
-        a->labels = ls;
-        a->nlabels = nls;
-        a->ann = ann;
-        a->nann = nann;
-        a->value = sv[s].v;
+        a->labels = p->ls;
+        a->nlabels = p->nls;
+        a->ann = p->ann;
+        a->nann = p->nann;
+        p->ls = p->ann = NULL;
+        p->nls = p->nann = 0;
+        a->value = p->v;
         a->present = 1;
         if (a->state == RULES_INACTIVE && !a->flapping) {
             /* new, or resolved and back: a new occurrence */
@@ -302,6 +428,11 @@ static void eval_alerting(struct rules *r, struct rules__group *g, struct rules_
     if (over) /* Prometheus drops every alert of a rule over its limit */
         for (size_t i = 0; i < ru->nalerts; i++)
             ru->alerts[i]->present = 0;
+    for (size_t s = 0; prep && s < n; s++) {
+        rules__labels_free(prep[s].ls, prep[s].nls);
+        rules__labels_free(prep[s].ann, prep[s].nann);
+    }
+    free(prep);
 
     int64_t quiet = opt_ms(r->o.flap_quiet_ms, 30 * 60000);
     int64_t retention = opt_ms(r->o.resolved_retention_ms, 15 * 60000);
@@ -466,6 +597,23 @@ void rules__eval_group(struct rules *r, struct rules__group *g, int64_t ts)
         /* a query may not take longer than its group's interval (nor more than 30 s) */
         struct query_opts qo = {.timeout_ms = g->interval_ms < 30000 ? g->interval_ms : 30000};
         int rc = query_eval_instant(r->o.db, ru->expr, ru->expr_text, ts, &qo, &res, &qerr);
+        size_t n = 0;
+        struct sample_view *sv = NULL;
+        struct alert_prep *prep = NULL;
+        if (rc == 0) {
+            n = res.type == QUERY_VALUE_SCALAR ? 1 : res.nseries;
+            sv = xcalloc(n ? n : 1, sizeof(*sv));
+            if (res.type == QUERY_VALUE_SCALAR)
+                sv[0].v = res.scalar;
+            else
+                for (size_t k = 0; k < n; k++)
+                    sv[k] = (struct sample_view){res.series[k].labels, res.series[k].nlabels,
+                                                 res.series[k].npoints ? res.series[k].points[0].v
+                                                                       : NAN};
+            /* templates run before the lock: they may query the store */
+            if (ru->alerting && n <= alert_cap(g))
+                prep = prepare_alerts(r, ru, ts, qo.timeout_ms, sv, n);
+        }
         metric_buf_reset(&b, ts);
         pthread_mutex_lock(&r->mu);
         r->evals++;
@@ -475,17 +623,8 @@ void rules__eval_group(struct rules *r, struct rules__group *g, int64_t ts)
         } else {
             ru->health = 1;
             ru->last_error[0] = '\0';
-            size_t n = res.type == QUERY_VALUE_SCALAR ? 1 : res.nseries;
-            struct sample_view *sv = xcalloc(n ? n : 1, sizeof(*sv));
-            if (res.type == QUERY_VALUE_SCALAR)
-                sv[0].v = res.scalar;
-            else
-                for (size_t k = 0; k < n; k++)
-                    sv[k] = (struct sample_view){res.series[k].labels, res.series[k].nlabels,
-                                                 res.series[k].npoints ? res.series[k].points[0].v
-                                                                       : NAN};
             if (ru->alerting)
-                eval_alerting(r, g, ru, ts, sv, n, &b);
+                eval_alerting(r, g, ru, ts, prep, n, &b);
             else
                 eval_recording(g, ru, sv, n, &b);
             free(sv);

@@ -114,7 +114,37 @@ struct rules_tmpl_label {
     const char *value;
 };
 
-/* What a template sees: $value, $labels, $externalLabels, $externalURL. */
+/* Bounds of the template language (docs/RULES.md, "Templates"). */
+#define RULES_TMPL_MAX_SAMPLES 100 /* samples of one `query` result kept (its first ones) */
+#define RULES_TMPL_MAX_QUERIES 16  /* `query` calls in one expansion */
+#define RULES_TMPL_MAX_DEPTH   8   /* if/range/with nested in each other, and parentheses */
+
+/* One sample of a `query` result, as `.Labels.x` and `.Value` see it. */
+struct rules_tmpl_sample {
+    const struct rules_tmpl_label *labels; /* owned: one allocation with its strings */
+    size_t nlabels;
+    double value;
+};
+
+/* A `query` result: samples in the query's order. Zero-initialise; release when done. */
+struct rules_tmpl_vec {
+    struct rules_tmpl_sample *s;
+    size_t n;
+};
+
+/*
+ * Append a sample to v, copying the labels. Past RULES_TMPL_MAX_SAMPLES
+ * samples nothing is appended and -1 is returned (the caller may stop).
+ */
+int rules_tmpl_vec_add(struct rules_tmpl_vec *v, double value, const struct rules_tmpl_label *ls,
+                       size_t n);
+/* Free what v holds and zero it. */
+void rules_tmpl_vec_release(struct rules_tmpl_vec *v);
+
+/*
+ * What a template sees: $value, $labels, $externalLabels, $externalURL (and
+ * the same as the top-level dot: .Value, .Labels.x, ...), and `query`.
+ */
 struct rules_tmpl_data {
     double value;
     const struct rules_tmpl_label *labels;
@@ -122,18 +152,35 @@ struct rules_tmpl_data {
     const struct rules_tmpl_label *external;
     size_t nexternal;
     const char *external_url;
+    /*
+     * `query "EXPR"`: run EXPR as an instant query (at the alert's
+     * evaluation time) and append its samples to out with
+     * rules_tmpl_vec_add, a scalar as one sample without labels. Returns 0,
+     * or -1 with err filled (what went wrong with the query). NULL: `query`
+     * fails with "query is not available here".
+     */
+    int (*query)(void *ctx, const char *expr, struct rules_tmpl_vec *out, char *err, size_t errcap);
+    void *query_ctx;
 };
 
 /*
  * Expand a Go-template-style text: `{{ $value }}`, `{{ $labels.x }}`,
  * `{{ $externalLabels.x }}`, `{{ .Value }}`, `{{ .Labels.x }}`, functions
  * humanize, humanize1024, humanizeDuration, humanizePercentage,
- * humanizeTimestamp, printf, toUpper, toLower, title, pipes (`{{ $value |
- * humanize }}`), `{{- -}}` trimming and comments. data may be NULL to only
- * check the syntax (values are then unknown: a label that is no number, say,
- * is not an error until expanded with data). Appends the result to out. Returns 0, or -1 with err
- * filled ("1:12: unknown function \"humanise\"", line:col in src) and
- * nothing appended. Never reads past src.
+ * humanizeTimestamp, printf, toUpper, toLower, title, query, first, label,
+ * value, sortByLabel, len, eq, ne, lt, le, gt, ge, and, or, not, pipes
+ * (`{{ $value | humanize }}`), parenthesised pipelines as arguments,
+ * `{{ if }}`, `{{ range }}`, `{{ with }}` with `{{ else }}` / `{{ else if }}`
+ * and `{{ end }}`, `{{- -}}` trimming and comments.
+ *
+ * The whole template is parsed first (structure, every pipeline, function
+ * names and their number of arguments, the alert's variables and fields):
+ * a parse error is an error whatever branch would run. data NULL only
+ * parses (nothing runs, no query; values are unknown: a label that is no
+ * number, say, is not an error until expanded with data). Otherwise the
+ * template runs against data. Appends the result to out. Returns 0, or -1
+ * with err filled ("1:12: function "humanise" not defined", line:col in
+ * src) and nothing appended. Never reads past src.
  */
 int rules_template_expand(const char *src, const struct rules_tmpl_data *data, struct sbuf *out,
                           char *err, size_t errcap);

@@ -3,7 +3,8 @@
  * Every file parses; every alerting rule has a severity of page or ticket
  * and non-empty summary and runbook annotations; the embedded bytes equal
  * rules/ in the source tree; every rule evaluates without error against a
- * store filled by the real collector; and rules_load: the pack ahead of
+ * store filled by the real collector, and every annotation expands over it
+ * (the queries of templates included; a summary stays one line); and rules_load: the pack ahead of
  * the user's files with "builtin:" names, `disable`, a user group replacing
  * the built-in group of its name, no pack when it is off, errors.
  */
@@ -227,6 +228,31 @@ static void test_pack_evaluates(void **state)
                 fail_msg("%s: health %d: %s", ru->name, ru->health, ru->last_error);
         }
     assert_true(n > 0);
+    /* every annotation expands, its queries included, over the same series (alerts need
+     * not fire for that: the alert's labels are made up) */
+    const struct rules_tmpl_label ls[] = {{"service", "web"}, {"target", "http://127.0.0.1/"}};
+    struct rules__tmpl_query q = {.db = db,
+                                  .ts = now - 1000,
+                                  .deadline_ns = util_mono_ns() + 10000000000LL,
+                                  .budget_ms = 10000};
+    const struct rules_tmpl_data d = {
+        .value = 0.5, .labels = ls, .nlabels = 2, .query = rules__tmpl_query, .query_ctx = &q};
+    for (size_t g = 0; g < r->set->ngroups; g++)
+        for (size_t i = 0; i < r->set->groups[g].nrules; i++) {
+            const struct rules__rule *ru = &r->set->groups[g].rules[i];
+            for (size_t k = 0; k < ru->nann; k++) {
+                struct sbuf out;
+                sbuf_init(&out, 0);
+                if (rules_template_expand(ru->ann[k].value, &d, &out, err, sizeof(err)) < 0)
+                    fail_msg("%s: annotation %s: %s", ru->name, ru->ann[k].name, err);
+                if (strcmp(ru->ann[k].name, "summary") == 0 && strchr(out.buf, '\n'))
+                    fail_msg("%s: the summary is more than one line", ru->name);
+                if (getenv("RULES_SHOW_ANNOTATIONS"))
+                    printf("%s %s: %s\n", ru->name, ru->ann[k].name, out.buf);
+                sbuf_release(&out);
+            }
+        }
+    rules__tmpl_query_release(&q);
     rules_free(r);
     collect_free(c);
     tsdb_close(db);

@@ -13,6 +13,7 @@
 #include "rules/rules.h"
 
 struct query_node;
+struct tsdb;
 
 enum rules__state { RULES_INACTIVE = 0, RULES_PENDING = 1, RULES_FIRING = 2 };
 
@@ -113,6 +114,32 @@ uint64_t rules__labels_fp(const struct rules_label *l, size_t n);
 
 /* Evaluate one group at ts (the engine's mutex is not held). */
 void rules__eval_group(struct rules *r, struct rules__group *g, int64_t ts);
+
+/*
+ * `query` in templates (manager.c): instant queries at ts against db, all
+ * within one budget of budget_ms from deadline_ns - budget_ms (util_mono_ns
+ * clock); the same expression is answered from the cache. Fill db, ts,
+ * deadline_ns and budget_ms, zero the rest; pass &q as the query_ctx of
+ * struct rules_tmpl_data with rules__tmpl_query; release when done.
+ */
+#define RULES_TMPL_QUERY_CACHE 8
+
+struct rules__tmpl_query {
+    struct tsdb *db;
+    int64_t ts;
+    int64_t deadline_ns;
+    int64_t budget_ms;
+    struct {
+        char *expr;
+        struct rules_tmpl_vec v;
+        char *err; /* NULL: the query worked */
+    } cache[RULES_TMPL_QUERY_CACHE];
+    size_t ncache;
+};
+
+int rules__tmpl_query(void *ctx, const char *expr, struct rules_tmpl_vec *out, char *err,
+                      size_t errcap);
+void rules__tmpl_query_release(struct rules__tmpl_query *q);
 
 /* state.c: the state file. */
 int rules__state_save(struct rules *r);

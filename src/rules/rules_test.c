@@ -1,8 +1,9 @@
 /*
  * rules_test.c: the rules engine through its public header (and the
  * internal one for alert state): templates and Prometheus's humanize
- * functions, rule file errors with their positions, durations, and the
- * alert state machine on a fake clock against a real store in a temporary
+ * functions, if/range/with and `query` (a test callback, and once through
+ * the engine against a real store), their errors and bounds, rule file errors with their positions,
+ * durations, and the alert state machine on a fake clock against a real store in a temporary
  * folder: pending -> firing after `for`, keep_firing_for, resolution,
  * flapping and un-flapping, restore after a restart (no lost `for`
  * progress, firing stays firing, nothing re-sent).
@@ -19,9 +20,12 @@
 
 /* ---- templates ---- */
 
-static char *tmpl(const char *src, double value)
+typedef int (*query_fn)(void *, const char *, struct rules_tmpl_vec *, char *, size_t);
+
+/* Expand against a fixed alert (and query, when not NULL): the output or "ERR " and the error. */
+static char *tmpl_with(const char *src, double value, query_fn query)
 {
-    static char out[1024];
+    static char out[RULES_MAX_TEMPLATE_OUT + 64];
     struct rules_tmpl_label ls[] = {{"instance", "db1:9100"}, {"job", "node"}};
     struct rules_tmpl_label ext[] = {{"cluster", "eu1"}};
     struct rules_tmpl_data d = {.value = value,
@@ -29,7 +33,8 @@ static char *tmpl(const char *src, double value)
                                 .nlabels = 2,
                                 .external = ext,
                                 .nexternal = 1,
-                                .external_url = "http://x"};
+                                .external_url = "http://x",
+                                .query = query};
     struct sbuf b;
     char err[256];
     sbuf_init(&b, 0);
@@ -39,6 +44,11 @@ static char *tmpl(const char *src, double value)
         snprintf(out, sizeof(out), "%s", b.buf);
     sbuf_release(&b);
     return out;
+}
+
+static char *tmpl(const char *src, double value)
+{
+    return tmpl_with(src, value, NULL);
 }
 
 static void test_template_values(void **state)
@@ -85,8 +95,8 @@ static void test_template_errors(void **state)
     assert_string_equal(tmpl("x {{ $value | humanise }}", 0),
                         "ERR 1:15: function \"humanise\" not defined");
     assert_string_equal(tmpl("a\n {{ $value", 0), "ERR 2:2: unclosed action");
-    assert_string_equal(tmpl("{{ if $value }}x{{ end }}", 0),
-                        "ERR 1:4: \"if\" is not supported in sitrep's templates");
+    assert_string_equal(tmpl("{{ define \"x\" }}x{{ end }}", 0),
+                        "ERR 1:4: \"define\" is not supported in sitrep's templates");
     assert_string_equal(tmpl("{{ $nope }}", 0), "ERR 1:4: undefined variable \"nope\"");
     assert_string_equal(tmpl("{{ \"abc }}", 0), "ERR 1:4: unterminated quoted string");
     assert_string_equal(tmpl("{{ $value 3 }}", 0), "ERR 1:4: can't give argument to non-function");
@@ -96,11 +106,245 @@ static void test_template_errors(void **state)
     assert_string_equal(tmpl("{{ \"x\" | humanize }}", 0),
                         "ERR 1:10: can't convert \"x\" to a number");
     /* hostile inputs: never a crash, always an answer */
-    const char *junk[] = {
-        "{{",    "}}",      "{{-",           "{{ | }}", "{{ $ }}",       "{{ . }}",
-        "{{(}}", "{{ \"\\", "{{ printf \"%", "{{/*}}",  "{{ 1e999999 }}"};
+    const char *junk[] = {"{{",
+                          "}}",
+                          "{{-",
+                          "{{ | }}",
+                          "{{ $ }}",
+                          "{{ . }}",
+                          "{{(}}",
+                          "{{ \"\\",
+                          "{{ printf \"%",
+                          "{{/*}}",
+                          "{{ 1e999999 }}",
+                          "{{ if }}",
+                          "{{ end }}{{ if",
+                          "{{ range (((((((((1))))))))) }}",
+                          "{{ else if }}",
+                          "{{ with $ }}{{ . }}"};
     for (size_t i = 0; i < ARRAY_SIZE(junk); i++)
         (void)tmpl(junk[i], 1);
+}
+
+/* ---- control structures and query, through a test callback ---- */
+
+static unsigned queries_run;
+
+/* A fixed answer per expression: "top" (3 processes), "none", "scalar", "many", "bad". */
+static int fake_query(void *ctx, const char *expr, struct rules_tmpl_vec *out, char *err,
+                      size_t errcap)
+{
+    (void)ctx;
+    queries_run++;
+    if (strcmp(expr, "top") == 0) {
+        const struct rules_tmpl_label b[] = {{"comm", "b"}, {"pid", "2"}};
+        const struct rules_tmpl_label a[] = {{"comm", "a"}, {"pid", "1"}};
+        const struct rules_tmpl_label c[] = {{"comm", "c"}, {"pid", "3"}};
+        rules_tmpl_vec_add(out, 0.5, b, 2);
+        rules_tmpl_vec_add(out, 0.25, a, 2);
+        rules_tmpl_vec_add(out, 0.125, c, 2);
+    } else if (strcmp(expr, "scalar") == 0) {
+        rules_tmpl_vec_add(out, 42, NULL, 0);
+    } else if (strcmp(expr, "many") == 0) {
+        for (int i = 0; i < 150; i++) {
+            char v[16];
+            snprintf(v, sizeof(v), "%d", i);
+            const struct rules_tmpl_label l[] = {{"i", v}};
+            if (rules_tmpl_vec_add(out, i, l, 1) < 0)
+                break;
+        }
+    } else if (strcmp(expr, "none") != 0) {
+        snprintf(err, errcap, "1:1: parse error: unexpected identifier \"%s\"", expr);
+        return -1;
+    }
+    return 0;
+}
+
+static char *tmplq(const char *src, double value)
+{
+    return tmpl_with(src, value, fake_query);
+}
+
+/* The load-time check: "" or the error. Runs nothing. */
+static char *check(const char *src)
+{
+    static char out[256];
+    struct sbuf b;
+    sbuf_init(&b, 0);
+    out[0] = '\0';
+    if (rules_template_expand(src, NULL, &b, out, sizeof(out)) == 0)
+        assert_int_equal(b.len, 0);
+    sbuf_release(&b);
+    return out;
+}
+
+static void test_template_query(void **state)
+{
+    (void)state;
+    assert_string_equal(tmplq("{{ range query \"top\" }}{{ .Labels.comm }} ({{ .Labels.pid }}) "
+                              "{{ .Value | humanizePercentage }}; {{ end }}",
+                              0),
+                        "b (2) 50%; a (1) 25%; c (3) 12.5%; ");
+#define GROWER(q)                                                                                  \
+    "{{ with query \"" q "\" }}{{ . | first | label \"comm\" }} grows "                            \
+    "{{ . | first | value | humanize1024 }}B/s{{ else }}no grower found{{ end }}"
+    assert_string_equal(tmplq(GROWER("top"), 0), "b grows 0.5B/s");
+    assert_string_equal(tmplq(GROWER("none"), 0), "no grower found");
+    /* a scalar is one sample without labels, as in Prometheus */
+    assert_string_equal(tmplq("{{ query \"scalar\" | first | value }} "
+                              "{{ range query \"scalar\" }}{{ .Labels }} {{ . }}{{ end }}",
+                              0),
+                        "42 map[] {map[] 42}");
+    assert_string_equal(tmplq("{{ range query \"top\" | sortByLabel \"comm\" }}{{ .Labels.comm }}"
+                              "{{ end }}",
+                              0),
+                        "abc");
+    /* stable: equal keys (a missing label is "") keep the query's order */
+    assert_string_equal(tmplq("{{ range query \"top\" | sortByLabel \"nope\" }}{{ .Labels.comm }}"
+                              "{{ end }}",
+                              0),
+                        "bac");
+    assert_string_equal(tmplq("{{ with query \"top\" }}{{ . | first }}{{ end }}", 0),
+                        "{map[comm:b pid:2] 0.5}");
+    assert_string_equal(tmplq("{{ query \"top\" | len }} {{ len \"abcd\" }}", 0), "3 4");
+    /* results are cut at RULES_TMPL_MAX_SAMPLES */
+    assert_string_equal(tmplq("{{ query \"many\" | len }}", 0), "100");
+    /* inside range and with, $labels and $value stay the alert's; $ is the alert's data */
+    assert_string_equal(tmplq("{{ range query \"top\" }}{{ $labels.job }}{{ $.Labels.instance }}"
+                              "{{ $value }} {{ end }}",
+                              7),
+                        "nodedb1:91007 nodedb1:91007 nodedb1:91007 ");
+    /* outside range and with, the dot is the alert's data as before */
+    assert_string_equal(tmplq("{{ if true }}{{ .Labels.job }} {{ .Value }}{{ end }}", 3), "node 3");
+    /* range's else: no samples */
+    assert_string_equal(tmplq("{{ range query \"none\" }}x{{ else }}nothing{{ end }}", 0),
+                        "nothing");
+    /* a query-made expression, through a pipe */
+    assert_string_equal(tmplq("{{ with printf \"%s\" \"scalar\" | query }}{{ . | first | value }}"
+                              "{{ end }}",
+                              0),
+                        "42");
+    /* nothing runs when only checking */
+    queries_run = 0;
+    assert_string_equal(check("{{ range query \"top\" }}{{ .Labels.x }}{{ end }}"), "");
+    assert_int_equal(queries_run, 0);
+}
+
+static void test_template_control(void **state)
+{
+    (void)state;
+    const char *level = "{{ if gt $value 0.9 }}high{{ else if gt $value 0.5 }}mid{{ else }}low"
+                        "{{ end }}";
+    assert_string_equal(tmplq(level, 0.95), "high");
+    assert_string_equal(tmplq(level, 0.6), "mid");
+    assert_string_equal(tmplq(level, 0.1), "low");
+    /* with: the dot is the value; empty string, zero and empty lists are false */
+    assert_string_equal(tmplq("{{ with $labels.job }}[{{ . }}]{{ end }}", 0), "[node]");
+    assert_string_equal(tmplq("{{ with $labels.nope }}[{{ . }}]{{ else }}-{{ end }}", 0), "-");
+    assert_string_equal(tmplq("{{ with $value }}{{ . | humanize }}{{ else }}zero{{ end }}", 0),
+                        "zero");
+    assert_string_equal(
+        tmplq("{{ with $labels.nope }}a{{ else with $labels.job }}{{ . }}{{ end }}", 0), "node");
+    /* comparisons, and, or, not */
+    assert_string_equal(
+        tmplq("{{ eq $labels.job \"x\" \"node\" }} {{ ne 1 2 }} {{ lt \"a\" \"b\" }} "
+              "{{ le 2 2 }} {{ ge 1 2 }} {{ not 0 }} {{ and 1 0 }} {{ or 0 \"x\" }}",
+              0),
+        "true true true true false true 0 x");
+    assert_string_equal(tmplq("{{ if and (gt $value 1.0) (lt $value 3.0) }}in{{ end }}", 2), "in");
+    assert_string_equal(tmplq("{{ if gt (query \"top\" | first | value) 0.4 }}busy{{ end }}", 0),
+                        "busy");
+    /* and/or stop at their answer: the failing query is not run */
+    assert_string_equal(tmplq("{{ or 1 (query \"bad\") }}", 0), "1");
+    /* nesting */
+    assert_string_equal(tmplq("{{ with query \"top\" }}{{ range . }}{{ if eq .Labels.comm \"a\" }}"
+                              "[{{ .Value }}]{{ end }}{{ end }}{{ end }}",
+                              0),
+                        "[0.25]");
+    /* trimming around the structures */
+    assert_string_equal(
+        tmplq("x\n{{- range query \"top\" }}\n  {{ .Labels.comm }}\n{{- end }}\ny", 0),
+        "x\n  b\n  a\n  c\ny");
+    assert_string_equal(tmplq("a {{- if true -}} b {{- else -}} c {{- end -}} d", 0), "abd");
+    assert_string_equal(tmplq("{{ if false }}{{/* c */}}{{ end }}ok", 0), "ok");
+}
+
+static void test_template_structure_errors(void **state)
+{
+    (void)state;
+    assert_string_equal(tmplq("{{ end }}", 0), "ERR 1:4: unexpected {{ end }}");
+    assert_string_equal(tmplq("x\n {{ else }}", 0), "ERR 2:5: unexpected {{ else }}");
+    assert_string_equal(tmplq("{{ if 1 }}x", 0), "ERR 1:4: unclosed \"if\": missing {{ end }}");
+    assert_string_equal(tmplq("{{ range query \"top\" }}\n{{ else }}{{ else }}{{ end }}", 0),
+                        "ERR 2:14: unexpected {{ else }} after {{ else }}");
+    assert_string_equal(tmplq("{{ if }}x{{ end }}", 0), "ERR 1:4: missing value for if");
+    assert_string_equal(tmplq("{{ if 1 }}{{ end x }}", 0), "ERR 1:18: unexpected \"x\" in end");
+    assert_string_equal(tmplq("{{ if 1 }}{{ else range 1 }}{{ end }}", 0),
+                        "ERR 1:19: unexpected \"range\" after else");
+    assert_string_equal(tmplq("{{ $x := 1 }}", 0),
+                        "ERR 1:4: declaring variables is not supported in sitrep's templates");
+    assert_string_equal(tmplq("{{ 1 | if }}", 0), "ERR 1:8: unexpected \"if\" in command");
+    /* a parse error counts in a branch that would not run, and when only checking */
+    assert_string_equal(tmplq("{{ if false }}{{ humanize 1 2 }}{{ end }}", 0),
+                        "ERR 1:18: wrong number of args for humanize: want 1 got 2");
+    assert_string_equal(check("{{ if false }}{{ first }}{{ end }}"),
+                        "1:18: wrong number of args for first: want 1 got 0");
+    assert_string_equal(check("{{ with query \"x\" }}{{ label }}{{ end }}"),
+                        "1:24: wrong number of args for label: want 2 got 0");
+    assert_string_equal(check("{{ range query \"x\" }}{{ $value.x }}{{ end }}"),
+                        "1:25: can't evaluate a field of a number");
+    assert_string_equal(check("{{ if 1 }}{{ else }}"), "1:4: unclosed \"if\": missing {{ end }}");
+    /* nesting is bounded */
+    char deep[512] = "", *p = deep;
+    for (int i = 0; i < RULES_TMPL_MAX_DEPTH + 1; i++)
+        p += sprintf(p, "{{ if 1 }}");
+    assert_string_equal(check(deep), "1:84: if/range/with nested deeper than 8");
+}
+
+static void test_template_runtime_errors(void **state)
+{
+    (void)state;
+    assert_string_equal(tmplq("{{ with query \"none\" | first }}x{{ end }}", 0),
+                        "ERR 1:24: first() called on vector with no elements");
+    assert_string_equal(
+        tmplq("ab {{ query \"bad\" }}", 0),
+        "ERR 1:7: error calling query: 1:1: parse error: unexpected identifier \"bad\"");
+    assert_string_equal(tmplq("{{ range 3 }}x{{ end }}", 0),
+                        "ERR 1:10: range can't iterate over float64");
+    assert_string_equal(tmplq("{{ label \"a\" $value }}", 0),
+                        "ERR 1:4: wrong type for value; expected sample; got float64");
+    assert_string_equal(tmplq("{{ eq 1 \"1\" }}", 0), "ERR 1:4: incompatible types for comparison");
+    assert_string_equal(tmplq("{{ range query \"top\" }}{{ .Nope }}{{ end }}", 0),
+                        "ERR 1:27: can't evaluate field Nope in type sample");
+    assert_string_equal(tmplq("{{ query \"top\" | humanize }}", 0),
+                        "ERR 1:18: can't convert vector to a number");
+    /* without a callback (a test, a tool): an error, not a crash */
+    assert_string_equal(tmpl("{{ query \"up\" }}", 0), "ERR 1:4: query is not available here");
+}
+
+static void test_template_bounds(void **state)
+{
+    (void)state;
+    /* queries per expansion */
+    assert_string_equal(tmplq("{{ range query \"many\" }}{{ query \"top\" | len }}{{ end }}", 0),
+                        "ERR 1:28: more than 16 queries in one expansion");
+    /* the output cap holds over a range of a long body */
+    char *src = xmalloc(2048);
+    char *p = src + sprintf(src, "{{ range query \"many\" }}");
+    memset(p, 'x', 1000);
+    p += 1000;
+    strcpy(p, "{{ end }}");
+    assert_string_equal(tmplq(src, 0), "ERR 1:1: expansion longer than 16384 bytes");
+    free(src);
+    /* work: 100 samples times 1001 actions that print nothing */
+    struct sbuf b;
+    sbuf_init(&b, 0);
+    sbuf_adds(&b, "{{ range query \"many\" }}");
+    for (int i = 0; i < 1001; i++)
+        sbuf_adds(&b, "{{ \"\" }}");
+    sbuf_adds(&b, "{{ end }}");
+    assert_non_null(strstr(tmplq(b.buf, 0), "more than 100000 actions run in one expansion"));
+    sbuf_release(&b);
 }
 
 /* ---- rule files ---- */
@@ -452,12 +696,53 @@ static void test_restore_after_restart(void **state)
     env_close(&e, 0);
 }
 
+/* Annotations that query the store, through the real engine. */
+static void test_annotation_query(void **state)
+{
+    (void)state;
+    struct env e = {0};
+    env_open(&e);
+    start_rules(&e,
+                "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: XHigh\n"
+                "        expr: x > 0\n        annotations:\n"
+                "          context: '{{ range query \"topk(2, proc)\" }}{{ .Labels.comm }} "
+                "({{ .Labels.pid }}) {{ .Value | humanizePercentage }}; {{ end }}'\n"
+                "          same: '{{ with query \"topk(2, proc)\" }}{{ . | first | label "
+                "\"comm\" }}{{ end }} {{ query \"scalar(x)\" | first | value }}'\n"
+                "          broken: '{{ query \"sum(\" }}'\n",
+                3);
+    struct metric_buf b;
+    metric_buf_init(&b);
+    metric_buf_reset(&b, e.now);
+    metric_fam(&b, "proc", "", METRIC_GAUGE);
+    metric_add2(&b, 0.25, "comm", "a", "pid", "1");
+    metric_add2(&b, 0.05, "comm", "b", "pid", "2");
+    metric_add2(&b, 0.5, "comm", "c", "pid", "3");
+    assert_int_equal(tsdb_append_batch(e.db, "test", &b, NULL), 0);
+    metric_buf_release(&b);
+    step(&e, 5);
+    struct rules__alert *a = the_alert(&e);
+    assert_non_null(a);
+    assert_string_equal(ann(a, "context"), "c (3) 50%; a (1) 25%; ");
+    assert_string_equal(ann(a, "same"), "c 5");
+    /* a failing query fails that annotation only, as any expansion error does */
+    assert_non_null(strstr(
+        ann(a, "broken"), "<error expanding template: 1:4: error calling query: 1:5: parse error"));
+    assert_int_equal(e.r->set->groups[0].rules[0].health, 1);
+    env_close(&e, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_template_values),
         cmocka_unit_test(test_template_functions),
         cmocka_unit_test(test_template_errors),
+        cmocka_unit_test(test_template_query),
+        cmocka_unit_test(test_template_control),
+        cmocka_unit_test(test_template_structure_errors),
+        cmocka_unit_test(test_template_runtime_errors),
+        cmocka_unit_test(test_template_bounds),
         cmocka_unit_test(test_load_ok),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_durations),
@@ -465,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_keep_firing_for),
         cmocka_unit_test(test_flapping),
         cmocka_unit_test(test_restore_after_restart),
+        cmocka_unit_test(test_annotation_query),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
