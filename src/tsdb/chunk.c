@@ -1159,8 +1159,8 @@ int tsdb__chunk_iter_init_chunk(struct tsdb__chunk_iter *it, const struct tsdb__
         if (p->off && p->ts < mint && p->off <= c->len && p->before <= it->left) {
             it->off = p->off;
             it->left -= p->before;
-            it->ctx = (struct tsdb__block_ctx){
-                .ts = p->ts, .delta = p->delta, .v = p->v, .valid = 1};
+            it->ctx =
+                (struct tsdb__block_ctx){.ts = p->ts, .delta = p->delta, .v = p->v, .valid = 1};
             break;
         }
     }
