@@ -532,6 +532,7 @@ struct block_series {
     uint32_t labels; /* offset in the index of nlabels */
     uint32_t chunks; /* offset in the index of nchunks */
     uint32_t first;  /* block-wide number of its first chunk */
+    uint32_t last;   /* offset in the index of its last chunk entry (0: none) */
 };
 
 struct tsdb__block {
@@ -696,7 +697,9 @@ static int parse_index(struct tsdb__block *b, char *err, size_t errlen)
         }
         nchunks += nc;
         struct entry e, last = {0};
+        s->last = 0;
         for (uint64_t k = 0; k < nc; k++) {
+            s->last = (uint32_t)(r.p - b->idx);
             if (rd_chunk(&r, b->mint, b->maxt, &e) < 0) {
                 why = "bad chunk entry";
                 goto bad;
@@ -905,6 +908,21 @@ void tsdb__block_iter_init(struct tsdb__block_iter *it, struct tsdb__block *b, u
     it->p = r.p;
     it->end = r.end;
     it->chunk = b->series[i].first;
+    /*
+     * Reading recent data (instant queries, rules) wants the series' last
+     * chunk: when the range starts at or after it, every earlier chunk of its
+     * column ends before the range (a column's chunks do not overlap), so
+     * start at the last entry instead of reading them all.
+     */
+    if (col >= 0 && n > 1) {
+        struct rd l = {b->idx + b->series[i].last, r.end, 0};
+        struct entry e;
+        if (rd_chunk(&l, b->mint, b->maxt, &e) == 0 && e.col == col && e.mint <= mint) {
+            it->p = b->idx + b->series[i].last;
+            it->left = 1;
+            it->chunk += (uint32_t)n - 1;
+        }
+    }
 }
 
 /*

@@ -192,6 +192,23 @@ static size_t check_block(struct tsdb__block *b, struct fixture *f, int64_t mint
             assert_int_equal(r, 0);
             assert_true(j == NSAMPLES || f->ts[s][k][j] > maxt);
         }
+        /* One column (every chunk here is column 0) gives the same chunks,
+         * whether or not the iterator starts at the series' last entry. */
+        int64_t seen[NCHUNKS];
+        int nseen = 0;
+        tsdb__block_iter_init(&it, b, i, 0, mint, maxt);
+        while (tsdb__block_iter_next(&it, &c)) {
+            assert_true(nseen < NCHUNKS);
+            seen[nseen++] = c.mint;
+        }
+        int want = 0;
+        for (int k = 0; k < NCHUNKS; k++)
+            if (got[s][k]) {
+                assert_true(want < nseen);
+                assert_int_equal(seen[want], f->ts[s][k][0]);
+                want++;
+            }
+        assert_int_equal(want, nseen);
     }
     return total;
 }
@@ -330,6 +347,13 @@ static void test_time_range(void **state)
     lo = T0 + (NSAMPLES - 5) * STEP;
     hi = T0 + SPAN + 4 * STEP + 2;
     assert_int_equal(check_block(b, f, lo, hi, got), NSERIES * 10);
+    /* Inside the last chunk (the iterator starts at the last entry), and from its first sample. */
+    lo = T0 + (NCHUNKS - 1) * SPAN + 3 * STEP;
+    assert_int_equal(check_block(b, f, lo, INT64_MAX, got), NSERIES * (NSAMPLES - 3));
+    for (int s = 0; s < NSERIES; s++)
+        assert_true(!got[s][0] && got[s][NCHUNKS - 1]);
+    assert_int_equal(check_block(b, f, T0 + (NCHUNKS - 1) * SPAN, INT64_MAX, got),
+                     NSERIES * NSAMPLES);
     /* Bounds are inclusive: a single timestamp gives the one sample of the series on it. */
     assert_int_equal(check_block(b, f, T0 + SPAN, T0 + SPAN, got), (NSERIES + 2) / 3);
     /* Outside the block, and an inverted range. */
