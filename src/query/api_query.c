@@ -44,11 +44,7 @@ static void write_labels(struct sbuf *b, const struct query_series *s)
 
 static void write_point(struct sbuf *b, int64_t t, double v)
 {
-    sbuf_addc(b, '[');
-    json_time(b, t);
-    sbuf_addc(b, ',');
-    json_value(b, v);
-    sbuf_addc(b, ']');
+    json_point(b, t, v);
 }
 
 static void write_notes(struct sbuf *b, const char *key, const char *const *notes, size_t n)
@@ -89,6 +85,11 @@ static void write_result(struct http_response *resp, const struct query_result *
         json_str(b, r->string ? r->string : "");
         sbuf_addc(b, ']');
     } else {
+        /* Room for it all at once: a range answer can be tens of MB (no copies while growing). */
+        size_t need = 2;
+        for (size_t i = 0; i < r->nseries; i++)
+            need += 128 + r->series[i].npoints * 32;
+        sbuf_reserve(b, need);
         sbuf_addc(b, '[');
         for (size_t i = 0; i < r->nseries; i++) {
             const struct query_series *s = &r->series[i];

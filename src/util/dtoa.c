@@ -6,6 +6,7 @@
  */
 #include "util/dtoa.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -170,11 +171,19 @@ static int digit_gen(struct diy w, struct diy hi, uint64_t delta, char *buf, int
     int kappa = 10;
     while (kappa > 0 && p1 < pow10_32[kappa - 1])
         kappa--;
-    int len = 0;
+    /* p1's kappa digits at once, by division by the constant 10 (a multiply):
+     * dividing by each power of ten in turn cost most of the conversion. */
+    uint8_t dec[10];
+    uint32_t x = p1;
+    for (int i = kappa - 1; i >= 0; i--) {
+        dec[i] = (uint8_t)(x % 10);
+        x /= 10;
+    }
+    int len = 0, next = 0;
     while (kappa > 0) {
         uint32_t div = pow10_32[kappa - 1];
-        uint32_t d = p1 / div;
-        p1 %= div;
+        uint32_t d = dec[next++];
+        p1 -= d * div;
         if (d || len)
             buf[len++] = (char)('0' + d);
         kappa--;
@@ -219,7 +228,10 @@ int util_dtoa_digits(double v, char *digits, int *exp10)
     lo.e = hi.e;
     w = normalize(w);
     /* A cached power that brings hi's exponent into [-59, -32]. */
-    int k = (int)((-59 - (hi.e + 64)) * 0.30102999566398114);
+    /* powers[k].e is about k log2(10) - 63: start next to the answer, so
+     * the loops below move it by a step at most (from a wrong start they
+     * took ~19 steps per call, a third of a range answer's formatting). */
+    int k = (int)ceil((-60 - hi.e) * 0.30102999566398114);
     while (k >= KMIN && k <= KMAX && powers[k - KMIN].e + hi.e + 64 < -59)
         k++;
     while (k >= KMIN && k <= KMAX && powers[k - KMIN].e + hi.e + 64 > -32)

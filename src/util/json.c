@@ -121,10 +121,10 @@ void json_value(struct sbuf *b, double v)
     sbuf_addc(b, '"');
 }
 
-void json_time(struct sbuf *b, int64_t ms)
+/* ms as Prometheus prints a time, ending at end; returns where it starts. */
+static char *format_time(int64_t ms, char *end)
 {
-    /* As Prometheus: the sign, whole seconds, then the milliseconds if any (no printf: hot). */
-    char buf[32], *end = buf + sizeof(buf);
+    /* The sign, whole seconds, then the milliseconds if any (no printf: hot). */
     uint64_t a = ms < 0 ? 0 - (uint64_t)ms : (uint64_t)ms;
     unsigned frac = (unsigned)(a % 1000);
     char *p = end;
@@ -139,5 +139,27 @@ void json_time(struct sbuf *b, int64_t ms)
     p = utoa(a / 1000, p);
     if (ms < 0)
         *--p = '-';
+    return p;
+}
+
+void json_time(struct sbuf *b, int64_t ms)
+{
+    char buf[32], *end = buf + sizeof(buf);
+    char *p = format_time(ms, end);
     sbuf_add(b, p, (size_t)(end - p));
+}
+
+void json_point(struct sbuf *b, int64_t ms, double v)
+{
+    /* One append per point: range answers hold millions of them. */
+    char buf[96], *end = buf + 32;
+    char *p = format_time(ms, end);
+    *--p = '[';
+    char *q = end;
+    *q++ = ',';
+    *q++ = '"';
+    q += json_format_value(v, q);
+    *q++ = '"';
+    *q++ = ']';
+    sbuf_add(b, p, (size_t)(q - p));
 }

@@ -26,5 +26,7 @@ void json_value(struct sbuf *b, double v);
 size_t json_format_value(double v, char *out);
 /* A millisecond timestamp as seconds: 1435781451.781, 12.5, 7 (a JSON number). */
 void json_time(struct sbuf *b, int64_t ms);
+/* A sample as Prometheus's API writes it: [time,"value"] (json_time, json_value). */
+void json_point(struct sbuf *b, int64_t ms, double v);
 
 #endif

@@ -64,11 +64,40 @@ static void test_times_and_strings(void **state)
     sbuf_release(&b);
 }
 
+/* A point is [time,"value"]: json_time and json_value's text, in one append. */
+static void test_points(void **state)
+{
+    (void)state;
+    static const int64_t ts[] = {1435781451781, 0, -1500, INT64_MAX, INT64_MIN + 1};
+    static const double vs[] = {0.3148148148148148, -0.0, 1e300, -2.5e-7, 42};
+    for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+        struct sbuf want, got;
+        sbuf_init(&want, 0);
+        sbuf_init(&got, 0);
+        sbuf_addc(&want, '[');
+        json_time(&want, ts[i]);
+        sbuf_addc(&want, ',');
+        json_value(&want, vs[i]);
+        sbuf_addc(&want, ']');
+        json_point(&got, ts[i], vs[i]);
+        assert_string_equal(got.buf, want.buf);
+        sbuf_release(&want);
+        sbuf_release(&got);
+    }
+    struct sbuf b;
+    sbuf_init(&b, 0);
+    json_point(&b, 1500, 1.0 / 0.0);
+    json_point(&b, 10, 0.0 / 0.0);
+    assert_string_equal(b.buf, "[1.5,\"+Inf\"][0.01,\"NaN\"]");
+    sbuf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_times_and_strings),
+        cmocka_unit_test(test_points),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

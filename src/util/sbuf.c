@@ -48,6 +48,13 @@ static int reserve(struct sbuf *sb, size_t n)
     return 0;
 }
 
+int sbuf_reserve(struct sbuf *sb, size_t n)
+{
+    if (n > sb->max - sb->len)
+        n = sb->max - sb->len; /* a hint: room up to the cap, no overflow */
+    return reserve(sb, n);
+}
+
 int sbuf_add(struct sbuf *sb, const void *data, size_t n)
 {
     if (reserve(sb, n) < 0)

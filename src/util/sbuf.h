@@ -26,6 +26,8 @@ void sbuf_release(struct sbuf *sb);
 void sbuf_reset(struct sbuf *sb);
 /* Appends return 0, or -1 (and set overflow) when the cap would be passed. */
 int sbuf_add(struct sbuf *sb, const void *data, size_t n);
+/* Make room for n more bytes at once (a size hint; never past the cap). 0 or -1. */
+int sbuf_reserve(struct sbuf *sb, size_t n);
 int sbuf_adds(struct sbuf *sb, const char *s);
 int sbuf_addc(struct sbuf *sb, char c);
 int sbuf_addf(struct sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
