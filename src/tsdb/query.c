@@ -71,6 +71,7 @@ struct tsdb_query {
     struct tsdb_sample *out, *tmp;
     size_t out_cap, tmp_cap;
     struct tsdb__aggs aggs;
+    struct tsdb__chunk_iter *ci; /* reused by every block read */
 };
 
 /* ------------------------------------------------------------- planning */
@@ -359,6 +360,7 @@ void tsdb_query_close(struct tsdb_query *q)
     free(q->tl);
     free(q->out);
     free(q->tmp);
+    free(q->ci);
     tsdb__aggs_release(&q->aggs);
     free(q);
 }
@@ -385,12 +387,13 @@ static size_t read_col(struct tsdb_query *q, struct tsdb__bref *b, uint32_t i, i
 {
     struct tsdb__block_iter it;
     struct tsdb__block_chunk c;
-    struct tsdb__chunk_iter *ci = NULL;
     size_t n = 0;
     tsdb__block_iter_init(&it, b->b, i, col, from, to);
     while (tsdb__block_iter_next(&it, &c)) {
-        if (!ci)
-            ci = xmalloc(sizeof(*ci));
+        if (!q->ci)
+            q->ci = xmalloc(
+                sizeof(*q->ci)); /* kept for the query's life: one per read was a malloc a series */
+        struct tsdb__chunk_iter *ci = q->ci;
         int r = tsdb__chunk_iter_init(ci, c.buf, c.len, from, to);
         int64_t t;
         double v;
@@ -408,7 +411,6 @@ static size_t read_col(struct tsdb_query *q, struct tsdb__bref *b, uint32_t i, i
             log_warn("tsdb: %s: chunk of series %u does not decode (%s); rest skipped", b->path, i,
                      tsdb__strerror(r));
     }
-    free(ci);
     return n;
 }
 
