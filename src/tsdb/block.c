@@ -53,6 +53,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -548,6 +549,22 @@ struct tsdb__block {
     uint32_t nchunks;
     atomic_uchar *state; /* per chunk: CHUNK_* */
     atomic_uint_fast64_t bad;
+    /* Seek points readers found in its chunks (seek_get/put), allocated on first use. */
+    pthread_mutex_t seek_mu;
+    struct seek_slot *seeks;
+};
+
+/*
+ * A chunk's seek point, remembered for the next read of the same recent
+ * data (an instant query, a rule every second): the start of the last
+ * block a reader decoded. Direct-mapped by chunk number and bounded, so a
+ * block costs at most SEEK_SLOTS slots (160 KiB) however many chunks it
+ * has; a collision just forgets the older point.
+ */
+#define SEEK_SLOTS 4096
+struct seek_slot {
+    uint32_t num1; /* chunk number + 1; 0: empty */
+    struct tsdb__chunk_seek s;
 };
 
 /* A bounded reader over the index; any overrun sets bad and yields 0. */
@@ -766,6 +783,7 @@ int tsdb__block_open_mem(struct tsdb__block **out, const uint8_t *index, size_t 
                          size_t errlen)
 {
     struct tsdb__block *b = xcalloc(1, sizeof(*b));
+    pthread_mutex_init(&b->seek_mu, NULL);
     b->name = xstrdup(name);
     b->idx = index;
     b->idx_len = index_len;
@@ -813,6 +831,7 @@ static int map_file(const char *path, const char *file, void **map, size_t *len,
 int tsdb__block_open(struct tsdb__block **out, const char *path, char *err, size_t errlen)
 {
     struct tsdb__block *b = xcalloc(1, sizeof(*b));
+    pthread_mutex_init(&b->seek_mu, NULL);
     b->name = xstrdup(path);
     atomic_init(&b->bad, 0);
     if (map_file(path, "index", &b->idx_map, &b->idx_len, err, errlen) < 0 ||
@@ -841,8 +860,31 @@ void tsdb__block_close(struct tsdb__block *b)
     free(b->syms);
     free(b->series);
     free((void *)b->state);
+    free(b->seeks);
+    pthread_mutex_destroy(&b->seek_mu);
     free(b->name);
     free(b);
+}
+
+int tsdb__block_seek_get(struct tsdb__block *b, uint32_t num, struct tsdb__chunk_seek *out)
+{
+    int hit = 0;
+    pthread_mutex_lock(&b->seek_mu);
+    if (b->seeks && b->seeks[num % SEEK_SLOTS].num1 == num + 1) {
+        *out = b->seeks[num % SEEK_SLOTS].s;
+        hit = 1;
+    }
+    pthread_mutex_unlock(&b->seek_mu);
+    return hit;
+}
+
+void tsdb__block_seek_put(struct tsdb__block *b, uint32_t num, const struct tsdb__chunk_seek *p)
+{
+    pthread_mutex_lock(&b->seek_mu);
+    if (!b->seeks)
+        b->seeks = xcalloc(SEEK_SLOTS, sizeof(*b->seeks));
+    b->seeks[num % SEEK_SLOTS] = (struct seek_slot){num + 1, *p};
+    pthread_mutex_unlock(&b->seek_mu);
 }
 
 int64_t tsdb__block_mint(const struct tsdb__block *b)
@@ -1007,6 +1049,7 @@ int tsdb__block_iter_next(struct tsdb__block_iter *it, struct tsdb__block_chunk 
             c->mint = e.mint;
             c->maxt = e.maxt;
             c->col = (uint8_t)e.col;
+            c->num = num;
             return 1;
         }
     }

@@ -46,6 +46,7 @@ struct tsdb__block_chunk {
     size_t len;         /* TSDB_CHUNK_HEADER <= len <= TSDB_CHUNK_MAX_BYTES */
     int64_t mint, maxt; /* first and last timestamp in the chunk */
     uint8_t col;        /* < TSDB_BLOCK_MAX_COLS */
+    uint32_t num;       /* block-wide chunk number (from tsdb__block_iter_next) */
 };
 
 /* The chunk view of a closed head chunk (c->nsamples > 0), in column 0. */
@@ -182,6 +183,14 @@ void tsdb__block_iter_init(struct tsdb__block_iter *it, struct tsdb__block *b, u
                            int64_t mint, int64_t maxt);
 /* 1 with the next chunk in *c, or 0 at the end. */
 int tsdb__block_iter_next(struct tsdb__block_iter *it, struct tsdb__block_chunk *c);
+
+/*
+ * A seek point of chunk num (a tsdb__chunk_iter's `last`) kept for the next
+ * reader: a small bounded cache per block, safe for concurrent queries.
+ * get returns 1 with *out when one is known.
+ */
+int tsdb__block_seek_get(struct tsdb__block *b, uint32_t num, struct tsdb__chunk_seek *out);
+void tsdb__block_seek_put(struct tsdb__block *b, uint32_t num, const struct tsdb__chunk_seek *p);
 
 /*
  * Write the block <dir>/b-<mint>-<maxt> holding every series of in[0..n)

@@ -1137,13 +1137,14 @@ int tsdb__chunk_iter_init(struct tsdb__chunk_iter *it, const uint8_t *buf, size_
     it->i = it->n = 0;
     it->done = 0;
     it->err = 0;
-    it->left = 0;
+    it->left = it->total = 0;
+    memset(&it->last, 0, sizeof(it->last));
     tsdb__block_ctx_init(&it->ctx);
     if (len < TSDB_CHUNK_HEADER)
         return it->err = TSDB__ETRUNC;
     if (buf[0] != TSDB_CHUNK_VERSION)
         return it->err = TSDB__ECORRUPT;
-    it->left = tsdb__get32(buf + 1);
+    it->left = it->total = tsdb__get32(buf + 1);
     return 0;
 }
 
@@ -1153,18 +1154,21 @@ int tsdb__chunk_iter_init_chunk(struct tsdb__chunk_iter *it, const struct tsdb__
     int r = tsdb__chunk_iter_init(it, c->buf, c->len, mint, maxt);
     if (r)
         return r;
-    for (int k = 0; k < 2; k++) {
-        const struct tsdb__chunk_seek *p = &c->seek[k];
-        /* Every sample after the point is after p->ts: none before it is wanted. */
-        if (p->off && p->ts < mint && p->off <= c->len && p->before <= it->left) {
-            it->off = p->off;
-            it->left -= p->before;
-            it->ctx =
-                (struct tsdb__block_ctx){.ts = p->ts, .delta = p->delta, .v = p->v, .valid = 1};
-            break;
-        }
-    }
+    for (int k = 0; k < 2 && !tsdb__chunk_iter_seek(it, &c->seek[k]); k++)
+        ;
     return 0;
+}
+
+int tsdb__chunk_iter_seek(struct tsdb__chunk_iter *it, const struct tsdb__chunk_seek *p)
+{
+    /* Every sample after the point is after p->ts: none before it is wanted. */
+    if (it->err || it->off != TSDB_CHUNK_HEADER || !p->off || p->ts >= it->mint ||
+        p->off > it->len || p->off < TSDB_CHUNK_HEADER || p->before > it->left)
+        return 0;
+    it->off = p->off;
+    it->left -= p->before;
+    it->ctx = (struct tsdb__block_ctx){.ts = p->ts, .delta = p->delta, .v = p->v, .valid = 1};
+    return 1;
 }
 
 int tsdb__chunk_iter_next(struct tsdb__chunk_iter *it, int64_t *ts, double *v)
@@ -1192,8 +1196,16 @@ int tsdb__chunk_iter_next(struct tsdb__chunk_iter *it, int64_t *ts, double *v)
             return it->off == it->len ? 0 : (it->err = TSDB__ECORRUPT);
         }
         size_t n, used;
+        int here_valid = it->ctx.valid; /* not a chunk's first block: its context is known */
+        struct tsdb__chunk_seek here = {.off = (uint32_t)it->off,
+                                        .before = it->total - it->left,
+                                        .ts = it->ctx.ts,
+                                        .delta = it->ctx.delta,
+                                        .v = it->ctx.v};
         int r = tsdb__block_decode_from(&it->ctx, it->buf + it->off, it->len - it->off, it->mint,
                                         it->ts, it->v, TSDB_BLOCK_MAX, &n, &used);
+        if (r == 0 && here_valid)
+            it->last = here;
         if (r)
             return it->err = r == TSDB__ESPACE ? TSDB__ECORRUPT : r;
         if (n > it->left)

@@ -190,9 +190,12 @@ struct tsdb__chunk_iter {
     uint32_t left; /* samples not yet decoded */
     int64_t mint, maxt;
     struct tsdb__block_ctx ctx;
-    size_t i, n; /* position in the decoded block */
-    int done;    /* reached maxt or the last sample */
-    int err;     /* sticky TSDB__E* once the chunk proved corrupt */
+    size_t i, n;    /* position in the decoded block */
+    int done;       /* reached maxt or the last sample */
+    int err;        /* sticky TSDB__E* once the chunk proved corrupt */
+    uint32_t total; /* the header's sample count */
+    /* Where the last block decoded started, a seek point for later reads (off 0: none). */
+    struct tsdb__chunk_seek last;
     int64_t ts[TSDB_BLOCK_MAX];
     double v[TSDB_BLOCK_MAX];
 };
@@ -207,6 +210,12 @@ int tsdb__chunk_iter_init(struct tsdb__chunk_iter *it, const uint8_t *buf, size_
  */
 int tsdb__chunk_iter_init_chunk(struct tsdb__chunk_iter *it, const struct tsdb__chunk *c,
                                 int64_t mint, int64_t maxt);
+/*
+ * Start a freshly initialised iterator at seek point p of its chunk (one
+ * the chunk's own `last` gave, kept by the caller) if p is before the
+ * iterator's mint and fits the chunk. Returns 1 if it moved, else 0.
+ */
+int tsdb__chunk_iter_seek(struct tsdb__chunk_iter *it, const struct tsdb__chunk_seek *p);
 /*
  * Returns 1 with the next sample in range, 0 at the end (or once past maxt),
  * or a negative TSDB__E* if the chunk is corrupt (sticky: later calls return

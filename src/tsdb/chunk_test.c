@@ -146,6 +146,20 @@ static void check_seek(const struct tsdb__chunk *c, const int64_t *ts, size_t n)
         assert_int_equal(tsdb__chunk_iter_init(&a, c->buf, c->len, mint, maxt), 0);
         assert_int_equal(tsdb__chunk_iter_init_chunk(&b, c, mint, maxt), 0);
         same_samples(&a, &b);
+        /* The last block a full read decoded is a seek point for the next reader. */
+        struct tsdb__chunk_iter full, c1, c2;
+        assert_int_equal(tsdb__chunk_iter_init(&full, c->buf, c->len, INT64_MIN, INT64_MAX), 0);
+        int64_t ft;
+        double fv;
+        int fr;
+        while ((fr = tsdb__chunk_iter_next(&full, &ft, &fv)) > 0)
+            ;
+        assert_int_equal(fr, 0);
+        assert_int_equal(tsdb__chunk_iter_init(&c1, c->buf, c->len, mint, maxt), 0);
+        assert_int_equal(tsdb__chunk_iter_init(&c2, c->buf, c->len, mint, maxt), 0);
+        int moved = tsdb__chunk_iter_seek(&c2, &full.last);
+        assert_true(!moved || (full.last.off && full.last.ts < mint));
+        same_samples(&c1, &c2);
     }
     rng_state = saved;
 }

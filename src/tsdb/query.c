@@ -390,11 +390,15 @@ static size_t read_col(struct tsdb_query *q, struct tsdb__bref *b, uint32_t i, i
     size_t n = 0;
     tsdb__block_iter_init(&it, b->b, i, col, from, to);
     while (tsdb__block_iter_next(&it, &c)) {
+        /* Kept for the query's life: one per read was a malloc per series. */
         if (!q->ci)
-            q->ci = xmalloc(
-                sizeof(*q->ci)); /* kept for the query's life: one per read was a malloc a series */
+            q->ci = xmalloc(sizeof(*q->ci));
         struct tsdb__chunk_iter *ci = q->ci;
         int r = tsdb__chunk_iter_init(ci, c.buf, c.len, from, to);
+        /* A later part of the chunk: start where an earlier read's last block began. */
+        struct tsdb__chunk_seek sk;
+        int seeked = r == 0 && from > c.mint && tsdb__block_seek_get(b->b, c.num, &sk) &&
+                     tsdb__chunk_iter_seek(ci, &sk);
         int64_t t;
         double v;
         if (r == 0)
@@ -410,6 +414,8 @@ static size_t read_col(struct tsdb_query *q, struct tsdb__bref *b, uint32_t i, i
         if (r < 0)
             log_warn("tsdb: %s: chunk of series %u does not decode (%s); rest skipped", b->path, i,
                      tsdb__strerror(r));
+        else if (!seeked && from > c.mint && ci->last.off)
+            tsdb__block_seek_put(b->b, c.num, &ci->last);
     }
     return n;
 }
