@@ -216,8 +216,14 @@ static int token_ok(const char *want, const char *auth)
 
 static enum MHD_Result send_response(struct MHD_Connection *conn, struct http_response *resp)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(resp->body.len, resp->body.buf, MHD_RESPMEM_MUST_COPY);
+    /* The body is handed over, not copied: range answers can be tens of MB. */
+    size_t len;
+    char *body = sbuf_detach(&resp->body, &len);
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, body, free);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
     MHD_add_response_header(r, "Content-Type",
                             resp->content_type ? resp->content_type : "text/plain; charset=utf-8");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, r);
