@@ -120,6 +120,7 @@ struct collect_qdisc_dump {
     uint32_t seq;   /* replies to other sequence numbers are skipped */
     int done;       /* NLMSG_DONE seen */
     int error;      /* the errno of an NLMSG_ERROR (or of a failing NLMSG_DONE) */
+    int classes;    /* a class dump: only RTM_NEWTCLASS counts (else only RTM_NEWQDISC) */
     size_t n;       /* roots in q, in dump order, one per ifindex */
     size_t skipped; /* roots past COLLECT_QDISC_MAX */
     struct collect_qdisc q[COLLECT_QDISC_MAX];
@@ -128,7 +129,8 @@ struct collect_qdisc_dump {
 /*
  * Expect the replies to request seq. keep = 0 starts a qdisc dump (forgets
  * the roots); keep = 1 starts a class dump that adds htb classes' rates to
- * the roots already there.
+ * the roots already there. Each dump reads only its own message type, so a
+ * stray qdisc message in a class dump cannot add roots (nor the reverse).
  */
 void collect__qdisc_begin(struct collect_qdisc_dump *d, uint32_t seq, int keep);
 /*

@@ -341,6 +341,7 @@ void collect__qdisc_begin(struct collect_qdisc_dump *d, uint32_t seq, int keep)
         d->skipped = 0;
     }
     d->seq = seq;
+    d->classes = keep;
     d->done = 0;
     d->error = 0;
 }
@@ -377,9 +378,9 @@ int collect__qdisc_feed(struct collect_qdisc_dump *d, const void *buf, size_t le
             return 1;
         }
         int rc = 0;
-        if (h.nlmsg_type == RTM_NEWQDISC)
+        if (h.nlmsg_type == RTM_NEWQDISC && !d->classes)
             rc = on_qdisc(d, m, why);
-        else if (h.nlmsg_type == RTM_NEWTCLASS)
+        else if (h.nlmsg_type == RTM_NEWTCLASS && d->classes)
             rc = on_class(d, m, why);
         if (rc < 0)
             return -1;

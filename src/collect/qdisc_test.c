@@ -335,17 +335,20 @@ static void test_htb_classes(void **state)
     msg_end(w);
     tc_begin(w, RTM_NEWQDISC, 1, 6, 0x20000, 0x10001, "htb"); /* a child htb elsewhere */
     msg_end(w);
+    htb_class(w, 1, 5, 0x10001, TC_H_ROOT, 777, 777); /* a class in a qdisc dump: ignored */
     done(w, 1);
     struct collect_qdisc_dump *d = parse_all(w, 1);
     assert_int_equal(d->n, 1);
     assert_int_equal(d->q[0].rate, 0);
 
     w = fresh();
-    htb_class(w, 2, 5, 0x10001, TC_H_ROOT, 1250000, 2500000); /* 10mbit ceil 20mbit */
-    htb_class(w, 2, 5, 0x10010, 0x10001, 125000, 1250000);    /* a leaf: not top-level */
-    htb_class(w, 2, 5, 0x10002, TC_H_ROOT, 625000, 375000);   /* ceil below rate */
-    htb_class(w, 2, 5, 0x20001, TC_H_ROOT, 999999, 999999);   /* another htb's */
-    htb_class(w, 2, 7, 0x10001, TC_H_ROOT, 999999, 999999);   /* another device's */
+    htb_class(w, 2, 5, 0x10001, TC_H_ROOT, 1250000, 2500000);   /* 10mbit ceil 20mbit */
+    htb_class(w, 2, 5, 0x10010, 0x10001, 125000, 1250000);      /* a leaf: not top-level */
+    htb_class(w, 2, 5, 0x10002, TC_H_ROOT, 625000, 375000);     /* ceil below rate */
+    htb_class(w, 2, 5, 0x20001, TC_H_ROOT, 999999, 999999);     /* another htb's */
+    htb_class(w, 2, 7, 0x10001, TC_H_ROOT, 999999, 999999);     /* another device's */
+    tc_begin(w, RTM_NEWQDISC, 2, 9, 0x30000, TC_H_ROOT, "tbf"); /* a qdisc in a class dump */
+    msg_end(w);
     done(w, 2);
     collect__qdisc_begin(d, 2, 1);
     const char *why = NULL;
