@@ -15,10 +15,15 @@ whose cost is real, not simulated:
 
 --max-inflight N answers 503 at once when N requests are in progress (a
 concurrency limit, as a worker pool or nginx's limit_conn gives).
---timeout S answers 504 when a request took longer than S (the handler
-still finishes its work, as a real backend would).
+--timeout S answers 504 once a request has taken S seconds, as a gateway's
+read timeout does (nginx's proxy_read_timeout): the answer and its log line
+come at S, while the work goes on in the background, as a real backend's
+would, holding its database connection until it is done.
+--db-pool N  at most N database queries at once (a connection pool, 4 by
+default); the rest wait for a connection, and that wait counts.
 
 Usage: websvc.py --port P --log FILE [--max-inflight N] [--timeout S] [--db FILE]
+                 [--db-pool N]
 """
 import argparse
 import hashlib
@@ -34,6 +39,7 @@ inflight = 0
 lock = threading.Lock()
 logf = None
 local = threading.local()
+pool = None  # threading.Semaphore(--db-pool), set in main
 
 
 def db():
@@ -57,16 +63,25 @@ class H(http.server.BaseHTTPRequestHandler):
                 inflight += 1
         if busy:
             return self.answer(503, b"busy\n", t0)
+        out = []
+        worker = threading.Thread(target=self.work, args=(out,), daemon=True)
+        worker.start()
+        worker.join(a.timeout or None)
+        if worker.is_alive():
+            status, body = 504, b"timeout\n"  # the gateway gives up; the work goes on
+        else:
+            status, body = out[0]
+        self.answer(status, body, t0)
+
+    def work(self, out):
+        global inflight
         try:
-            status, body = self.route()
+            out.append(self.route())
         except Exception as e:  # the service's own failure: a 500, as in life
-            status, body = 500, ("error: %s\n" % e).encode()
+            out.append((500, ("error: %s\n" % e).encode()))
         finally:
             with lock:
                 inflight -= 1
-        if a.timeout and time.time() - t0 > a.timeout:
-            status, body = 504, b"timeout\n"
-        self.answer(status, body, t0)
 
     def route(self):
         u = urllib.parse.urlsplit(self.path)
@@ -81,9 +96,10 @@ class H(http.server.BaseHTTPRequestHandler):
             return 200, b"slept\n"
         if u.path == "/orders":
             # A customer's orders that have a returned item: one items lookup per order.
-            n = db().execute("SELECT count(*) FROM orders o WHERE o.customer = ? AND EXISTS "
-                             "(SELECT 1 FROM items i WHERE i.ref = o.ref AND i.qty < 0)",
-                             (int(q.get("customer", "1")),)).fetchone()[0]
+            with pool:
+                n = db().execute("SELECT count(*) FROM orders o WHERE o.customer = ? AND EXISTS "
+                                 "(SELECT 1 FROM items i WHERE i.ref = o.ref AND i.qty < 0)",
+                                 (int(q.get("customer", "1")),)).fetchone()[0]
             return 200, ("%d\n" % n).encode()
         if u.path.startswith("/missing"):
             return 404, b"not found\n"
@@ -110,14 +126,16 @@ class H(http.server.BaseHTTPRequestHandler):
 
 
 def main():
-    global a, logf
+    global a, logf, pool
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--max-inflight", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=0)
     ap.add_argument("--db")
+    ap.add_argument("--db-pool", type=int, default=4)
     a = ap.parse_args()
+    pool = threading.Semaphore(a.db_pool)
     logf = open(a.log, "a")
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), H)
     srv.daemon_threads = True
