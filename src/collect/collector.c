@@ -110,7 +110,14 @@ struct collect *collect_new(const struct collect_opts *opts)
         r->src = sources[i];
         r->state = r->src->state_size ? xcalloc(1, r->src->state_size) : NULL;
         r->enabled = !is_disabled(opts, r->src->name);
+        char err[256];
+        if (r->enabled && r->src->init && r->src->init(r->state, opts, err, sizeof(err)) < 0) {
+            log_error("collect: %s: %s; source switched off", r->src->name, err);
+            r->enabled = 0;
+        }
     }
+    /* The field regexes were compiled by the sources' init above. */
+    c->opts.vmstat_fields = c->opts.netstat_fields = NULL;
     metric_buf_init(&c->work);
     metric_buf_init(&c->published);
     pthread_mutex_init(&c->lock, NULL);
