@@ -109,6 +109,14 @@ struct collect_cpus {
 int collect__cpus_parse(struct collect_cpus *c, char *line, const char **why);
 void collect__cpus_release(struct collect_cpus *c);
 /*
+ * Read a per-CPU table below proc_root (path "interrupts", "softirqs") into
+ * ctx->buf and parse its header into cpus. Returns COLLECT_OK with *cursor
+ * at the first row (for collect__line), or COLLECT_MISSING / COLLECT_FAILED
+ * with ctx->err saying why and where.
+ */
+int collect__read_cpu_table(struct collect_ctx *ctx, const char *path, struct collect_cpus *cpus,
+                            char **cursor);
+/*
  * Split a table row "  NAME: rest" in place at its first ':'. *name is NAME
  * without the leading blanks, *rest what follows the ':'. Returns 0, or -1 if
  * there is no ':' or NAME is empty or holds a blank.
@@ -223,5 +231,7 @@ extern const struct collect_source collect__src_os;
 extern const struct collect_source collect__src_qdisc;
 extern const struct collect_source collect__src_slabinfo;
 extern const struct collect_source collect__src_self;
+extern const struct collect_source collect__src_interrupts;
+extern const struct collect_source collect__src_softirqs;
 
 #endif

@@ -183,6 +183,22 @@ void collect__cpus_release(struct collect_cpus *c)
     free(c->id);
 }
 
+int collect__read_cpu_table(struct collect_ctx *ctx, const char *path, struct collect_cpus *cpus,
+                            char **cursor)
+{
+    long n = collect__read(ctx, ctx->proc_fd, path);
+    if (n < 0)
+        return collect__read_error(n);
+    const char *why;
+    *cursor = ctx->buf;
+    char *head = collect__line(cursor);
+    if (!head)
+        return collect__fail(ctx, "%s/%s: empty (truncated?)", ctx->opts->proc_root, path);
+    if (collect__cpus_parse(cpus, head, &why) < 0)
+        return collect__fail(ctx, "%s/%s:1: %s", ctx->opts->proc_root, path, why);
+    return COLLECT_OK;
+}
+
 int collect__row_name(char *line, char **name, char **rest)
 {
     char *colon = strchr(line, ':');

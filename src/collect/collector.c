@@ -20,14 +20,14 @@
 #include <unistd.h>
 
 static const struct collect_source *const sources[] = {
-    &collect__src_stat,       &collect__src_loadavg,  &collect__src_meminfo,
-    &collect__src_vmstat,     &collect__src_pressure, &collect__src_vfs,
-    &collect__src_netdev,     &collect__src_netclass, &collect__src_diskstats,
-    &collect__src_filesystem, &collect__src_netstat,  &collect__src_sockstat,
-    &collect__src_processes,  &collect__src_softnet,  &collect__src_conntrack,
-    &collect__src_entropy,    &collect__src_timex,    &collect__src_uname,
-    &collect__src_os,         &collect__src_qdisc,    &collect__src_slabinfo,
-    &collect__src_self,
+    &collect__src_stat,       &collect__src_loadavg,    &collect__src_meminfo,
+    &collect__src_vmstat,     &collect__src_pressure,   &collect__src_vfs,
+    &collect__src_netdev,     &collect__src_netclass,   &collect__src_diskstats,
+    &collect__src_filesystem, &collect__src_netstat,    &collect__src_sockstat,
+    &collect__src_processes,  &collect__src_softnet,    &collect__src_conntrack,
+    &collect__src_entropy,    &collect__src_timex,      &collect__src_uname,
+    &collect__src_os,         &collect__src_qdisc,      &collect__src_slabinfo,
+    &collect__src_self,       &collect__src_interrupts, &collect__src_softirqs,
 };
 #define NSOURCES ARRAY_SIZE(sources)
 
