@@ -82,7 +82,7 @@ static int irq_collect(void *p, struct collect_ctx *ctx)
             info++;
         if (i < ncpu || !*info)
             continue; /* ERR, MIS: a single total, no description */
-        char *devices = "";
+        const char *devices = "";
         if (numbered(name)) {
             info = collect__token(&rest);
             devices = collect__squeeze(rest);
