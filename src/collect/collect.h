@@ -24,6 +24,15 @@ struct collect_opts {
     const char *rootfs;    /* prefix for mount points in statvfs; default "" */
     int interval_s;        /* seconds between ticks; default 1 */
     int top_processes;     /* top N processes by CPU and by RSS; default 10 */
+    /*
+     * Field selection: PCRE2 regexes that must match a whole field name, of
+     * /proc/vmstat ("pgfault") and of netstat's "<Proto>_<Field>"
+     * ("TcpExt_ListenDrops"). NULL keeps every field. Compiled by
+     * collect_new(); one that collect_check_fields() refuses switches its
+     * source off (logged). Only read during collect_new().
+     */
+    const char *vmstat_fields;
+    const char *netstat_fields;
     /* Names of sources to skip (see collect_source_names()). */
     const char *const *disabled;
     size_t ndisabled;
@@ -58,6 +67,13 @@ int collect_expose(struct collect *c, struct sbuf *out);
  * only valid while the collector thread is not running).
  */
 const struct metric_buf *collect_last(struct collect *c);
+
+/*
+ * Check a field-selection regex (collect_opts.vmstat_fields, netstat_fields)
+ * for config validation. Returns 0, or -1 with err set to "bad regex at
+ * offset N: why" and *offset to N (a byte offset into re).
+ */
+int collect_check_fields(const char *re, char *err, size_t errlen, size_t *offset);
 
 /* Names of all known sources, for config validation and --help. */
 const char *const *collect_source_names(size_t *n);

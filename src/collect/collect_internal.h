@@ -46,6 +46,12 @@ struct collect_source {
     int (*collect)(void *state, struct collect_ctx *ctx);
     /* Frees what the state points to (optional). */
     void (*release)(void *state);
+    /*
+     * Sets the state up from the options, once, when the collector is made
+     * (optional). Returns 0, or -1 with err filled: the source is then
+     * logged and switched off.
+     */
+    int (*init)(void *state, const struct collect_opts *opts, char *err, size_t errlen);
 };
 
 /*
@@ -66,6 +72,13 @@ int collect__read_error(long err);
 char *collect__line(char **cursor);
 /* Split s in place on blanks into at most max fields; returns the count. */
 int collect__fields(char *s, char **fields, int max);
+/* Cut the next blank-separated token off *cursor (in place); NULL at the end. */
+char *collect__token(char **cursor);
+/*
+ * Squeeze s in place: runs of blanks become one space, leading and trailing
+ * blanks go (what strings.Fields + Join give node_exporter's labels). Returns s.
+ */
+char *collect__squeeze(char *s);
 /* Parse a whole unsigned/signed decimal or a double; 0 on success, -1 if not. */
 int collect__u64(const char *s, uint64_t *out);
 int collect__i64(const char *s, int64_t *out);
@@ -78,6 +91,37 @@ int collect__hex(const char *s, uint64_t *out);
  * says which file and why.
  */
 int collect__read_u64(struct collect_ctx *ctx, const char *path, uint64_t *out);
+
+/*
+ * The CPU columns of a per-CPU table's header line ("CPU0 CPU1 CPU3", in
+ * /proc/interrupts and /proc/softirqs). The ids are the kernel's CPU
+ * numbers, which skip offline CPUs in /proc/interrupts.
+ */
+struct collect_cpus {
+    char (*id)[12]; /* "0", "1", "3", NUL-terminated; grows to the CPU count once */
+    size_t n, cap;
+};
+
+/*
+ * Parse the header line (in place) into c. Returns 0, or -1 if there is no
+ * column or one is not CPU<n>, with *why (static) saying which.
+ */
+int collect__cpus_parse(struct collect_cpus *c, char *line, const char **why);
+void collect__cpus_release(struct collect_cpus *c);
+/*
+ * Read a per-CPU table below proc_root (path "interrupts", "softirqs") into
+ * ctx->buf and parse its header into cpus. Returns COLLECT_OK with *cursor
+ * at the first row (for collect__line), or COLLECT_MISSING / COLLECT_FAILED
+ * with ctx->err saying why and where.
+ */
+int collect__read_cpu_table(struct collect_ctx *ctx, const char *path, struct collect_cpus *cpus,
+                            char **cursor);
+/*
+ * Split a table row "  NAME: rest" in place at its first ':'. *name is NAME
+ * without the leading blanks, *rest what follows the ':'. Returns 0, or -1 if
+ * there is no ':' or NAME is empty or holds a blank.
+ */
+int collect__row_name(char *line, char **name, char **rest);
 
 /* The fields of a /proc/<pid>/stat line (proc(5)) that sources use. */
 struct collect_pidstat {
@@ -101,6 +145,29 @@ struct collect_pidstat {
  * unspecified. Reads nothing past buf's NUL.
  */
 int collect__parse_pidstat(char *buf, struct collect_pidstat *out, const char **why);
+
+/*
+ * A field selection (fieldsel.c): which named fields of a statistics file a
+ * source keeps. NULL stands for "every field" and costs nothing.
+ */
+struct collect__fieldsel;
+
+/*
+ * Compile re into *out (NULL re: *out = NULL, every field). The regex must
+ * match a whole name. Returns 0, or -1 with err set to "bad regex at offset
+ * N: why" and *offset to N. The caller frees *out with collect__fieldsel_free.
+ */
+int collect__fieldsel_new(const char *re, struct collect__fieldsel **out, char *err, size_t errlen,
+                          size_t *offset);
+void collect__fieldsel_free(struct collect__fieldsel *s);
+/*
+ * 1 if the field name[0..len) is kept, 0 if dropped. The answer is cached
+ * per name, so the regex runs once per distinct name, not once per tick.
+ * Allocates only for a name not seen before.
+ */
+int collect__fieldsel_keep(struct collect__fieldsel *s, const char *name, size_t len);
+/* How many times the regex has run (for tests of the cache). */
+uint64_t collect__fieldsel_matches(const struct collect__fieldsel *s);
 
 /* Root qdiscs the qdisc source keeps from one dump (qdisc.c). */
 #define COLLECT_QDISC_MAX 256
@@ -166,5 +233,7 @@ extern const struct collect_source collect__src_os;
 extern const struct collect_source collect__src_qdisc;
 extern const struct collect_source collect__src_slabinfo;
 extern const struct collect_source collect__src_self;
+extern const struct collect_source collect__src_interrupts;
+extern const struct collect_source collect__src_softirqs;
 
 #endif

@@ -115,6 +115,105 @@ int collect__fields(char *s, char **fields, int max)
     return n;
 }
 
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+char *collect__token(char **cursor)
+{
+    char *s = *cursor;
+    while (is_blank(*s))
+        s++;
+    if (!*s) {
+        *cursor = s;
+        return NULL;
+    }
+    char *t = s;
+    while (*s && !is_blank(*s))
+        s++;
+    if (*s)
+        *s++ = '\0';
+    *cursor = s;
+    return t;
+}
+
+char *collect__squeeze(char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r;) {
+        while (is_blank(*r))
+            r++;
+        if (!*r)
+            break;
+        if (w != s)
+            *w++ = ' ';
+        while (*r && !is_blank(*r))
+            *w++ = *r++;
+    }
+    *w = '\0';
+    return s;
+}
+
+int collect__cpus_parse(struct collect_cpus *c, char *line, const char **why)
+{
+    c->n = 0;
+    char *t;
+    while ((t = collect__token(&line))) {
+        uint64_t id;
+        if (strncmp(t, "CPU", 3) != 0 || strlen(t + 3) >= sizeof(*c->id) ||
+            collect__u64(t + 3, &id) < 0) {
+            *why = "header column is not CPU<n>";
+            return -1;
+        }
+        void *g = c->id;
+        util_grow(&g, &c->cap, c->n + 1, sizeof(*c->id));
+        c->id = g;
+        memcpy(c->id[c->n++], t + 3, strlen(t + 3) + 1);
+    }
+    if (c->n == 0) {
+        *why = "no CPU columns in the header";
+        return -1;
+    }
+    return 0;
+}
+
+void collect__cpus_release(struct collect_cpus *c)
+{
+    free(c->id);
+}
+
+int collect__read_cpu_table(struct collect_ctx *ctx, const char *path, struct collect_cpus *cpus,
+                            char **cursor)
+{
+    long n = collect__read(ctx, ctx->proc_fd, path);
+    if (n < 0)
+        return collect__read_error(n);
+    const char *why;
+    *cursor = ctx->buf;
+    char *head = collect__line(cursor);
+    if (!head)
+        return collect__fail(ctx, "%s/%s: empty (truncated?)", ctx->opts->proc_root, path);
+    if (collect__cpus_parse(cpus, head, &why) < 0)
+        return collect__fail(ctx, "%s/%s:1: %s", ctx->opts->proc_root, path, why);
+    return COLLECT_OK;
+}
+
+int collect__row_name(char *line, char **name, char **rest)
+{
+    char *colon = strchr(line, ':');
+    if (!colon)
+        return -1;
+    *colon = '\0';
+    while (is_blank(*line))
+        line++;
+    if (!*line || strpbrk(line, " \t"))
+        return -1;
+    *name = line;
+    *rest = colon + 1;
+    return 0;
+}
+
 int collect__u64(const char *s, uint64_t *out)
 {
     if (*s < '0' || *s > '9')

@@ -2,8 +2,8 @@
  * collect_util_test.c: the parsing helpers every source builds on:
  * /proc/<pid>/stat lines (comm with blanks and ')', truncated and garbled
  * lines), whole-number and double parsing at their limits, and splitting
- * into lines and fields. Inputs are copied into exactly sized heap buffers
- * so the ASan build catches any read past the terminating NUL.
+ * into lines, fields and tokens, per-CPU table headers and row names. Inputs are copied into
+ * exactly sized heap buffers so the ASan build catches any read past the terminating NUL.
  */
 #include "testutil.h"
 #include "collect/collect_internal.h"
@@ -338,6 +338,75 @@ static void test_line(void **state)
     assert_null(collect__line(&cur));
 }
 
+static void test_token_squeeze(void **state)
+{
+    (void)state;
+    char *buf = dup_exact("  a\tbb   c ");
+    char *cur = buf;
+    assert_string_equal(collect__token(&cur), "a");
+    assert_string_equal(collect__token(&cur), "bb");
+    assert_string_equal(collect__token(&cur), "c");
+    assert_null(collect__token(&cur));
+    assert_null(collect__token(&cur));
+    free(buf);
+    static const char *const cases[][2] = {
+        {"", ""},
+        {"   ", ""},
+        {"x", "x"},
+        {" a  b\t c ", "a b c"},
+        {"5-edge      ACPI:Ged", "5-edge ACPI:Ged"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        buf = dup_exact(cases[i][0]);
+        assert_string_equal(collect__squeeze(buf), cases[i][1]);
+        free(buf);
+    }
+}
+
+static void test_cpus_and_rows(void **state)
+{
+    (void)state;
+    struct collect_cpus c = {0};
+    const char *why = NULL;
+    char *buf = dup_exact("           CPU0       CPU2     CPU13   ");
+    assert_int_equal(collect__cpus_parse(&c, buf, &why), 0);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.id[0], "0");
+    assert_string_equal(c.id[1], "2");
+    assert_string_equal(c.id[2], "13");
+    free(buf);
+    static const char *const bad[] = {"",    "   ",       "CPU0 CPUx",         "CPU0 cpu1",
+                                      "CPU", "CPU0 GPU1", "CPU123456789012345"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        buf = dup_exact(bad[i]);
+        why = NULL;
+        if (collect__cpus_parse(&c, buf, &why) != -1)
+            fail_msg("accepted header '%s'", bad[i]);
+        assert_non_null(why);
+        free(buf);
+    }
+    collect__cpus_release(&c);
+
+    char *name, *rest;
+    buf = dup_exact("  24:   1   0  IO-APIC   5-edge      ACPI:Ged");
+    assert_int_equal(collect__row_name(buf, &name, &rest), 0);
+    assert_string_equal(name, "24");
+    assert_string_equal(rest, "   1   0  IO-APIC   5-edge      ACPI:Ged");
+    free(buf);
+    buf = dup_exact("IPI0:12 34 Rescheduling interrupts"); /* aarch64: no blank after ':' */
+    assert_int_equal(collect__row_name(buf, &name, &rest), 0);
+    assert_string_equal(name, "IPI0");
+    assert_string_equal(rest, "12 34 Rescheduling interrupts");
+    free(buf);
+    static const char *const badrows[] = {"no colon here", "   : 1 2", "A B: 1 2", ""};
+    for (size_t i = 0; i < ARRAY_SIZE(badrows); i++) {
+        buf = dup_exact(badrows[i]);
+        if (collect__row_name(buf, &name, &rest) != -1)
+            fail_msg("accepted row '%s'", badrows[i]);
+        free(buf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +420,8 @@ int main(void)
         cmocka_unit_test(test_hex),
         cmocka_unit_test(test_fields),
         cmocka_unit_test(test_line),
+        cmocka_unit_test(test_token_squeeze),
+        cmocka_unit_test(test_cpus_and_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,14 +20,14 @@
 #include <unistd.h>
 
 static const struct collect_source *const sources[] = {
-    &collect__src_stat,       &collect__src_loadavg,  &collect__src_meminfo,
-    &collect__src_vmstat,     &collect__src_pressure, &collect__src_vfs,
-    &collect__src_netdev,     &collect__src_netclass, &collect__src_diskstats,
-    &collect__src_filesystem, &collect__src_netstat,  &collect__src_sockstat,
-    &collect__src_processes,  &collect__src_softnet,  &collect__src_conntrack,
-    &collect__src_entropy,    &collect__src_timex,    &collect__src_uname,
-    &collect__src_os,         &collect__src_qdisc,    &collect__src_slabinfo,
-    &collect__src_self,
+    &collect__src_stat,       &collect__src_loadavg,    &collect__src_meminfo,
+    &collect__src_vmstat,     &collect__src_pressure,   &collect__src_vfs,
+    &collect__src_netdev,     &collect__src_netclass,   &collect__src_diskstats,
+    &collect__src_filesystem, &collect__src_netstat,    &collect__src_sockstat,
+    &collect__src_processes,  &collect__src_softnet,    &collect__src_conntrack,
+    &collect__src_entropy,    &collect__src_timex,      &collect__src_uname,
+    &collect__src_os,         &collect__src_qdisc,      &collect__src_slabinfo,
+    &collect__src_self,       &collect__src_interrupts, &collect__src_softirqs,
 };
 #define NSOURCES ARRAY_SIZE(sources)
 
@@ -110,7 +110,14 @@ struct collect *collect_new(const struct collect_opts *opts)
         r->src = sources[i];
         r->state = r->src->state_size ? xcalloc(1, r->src->state_size) : NULL;
         r->enabled = !is_disabled(opts, r->src->name);
+        char err[256];
+        if (r->enabled && r->src->init && r->src->init(r->state, opts, err, sizeof(err)) < 0) {
+            log_error("collect: %s: %s; source switched off", r->src->name, err);
+            r->enabled = 0;
+        }
     }
+    /* The field regexes were compiled by the sources' init above. */
+    c->opts.vmstat_fields = c->opts.netstat_fields = NULL;
     metric_buf_init(&c->work);
     metric_buf_init(&c->published);
     pthread_mutex_init(&c->lock, NULL);

@@ -1,28 +1,36 @@
 /*
  * vmstat_test.c: /proc/vmstat source against a recorded host, a 4.x-era
- * field set, and garbled, truncated and missing input.
+ * field set, a narrowing field regex, and garbled, truncated and missing
+ * input.
  */
 #include "testutil.h"
 #include "collect/collect.h"
+#include "util/log.h"
 
 static int starts(const char *s, const char *p)
 {
     return strncmp(s, p, strlen(p)) == 0;
 }
 
-/*
- * The documented selection, spelled out independently of vmstat.c:
- * node_exporter's ^(oom_kill|pgpg|pswp|pg.*fault) plus the reclaim set.
- */
-static int selected(const char *k)
+/* node_exporter 1.5's default "^(oom_kill|pgpg|pswp|pg.*fault).*", spelled out. */
+#define NE_DEFAULT "(oom_kill|pgpg|pswp|pg.*fault).*"
+
+static int no_field(const char *k)
+{
+    (void)k;
+    return 0;
+}
+
+static int pgpg_fields(const char *k)
+{
+    return starts(k, "pgpg");
+}
+
+static int ne_default(const char *k)
 {
     if (starts(k, "oom_kill") || starts(k, "pgpg") || starts(k, "pswp"))
         return 1;
-    if (starts(k, "pg") && strstr(k, "fault"))
-        return 1;
-    return starts(k, "allocstall") || starts(k, "pgscan_") || starts(k, "pgsteal_") ||
-           starts(k, "workingset_refault") || !strcmp(k, "compact_stall") ||
-           !strcmp(k, "drop_slab") || !strcmp(k, "drop_pagecache");
+    return starts(k, "pg") && strstr(k, "fault");
 }
 
 /* Value of field k in fixture file rel, failing the test if absent. */
@@ -42,22 +50,30 @@ static double fixture_field(const char *rel, const char *k)
     return out;
 }
 
-static void test_host1(void **state)
+/*
+ * Run the vmstat source on fixture proc root rel with field regex re and
+ * check every line of its vmstat: present with its value when keep(name)
+ * says so, absent otherwise. Returns the number exported.
+ */
+static size_t check_fields(const char *rel, const char *re, int (*keep)(const char *))
 {
-    (void)state;
-    struct collect *c = tu_collect_source(fixture("host1/proc"), "vmstat");
+    char root[4096];
+    snprintf(root, sizeof(root), "%s/proc", fixture(rel));
+    struct collect_opts o = {.proc_root = root, .vmstat_fields = re};
+    const char *src = "vmstat";
+    struct collect *c = tu_collect_only(&o, &src, 1);
     const struct metric_buf *b = collect_last(c);
     assert_int_equal(tu_source_success(b, "vmstat"), 1);
-
-    /* Every selected line of the fixture, with its value; nothing else. */
-    FILE *f = fopen(fixture("host1/proc/vmstat"), "r");
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/vmstat", root);
+    FILE *f = fopen(path, "r");
     assert_non_null(f);
     char k[128], name[160];
     unsigned long long v;
     size_t nsel = 0;
     while (fscanf(f, "%127s %llu", k, &v) == 2) {
         snprintf(name, sizeof(name), "node_vmstat_%s", k);
-        if (selected(k)) {
+        if (!keep || keep(k)) {
             assert_float_equal(tu_value(b, name, ""), (double)v, 0);
             nsel++;
         } else {
@@ -66,8 +82,19 @@ static void test_host1(void **state)
     }
     fclose(f);
     assert_int_equal(tu_count_prefix(b, "node_vmstat_"), nsel);
+    tu_assert_prefix_type(b, "node_vmstat_", METRIC_UNTYPED);
+    collect_free(c);
+    return nsel;
+}
 
-    /* The fields the brief requires, named explicitly. */
+/* The default: every field of the file, as --collector.vmstat.fields='.*'. */
+static void test_host1(void **state)
+{
+    (void)state;
+    assert_true(check_fields("host1", NULL, NULL) > 150);
+    struct collect *c = tu_collect_source(fixture("host1/proc"), "vmstat");
+    const struct metric_buf *b = collect_last(c);
+    /* The reclaim and compaction fields incidents need, named explicitly. */
     static const char *const must[] = {
         "pswpin",
         "pswpout",
@@ -75,7 +102,6 @@ static void test_host1(void **state)
         "oom_kill",
         "pgfault",
         "pgpgin",
-        "pgpgout",
         "allocstall_normal",
         "pgscan_kswapd",
         "pgscan_direct",
@@ -86,14 +112,41 @@ static void test_host1(void **state)
         "drop_pagecache",
         "workingset_refault_anon",
         "workingset_refault_file",
+        "nr_free_pages",
+        "compact_fail",
     };
+    char name[160];
     for (size_t i = 0; i < ARRAY_SIZE(must); i++) {
         snprintf(name, sizeof(name), "node_vmstat_%s", must[i]);
         assert_float_equal(tu_value(b, name, ""), fixture_field("host1/proc/vmstat", must[i]), 0);
     }
-    assert_false(tu_find(b, "node_vmstat_nr_free_pages", "", NULL));
-    assert_false(tu_find(b, "node_vmstat_compact_fail", "", NULL));
-    tu_assert_prefix_type(b, "node_vmstat_", METRIC_UNTYPED);
+    assert_string_equal(tu_help(b, "node_vmstat_pgfault"),
+                        "/proc/vmstat information field pgfault.");
+    collect_free(c);
+}
+
+/* A custom regex narrows the set; it has to match the whole name. */
+static void test_fields_regex(void **state)
+{
+    (void)state;
+    check_fields("host1", NE_DEFAULT, ne_default);
+    check_fields("old-vmstat", NE_DEFAULT, ne_default);
+    /* Anchored: "pgpg" alone is the field pgpg (there is none), not a prefix. */
+    assert_int_equal(check_fields("host1", "pgpg", no_field), 0);
+    assert_int_equal(check_fields("host1", "pgpg.*", pgpg_fields), 2);
+}
+
+/* A regex that does not compile switches the source off, logged, not counted. */
+static void test_bad_regex(void **state)
+{
+    (void)state;
+    struct collect_opts o = {.proc_root = fixture("host1/proc"), .vmstat_fields = "pg(fault"};
+    const char *src = "vmstat";
+    struct collect *c = tu_collect_only(&o, &src, 1);
+    const struct metric_buf *b = collect_last(c);
+    assert_int_equal(tu_source_success(b, "vmstat"), 0);
+    assert_int_equal(tu_source_errors(b, "vmstat"), 0);
+    assert_int_equal(tu_count_prefix(b, "node_vmstat_"), 0);
     collect_free(c);
 }
 
@@ -103,7 +156,8 @@ static void test_old_kernel(void **state)
     struct collect *c = tu_collect_source(fixture("old-vmstat/proc"), "vmstat");
     const struct metric_buf *b = collect_last(c);
     assert_int_equal(tu_source_success(b, "vmstat"), 1);
-    /* Values as written in old-vmstat/proc/vmstat. */
+    /* Every line, with the values as written in old-vmstat/proc/vmstat. */
+    assert_int_equal(check_fields("old-vmstat", NULL, NULL), 16);
     assert_float_equal(tu_value(b, "node_vmstat_allocstall", ""), 2, 0);
     assert_float_equal(tu_value(b, "node_vmstat_workingset_refault", ""), 41, 0);
     assert_float_equal(tu_value(b, "node_vmstat_pgscan_kswapd_normal", ""), 77, 0);
@@ -112,12 +166,9 @@ static void test_old_kernel(void **state)
     assert_float_equal(tu_value(b, "node_vmstat_pswpin", ""), 3, 0);
     assert_float_equal(tu_value(b, "node_vmstat_pgmajfault", ""), 6, 0);
     assert_float_equal(tu_value(b, "node_vmstat_compact_stall", ""), 1, 0);
-    assert_false(tu_find(b, "node_vmstat_thp_fault_alloc", "", NULL));
-    assert_false(tu_find(b, "node_vmstat_pgalloc_normal", "", NULL));
+    assert_float_equal(tu_value(b, "node_vmstat_thp_fault_alloc", ""), 9, 0);
+    assert_float_equal(tu_value(b, "node_vmstat_nr_free_pages", ""), 100, 0);
     assert_false(tu_find(b, "node_vmstat_oom_kill", "", NULL));
-    /* pgpgin pgpgout pswpin pswpout pgfault pgmajfault workingset_refault
-     * pgscan x2 pgsteal allocstall compact_stall */
-    assert_int_equal(tu_count_prefix(b, "node_vmstat_"), 12);
     collect_free(c);
 }
 
@@ -148,9 +199,11 @@ static void test_missing(void **state)
 
 int main(void)
 {
+    log_set_level(LOG_ERROR); /* test_bad_regex's log line is expected */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_host1),   cmocka_unit_test(test_old_kernel),
-        cmocka_unit_test(test_garbled), cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_host1),     cmocka_unit_test(test_fields_regex),
+        cmocka_unit_test(test_bad_regex), cmocka_unit_test(test_old_kernel),
+        cmocka_unit_test(test_garbled),   cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_missing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -245,6 +245,14 @@ static void on_collect(struct walk *w, const char *key, yaml_node_t *k, yaml_nod
         get_string(w, v, "collect.sys_root", &c->sys_root);
     } else if (strcmp(key, "rootfs") == 0) {
         get_string(w, v, "collect.rootfs", &c->rootfs);
+    } else if (strcmp(key, "vmstat_fields") == 0 || strcmp(key, "netstat_fields") == 0) {
+        char where[32], err[256];
+        size_t off;
+        snprintf(where, sizeof(where), "collect.%s", key);
+        char **dst = key[0] == 'v' ? &c->vmstat_fields : &c->netstat_fields;
+        if (get_string(w, v, where, dst) == 0 &&
+            collect_check_fields(*dst, err, sizeof(err), &off) < 0)
+            errat(w, v, "%s: %s", where, err);
     } else if (strcmp(key, "disable") == 0) {
         if (v->type != YAML_SEQUENCE_NODE) {
             errat(w, v, "collect.disable: want a list of source names");
@@ -269,7 +277,7 @@ static void on_collect(struct walk *w, const char *key, yaml_node_t *k, yaml_nod
     } else {
         errat(w, k,
               "collect: unknown key '%s' (known: interval, top_processes, proc_root, "
-              "sys_root, rootfs, disable)",
+              "sys_root, rootfs, disable, vmstat_fields, netstat_fields)",
               key);
     }
 }
@@ -860,6 +868,8 @@ void config_release(struct config *cfg)
     free(cfg->collect.proc_root);
     free(cfg->collect.sys_root);
     free(cfg->collect.rootfs);
+    free(cfg->collect.vmstat_fields);
+    free(cfg->collect.netstat_fields);
     for (size_t i = 0; i < cfg->collect.ndisable; i++)
         free(cfg->collect.disable[i]);
     free(cfg->collect.disable);

@@ -30,6 +30,10 @@ struct config_collect {
     char *rootfs;      /* "" */
     char **disable;    /* source names */
     size_t ndisable;
+    /* Field selection, PCRE2 matching whole names (collect.h); NULL: every field.
+     * config_load has compiled each, so a loaded one is valid. */
+    char *vmstat_fields;
+    char *netstat_fields;
 };
 
 /*

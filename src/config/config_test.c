@@ -16,6 +16,8 @@ static void test_defaults(void **state)
     assert_string_equal(c.data_dir, "./sitrep-data");
     assert_int_equal(c.collect.interval_s, 1);
     assert_int_equal(c.collect.top_processes, 10);
+    assert_null(c.collect.vmstat_fields); /* every field */
+    assert_null(c.collect.netstat_fields);
     assert_null(c.http_token);
     assert_int_equal(c.storage.retention_raw_ms, 14 * 86400000LL);
     assert_int_equal(c.storage.retention_1m_ms, 90 * 86400000LL);
@@ -50,6 +52,8 @@ static void test_good(void **state)
     assert_string_equal(c.collect.rootfs, "/host");
     assert_int_equal(c.collect.ndisable, 2);
     assert_string_equal(c.collect.disable[1], "filesystem");
+    assert_string_equal(c.collect.vmstat_fields, "(oom_kill|pgpg|pswp|pg.*fault).*");
+    assert_string_equal(c.collect.netstat_fields, "TcpExt_.*|Tcp_.*");
     assert_int_equal(c.storage.retention_raw_ms, 7200000);
     assert_int_equal(c.storage.retention_1m_ms, 30 * 86400000LL);
     assert_int_equal(c.storage.retention_1h_ms, 3650 * 86400000LL);
@@ -343,6 +347,34 @@ static void test_bad(void **state)
     for (const char *p = err.buf; *p; p++)
         lines += *p == '\n';
     assert_int_equal(lines, ARRAY_SIZE(expect));
+    sbuf_release(&err);
+    config_release(&c);
+}
+
+/* Field regexes are compiled at load: a bad one is an error at its place, with the offset. */
+static void test_collect_fields_bad(void **state)
+{
+    (void)state;
+    struct config c;
+    struct sbuf err;
+    config_defaults(&c);
+    sbuf_init(&err, 0);
+    assert_int_equal(config_load(&c, fixture("config/collect-fields-bad.yml"), &err), -1);
+    assert_non_null(strstr(err.buf, "collect-fields-bad.yml:3:18: collect.vmstat_fields: bad regex "
+                                    "at offset 8: missing closing parenthesis\n"));
+    assert_non_null(strstr(err.buf, "collect-fields-bad.yml:4:19: collect.netstat_fields: bad "
+                                    "regex at offset 11: missing closing parenthesis\n"));
+    size_t lines = 0;
+    for (const char *p = err.buf; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 2);
+    sbuf_release(&err);
+    config_release(&c);
+    config_defaults(&c);
+    sbuf_init(&err, 0);
+    assert_int_equal(config_load(&c, fixture("config/collect-fields-list.yml"), &err), -1);
+    assert_non_null(
+        strstr(err.buf, "collect-fields-list.yml:2:18: collect.vmstat_fields: want a string\n"));
     sbuf_release(&err);
     config_release(&c);
 }
@@ -646,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_good),
         cmocka_unit_test(test_empty_file_is_defaults),
         cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_collect_fields_bad),
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_listen_and_durations),

@@ -238,6 +238,8 @@ static struct collect *make_collector(struct daemon *d, const struct config *cfg
         .top_processes = cfg->collect.top_processes ? cfg->collect.top_processes : -1,
         .disabled = (const char *const *)cfg->collect.disable,
         .ndisabled = cfg->collect.ndisable,
+        .vmstat_fields = cfg->collect.vmstat_fields,
+        .netstat_fields = cfg->collect.netstat_fields,
     };
     return collect_new(&o);
 }

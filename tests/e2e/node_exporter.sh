@@ -11,11 +11,13 @@ sp=$(free_port)
 np=$(free_port)
 "$SITREP_BIN" serve --listen "127.0.0.1:$sp" --data "$E2E_TMP/data" 2>"$E2E_TMP/sitrep.log" &
 E2E_PIDS+=($!)
-# qdisc and slabinfo are off by default in node_exporter; sitrep collects
-# both, so turn them on where this node_exporter has them (1.5, Debian 12's,
-# does) and their names are compared too.
-ne_flags=()
-for c in qdisc slabinfo; do
+# qdisc, slabinfo, interrupts and softirqs are off by default in
+# node_exporter; sitrep collects them, so turn them on where this
+# node_exporter has them (1.5, Debian 12's, has all but softirqs) and their
+# names are compared too. sitrep exports every vmstat and netstat field by
+# default: so must node_exporter, for those to be compared.
+ne_flags=(--collector.vmstat.fields='.*' --collector.netstat.fields='.*')
+for c in qdisc slabinfo interrupts softirqs; do
     prometheus-node-exporter --help 2>&1 | grep -q -- "--collector\.$c " && ne_flags+=("--collector.$c")
 done
 prometheus-node-exporter --web.listen-address="127.0.0.1:$np" "${ne_flags[@]}" 2>"$E2E_TMP/ne.log" &

@@ -178,6 +178,10 @@ def main():
                 # (other work on the host): 32 MiB of slack on any memory gauge,
                 # far below any unit or field mix-up (kB vs bytes is 1024x).
                 mem = 32 << 20 if name.startswith('node_memory_') and name.endswith('_bytes') else 0
+                # The same 32 MiB for vmstat's page counts (nr_dirty,
+                # nr_writeback, nr_free_pages, ...), in 4 KiB pages.
+                if name.startswith('node_vmstat_nr_'):
+                    mem = (32 << 20) // 4096
                 slack = (hi - lo) + rel * max(abs(nv), abs(hi)) + max(ABS_SLACK.get(name, 0), mem)
                 if not (lo - slack <= nv <= hi + slack):
                     failures.append('%s%s: node_exporter %g, sitrep %g..%g (slack %g)'

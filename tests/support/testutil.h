@@ -17,7 +17,10 @@
 
 #include "collect/collect.h"
 #include "metric/metric.h"
+#include "util/log.h"
 #include "util/util.h"
+
+#include <unistd.h>
 
 /*
  * Path of a fixture below $SITREP_FIXTURES (set by ctest). Static buffer:
@@ -220,6 +223,32 @@ static inline struct collect *tu_collect_only_fixture(const char *proc_rel,
     return tu_collect_only(&o, keep, nkeep);
 }
 
+/*
+ * tu_collect_source() with the log (stderr, at warning level) captured into
+ * log (NUL-terminated, cut at cap), for checking what a failing source said.
+ * Leaves the log level at LOG_ERROR.
+ */
+static inline struct collect *tu_collect_source_logged(const char *proc_root, const char *source,
+                                                       char *log, size_t cap)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    fflush(stderr);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    dup2(fileno(f), 2);
+    log_set_level(LOG_WARN);
+    struct collect *c = tu_collect_source(proc_root, source);
+    log_set_level(LOG_ERROR);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    size_t n = fread(log, 1, cap - 1, f);
+    log[n] = '\0';
+    fclose(f);
+    return c;
+}
+
 /* sitrep_collector_success{collector="source"}, failing the test if absent. */
 static inline double tu_source_success(const struct metric_buf *b, const char *source)
 {
@@ -272,6 +301,41 @@ static inline void tu_rmrf(const char *dir)
     assert_true(strncmp(dir, "/tmp/sitrep-", 12) == 0); /* never anything else */
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
+}
+
+/*
+ * A fresh scratch proc root holding `file` (a path below it, no folders)
+ * with text. dir and path, of TU_PATH_MAX bytes each, receive the root and
+ * the file's path; remove it with tu_rmrf(dir).
+ */
+#define TU_PATH_MAX 256
+static inline void tu_scratch_proc(const char *file, const char *text, char *dir, char *path)
+{
+    snprintf(dir, TU_PATH_MAX, "%s", tu_tmpdir(file));
+    snprintf(path, TU_PATH_MAX, "%s/%s", dir, file);
+    tu_write_file(path, text);
+}
+
+/*
+ * Assert that `source` refuses text as its proc file `file`: it fails, is
+ * counted once, leaves no family starting with family_prefix, and its
+ * logged reason names "<root>/<file>:<line>: " (line 0: "<root>/<file>: ").
+ */
+static inline void tu_assert_rejects(const char *source, const char *file, const char *text,
+                                     int line, const char *family_prefix)
+{
+    char dir[TU_PATH_MAX], path[TU_PATH_MAX], log[4096], want[TU_PATH_MAX + 64];
+    tu_scratch_proc(file, text, dir, path);
+    struct collect *c = tu_collect_source_logged(dir, source, log, sizeof(log));
+    tu_assert_source_failed(collect_last(c), source, 1, family_prefix);
+    collect_free(c);
+    if (line)
+        snprintf(want, sizeof(want), "%s:%d: ", path, line);
+    else
+        snprintf(want, sizeof(want), "%s: ", path);
+    if (!strstr(log, want))
+        fail_msg("want '%s' in the log, got: %s", want, log);
+    tu_rmrf(dir);
 }
 
 #endif
