@@ -420,10 +420,11 @@ static int cut(struct tsdb *db, int flags)
  * A raw block whose window the cut could not downsample into tier t (the
  * block span is not a multiple of t's resolution, e.g. 10 s or 30 min
  * windows for the 1 h tier) gets its tier block once compaction has merged
- * raw windows into one that is: its samples are decoded and aggregated.
- * Returns 0 (also when there is nothing to do) or -1 (write failed).
+ * raw windows into one that is: its samples in [lo, hi) (a gap in the
+ * tier, see tier_gap) are decoded and aggregated into a tier block of that
+ * window. Returns 0 (also when there is nothing to do) or -1 (write failed).
  */
-static int tier_from_raw(struct tsdb *db, struct tsdb__bref *r, int t)
+static int tier_from_raw(struct tsdb *db, struct tsdb__bref *r, int t, int64_t lo, int64_t hi)
 {
     uint32_t n = tsdb__block_series_count(r->b);
     struct tsdb__block_series *bs = xcalloc(n ? n : 1, sizeof(*bs));
@@ -443,9 +444,9 @@ static int tier_from_raw(struct tsdb *db, struct tsdb__bref *r, int t)
         size_t ns = 0;
         struct tsdb__block_iter bi;
         struct tsdb__block_chunk c;
-        tsdb__block_iter_init(&bi, r->b, i, 0, r->mint, r->maxt - 1);
+        tsdb__block_iter_init(&bi, r->b, i, 0, lo, hi - 1);
         while (tsdb__block_iter_next(&bi, &c)) {
-            int rc = tsdb__chunk_iter_init(it, c.buf, c.len, INT64_MIN, INT64_MAX);
+            int rc = tsdb__chunk_iter_init(it, c.buf, c.len, lo, hi - 1);
             int64_t ts;
             double v;
             if (rc == 0)
@@ -480,7 +481,7 @@ static int tier_from_raw(struct tsdb *db, struct tsdb__bref *r, int t)
      * window is then covered, so it is not decoded again every pass and raw
      * retention does not wait for it forever.
      */
-    int rc = write_block(db, t, r->mint, r->maxt, bs, m);
+    int rc = write_block(db, t, lo, hi, bs, m);
     for (size_t k = 0; k < m * TSDB__AGG_N; k++)
         tsdb__chunk_release(&cols[k]);
     tsdb__aggs_release(&a);
@@ -508,6 +509,37 @@ static int tier_covers(struct tsdb *db, int t, int64_t mint, int64_t maxt)
     return have >= maxt - mint;
 }
 
+/*
+ * The first part of [mint, maxt) that tier t's blocks leave uncovered, as
+ * [*lo, *hi); returns 0 when they cover it all (caller holds blocks_mu).
+ * A merged raw block spans its whole merge window (a day, say) while the
+ * cut made tier blocks only for the windows that had data; the tier needs
+ * blocks for the rest of the window only, never a second, overlapping copy
+ * of what it has (its own compaction of the window would then collide).
+ */
+static int tier_gap(struct tsdb *db, int t, int64_t mint, int64_t maxt, int64_t *lo, int64_t *hi)
+{
+    int64_t cur = mint;
+    for (size_t k = 0; k < db->nblocks[t] && cur < maxt; k++) {
+        const struct tsdb__bref *b = db->blocks[t][k]; /* sorted by mint, never overlapping */
+        if (b->maxt <= cur)
+            continue;
+        if (b->mint >= maxt)
+            break;
+        if (b->mint > cur) {
+            *lo = cur;
+            *hi = b->mint;
+            return 1;
+        }
+        cur = b->maxt;
+    }
+    if (cur >= maxt)
+        return 0;
+    *lo = cur;
+    *hi = maxt;
+    return 1;
+}
+
 /* Whether tier t is made from merged raw windows (not at the cut) for this span. */
 static int tier_from_merges(int64_t span, int t)
 {
@@ -533,21 +565,22 @@ static int fill_tiers(struct tsdb *db)
 {
     for (int t = 1; t < TSDB__TIERS; t++) {
         struct tsdb__bref *todo = NULL;
+        int64_t lo = 0, hi = 0;
         pthread_mutex_lock(&db->blocks_mu);
         for (size_t i = 0; i < db->nblocks[TSDB__TIER_RAW] && !todo; i++) {
             struct tsdb__bref *r = db->blocks[TSDB__TIER_RAW][i];
             if ((r->maxt - r->mint) % tier_res[t] != 0 || r->mint % tier_res[t] != 0)
                 continue;
             /* Older than the tier keeps: it would only be deleted again. */
-            if (!tier_covers(db, t, r->mint, r->maxt) &&
-                r->maxt >
-                    db->blocks[TSDB__TIER_RAW][db->nblocks[0] - 1]->maxt - db->o.retention_ms[t])
+            if (tier_gap(db, t, r->mint, r->maxt, &lo, &hi) && lo % tier_res[t] == 0 &&
+                hi % tier_res[t] == 0 &&
+                hi > db->blocks[TSDB__TIER_RAW][db->nblocks[0] - 1]->maxt - db->o.retention_ms[t])
                 todo = tsdb__bref_get(r);
         }
         pthread_mutex_unlock(&db->blocks_mu);
         if (!todo)
             continue;
-        int rc = tier_from_raw(db, todo, t);
+        int rc = tier_from_raw(db, todo, t, lo, hi);
         tsdb__bref_put(todo);
         if (rc < 0)
             return -1;
