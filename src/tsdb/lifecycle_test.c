@@ -107,6 +107,29 @@ static int count_dirs(const char *dir, const char *sub, const char *prefix)
     return n;
 }
 
+/*
+ * Per-minute sample counts of series id over [mint, maxt] (a 1 min step reads
+ * the 1 min tier where it exists) into out[0..cap); returns how many.
+ */
+static size_t minute_counts(struct tsdb *db, const char *id, int64_t mint, int64_t maxt,
+                            struct tsdb_sample *out, size_t cap)
+{
+    struct tsdb_matcher m[] = {{TSDB_EQ, "id", id}};
+    struct tsdb_range r = {.mint = mint, .maxt = maxt, .step_ms = 60000, .agg = TSDB_AGG_COUNT};
+    struct tsdb_query *q;
+    char err[256];
+    const struct metric_label *ls;
+    const struct tsdb_sample *ss;
+    size_t nl, ns = 0;
+    if (tsdb_query_open(db, m, 1, &r, &q, err, sizeof(err)) < 0)
+        fail_msg("query: %s", err);
+    assert_int_equal(tsdb_query_next(q, &ls, &nl, &ss, &ns), 1);
+    assert_true(ns <= cap);
+    memcpy(out, ss, ns * sizeof(*ss));
+    tsdb_query_close(q);
+    return ns;
+}
+
 static struct tsdb *open_span(const char *dir, int64_t span, int64_t retention_raw)
 {
     struct tsdb *db;
@@ -214,20 +237,11 @@ static void test_compact_and_retention(void **state)
      */
     assert_true(count_dirs(dir, "1m", "b-") >= 1);
     assert_int_equal(count_dirs(dir, "1h", "b-"), 0);
-    struct tsdb_matcher m0[] = {{TSDB_EQ, "id", "0"}};
-    struct tsdb_range r1 = {
-        .mint = t0, .maxt = t0 + 8 * 60 * 1000 - 1, .step_ms = 60000, .agg = TSDB_AGG_COUNT};
-    struct tsdb_query *q1;
-    char err1[256];
-    const struct metric_label *ls1;
-    const struct tsdb_sample *ss1;
-    size_t nl1, ns1;
-    assert_int_equal(tsdb_query_open(db, m0, 1, &r1, &q1, err1, sizeof(err1)), 0);
-    assert_int_equal(tsdb_query_next(q1, &ls1, &nl1, &ss1, &ns1), 1);
+    struct tsdb_sample ss1[16];
+    size_t ns1 = minute_counts(db, "0", t0, t0 + 8 * 60 * 1000 - 1, ss1, 16);
     assert_int_equal(ns1, 8); /* 8 one-minute buckets of the 4 merged windows */
     for (size_t i = 0; i < ns1; i++)
         assert_true(ss1[i].v == 60);
-    tsdb_query_close(q1);
     tsdb_close(db);
 
     /* Retention 1 min: only the newest blocks stay; the reads start later. */
@@ -273,20 +287,11 @@ static void test_tiers_cut_then_compacted(void **state)
     struct tsdb *db = open_span(dir, span, 3600 * 1000ll);
     append_range(db, t0, t0 + 40 * 60 * 1000, 1000, 1); /* asserts every pass succeeds */
     assert_int_equal(tsdb_maintain(db, 0), 0);
-    struct tsdb_matcher m0[] = {{TSDB_EQ, "id", "5"}};
-    struct tsdb_range r = {
-        .mint = t0, .maxt = t0 + 36 * 60 * 1000 - 1, .step_ms = 60000, .agg = TSDB_AGG_COUNT};
-    struct tsdb_query *q;
-    char err[256];
-    const struct metric_label *ls;
-    const struct tsdb_sample *ss;
-    size_t nl, ns;
-    assert_int_equal(tsdb_query_open(db, m0, 1, &r, &q, err, sizeof(err)), 0);
-    assert_int_equal(tsdb_query_next(q, &ls, &nl, &ss, &ns), 1);
+    struct tsdb_sample ss[64];
+    size_t ns = minute_counts(db, "5", t0, t0 + 36 * 60 * 1000 - 1, ss, 64);
     assert_int_equal(ns, 36);
     for (size_t i = 0; i < ns; i++)
         assert_true(ss[i].v == 60);
-    tsdb_query_close(q);
     tsdb_close(db);
     tu_rmrf(dir);
 }
@@ -329,22 +334,13 @@ static void test_tiers_partial_merge_window(void **state)
     assert_no_overlap(dir, "raw");
     assert_no_overlap(dir, "1m");
     /* Minutes 9 .. 23 read at a 1 min step, each minute once (from the tier where cut). */
-    struct tsdb_matcher m0[] = {{TSDB_EQ, "id", "5"}};
-    struct tsdb_range r = {
-        .mint = t0, .maxt = t0 + 24 * span - 1, .step_ms = 60000, .agg = TSDB_AGG_COUNT};
-    struct tsdb_query *q;
-    char err[256];
-    const struct metric_label *ls;
-    const struct tsdb_sample *ss;
-    size_t nl, ns;
-    assert_int_equal(tsdb_query_open(db, m0, 1, &r, &q, err, sizeof(err)), 0);
-    assert_int_equal(tsdb_query_next(q, &ls, &nl, &ss, &ns), 1);
+    struct tsdb_sample ss[32];
+    size_t ns = minute_counts(db, "5", t0, t0 + 24 * span - 1, ss, 32);
     assert_int_equal(ns, 15); /* minutes 9 .. 23 */
     for (size_t i = 0; i < ns; i++) {
         assert_true(ss[i].ts == t0 + (int64_t)(9 + i) * span + 59000); /* its last sample */
         assert_true(ss[i].v == 60);
     }
-    tsdb_query_close(q);
     tsdb_close(db);
     tu_rmrf(dir);
 }
