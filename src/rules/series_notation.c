@@ -146,7 +146,7 @@ int rules__series_values_parse(const char *text, struct rules__sv **out, size_t 
             if (!stale && *p == 'x') {
                 int r = repetition(&p, &reps);
                 if (r < 0) {
-                    rc = fail(text, p, err_col, err, errcap, "%s",
+                    rc = fail(text, r == -2 ? item : p, err_col, err, errcap, "%s",
                               r == -2 ? TOO_MANY : "invalid repetition after \"_x\"");
                     break;
                 }
@@ -196,7 +196,7 @@ int rules__series_values_parse(const char *text, struct rules__sv **out, size_t 
         if (*p == 'x') {
             int r = repetition(&p, &reps);
             if (r < 0) {
-                rc = fail(text, p, err_col, err, errcap, "%s",
+                rc = fail(text, r == -2 ? item : p, err_col, err, errcap, "%s",
                           r == -2 ? TOO_MANY : "invalid repetition: want a whole number after x");
                 break;
             }

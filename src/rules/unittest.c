@@ -100,6 +100,12 @@ static int label_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->value, y->value);
 }
 
+static void sort_labels(struct rules_label *l, size_t n)
+{
+    if (n > 1)
+        qsort(l, n, sizeof(*l), label_cmp);
+}
+
 /* Prometheus's labels.Compare: pairwise by name then value, then the shorter first. */
 static int lset_cmp(const struct rules_label *a, size_t na, const struct rules_label *b, size_t nb)
 {
@@ -199,7 +205,7 @@ static void get_strmap(struct yamlcfg *w, yaml_node_t *v, const char *key, struc
         }
         label_push(out, n, ks, vs);
     }
-    qsort(*out, *n, sizeof(**out), label_cmp);
+    sort_labels(*out, *n);
 }
 
 /*
@@ -244,7 +250,7 @@ static int get_metric(struct yamlcfg *w, yaml_node_t *v, const char *key, int al
         }
     }
     query_node_free(node);
-    qsort(*out, *n, sizeof(**out), label_cmp);
+    sort_labels(*out, *n);
     return rc;
 }
 
@@ -332,7 +338,7 @@ static void series_key(struct yamlcfg *w, const char *key, yaml_node_t *k, yaml_
             ls[i] = ls[--n];
             break;
         }
-        qsort(ls, n, sizeof(*ls), label_cmp);
+        sort_labels(ls, n);
         s->labels = ls;
         s->nlabels = n;
         if (!s->name || !metric_name_valid(s->name))
@@ -746,11 +752,11 @@ static struct ut_lset *firing(struct ut_env *e, const char *name, size_t *n)
                     label_push(&l->labels, &l->nlabels, a->labels[j].name, a->labels[j].value);
                 for (size_t j = 0; j < a->nann; j++)
                     label_push(&l->ann, &l->nann, a->ann[j].name, a->ann[j].value);
-                qsort(l->labels, l->nlabels, sizeof(*l->labels), label_cmp);
-                qsort(l->ann, l->nann, sizeof(*l->ann), label_cmp);
+                sort_labels(l->labels, l->nlabels);
+                sort_labels(l->ann, l->nann);
             }
         }
-    if (*n)
+    if (*n > 1)
         qsort(out, *n, sizeof(*out), lset_pair_cmp);
     return out;
 }
@@ -784,9 +790,10 @@ static int check_alerts(struct ut_env *e, const struct ut_group *g, const struct
             label_push(&exp[i].labels, &exp[i].nlabels, "alertname", t->alertname);
         for (size_t k = 0; k < t->exp[i].nann; k++)
             label_push(&exp[i].ann, &exp[i].nann, t->exp[i].ann[k].name, t->exp[i].ann[k].value);
-        qsort(exp[i].labels, exp[i].nlabels, sizeof(*exp[i].labels), label_cmp);
+        sort_labels(exp[i].labels, exp[i].nlabels);
     }
-    qsort(exp, t->nexp, sizeof(*exp), lset_pair_cmp);
+    if (t->nexp > 1)
+        qsort(exp, t->nexp, sizeof(*exp), lset_pair_cmp);
     int same = ngot == t->nexp;
     for (size_t i = 0; same && i < ngot; i++)
         same = lset_pair_cmp(&got[i], &exp[i]) == 0;
@@ -843,7 +850,8 @@ static int check_expr(struct ut_env *e, const struct ut_expr_test *t, struct sbu
     query_result_release(&res);
     if (rc == 0) {
         struct ut_sample *exp = xcalloc(t->nexp ? t->nexp : 1, sizeof(*exp));
-        memcpy(exp, t->exp, t->nexp * sizeof(*exp));
+        if (t->nexp)
+            memcpy(exp, t->exp, t->nexp * sizeof(*exp));
         qsort(exp, t->nexp, sizeof(*exp), sample_cmp);
         qsort(got, n, sizeof(*got), sample_cmp);
         int same = n == t->nexp;
