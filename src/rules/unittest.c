@@ -365,7 +365,6 @@ static void series_key(struct yamlcfg *w, const char *key, yaml_node_t *k, yaml_
             yamlcfg_err(w, &at, "values: %s", err);
         }
     } else {
-        (void)k;
         yamlcfg_err(w, k, "field %s not found in type series (known: series, values)", key);
     }
 }
