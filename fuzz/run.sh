@@ -25,6 +25,7 @@ declare -A deps=(
     [promql_fuzz]="src/query/lex.c src/query/parse.c src/query/print.c src/query/functions.c src/util/util.c src/util/sbuf.c -lpcre2-8"
     [notify_fuzz]="src/notify/matcher.c src/notify/common.c src/notify/jsonread.c src/notify/config.c src/notify/route.c src/util/util.c src/util/sbuf.c src/util/log.c src/util/json.c src/util/dtoa.c -lpcre2-8 -lyaml"
     [qdisc_fuzz]="src/collect/qdisc.c src/collect/collect_util.c src/metric/metric_buf.c src/util/util.c"
+    [series_notation_fuzz]="src/rules/series_notation.c src/util/util.c"
     [rules_file_fuzz]="src/rules/load.c src/rules/template.c src/query/lex.c src/query/parse.c src/query/print.c src/query/functions.c src/metric/metric_buf.c src/util/util.c src/util/sbuf.c -lpcre2-8 -lyaml"
     [template_fuzz]="src/rules/template.c src/util/util.c src/util/sbuf.c"
     [wal_fuzz]="src/tsdb/wal.c src/tsdb/crc32c.c src/util/util.c src/util/log.c"

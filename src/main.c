@@ -26,6 +26,7 @@ static void usage(FILE *out)
           "  check config FILE...  validate config files; errors as file:line:col\n"
           "  check rules [--builtin] FILE...  validate Prometheus rule files (and the\n"
           "                        built-in pack); errors as file:line:col\n"
+          "  test rules [--builtin] TESTFILE...  run rule unit tests (promtool's format)\n"
           "  rules builtin         list, print or write out the built-in rule pack (--help)\n"
           "  silence add|list|expire  manage silences on the running daemon (--help)\n"
           "  version               print the version\n"
@@ -90,6 +91,12 @@ int main(int argc, char **argv)
         fputs("Usage: sitrep check config FILE...\n"
               "       sitrep check rules [--builtin] FILE...\n",
               stderr);
+        return 2;
+    }
+    if (strcmp(cmd, "test") == 0) {
+        if (argc >= 3 && strcmp(argv[2], "rules") == 0)
+            return rules_cli_test(argc - 3, argv + 3);
+        fputs("Usage: sitrep test rules [--builtin] TESTFILE...\n", stderr);
         return 2;
     }
     if (strcmp(cmd, "rules") == 0)

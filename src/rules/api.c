@@ -52,24 +52,31 @@ static void labels_json(struct sbuf *b, const struct rules_label *l, size_t n)
     sbuf_addc(b, '}');
 }
 
-/* Prometheus writes an alert's value with strconv.FormatFloat(v, 'e', -1, 64). */
-static void value_e(struct sbuf *b, double v)
+void rules__go_float(struct sbuf *b, double v, char e)
 {
     if (isnan(v)) {
-        sbuf_adds(b, "\"NaN\"");
+        sbuf_adds(b, "NaN");
         return;
     }
     if (isinf(v)) {
-        sbuf_adds(b, v > 0 ? "\"+Inf\"" : "\"-Inf\"");
+        sbuf_adds(b, v > 0 ? "+Inf" : "-Inf");
         return;
     }
     char buf[64];
     for (int prec = 0; prec < 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*e", prec, v);
+        snprintf(buf, sizeof(buf), e == 'E' ? "%.*E" : "%.*e", prec, v);
         if (strtod(buf, NULL) == v)
             break;
     }
-    sbuf_addf(b, "\"%s\"", buf);
+    sbuf_adds(b, buf);
+}
+
+/* Prometheus writes an alert's value with strconv.FormatFloat(v, 'e', -1, 64). */
+static void value_e(struct sbuf *b, double v)
+{
+    sbuf_addc(b, '"');
+    rules__go_float(b, v, 'e');
+    sbuf_addc(b, '"');
 }
 
 static void alert_json(struct sbuf *b, const struct rules__alert *a)

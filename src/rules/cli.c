@@ -1,11 +1,13 @@
 /*
  * cli.c: the rules engine's commands. `sitrep check rules` runs the rule
  * file checks (load.c) over files and, with --builtin, over the compiled-in
- * pack; `sitrep rules builtin` lists the pack, prints its files, or writes
- * them to a folder so a user can copy and edit them (an edited group then
- * replaces the built-in one of the same name: rules_load).
+ * pack; `sitrep test rules` runs rule unit tests (unittest.c) and prints
+ * their outcome as promtool does; `sitrep rules builtin` lists the pack, prints its files, or
+ * writes them to a folder so a user can copy and edit them (an edited group then replaces the
+ * built-in one of the same name: rules_load).
  */
 #include "rules/rules_internal.h"
+#include "util/log.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -72,6 +74,46 @@ int rules_cli_check(int argc, char **argv)
     return bad;
 }
 
+int rules_cli_test(int argc, char **argv)
+{
+    int builtin = argc >= 1 && strcmp(argv[0], "--builtin") == 0;
+    if (builtin) {
+        argc--;
+        argv++;
+    }
+    if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        int help = argc >= 1;
+        fputs("Usage: sitrep test rules [--builtin] TESTFILE...\n"
+              "Run rule unit tests written for `promtool test rules`: load each test's\n"
+              "input_series into a fresh store, evaluate the rule_files from time 0 every\n"
+              "evaluation_interval, and compare the firing alerts (alert_rule_test) and\n"
+              "query answers (promql_expr_test) with what the test expects. --builtin adds\n"
+              "the built-in rule pack to every test's rule_files. Exit status 0 if every\n"
+              "test passed, 1 if one failed, 2 if a file is invalid (file:line:col).\n",
+              help ? stdout : stderr);
+        return help ? 0 : 2;
+    }
+    /* the engine's own log lines (a rule's error) are reported by the runner instead */
+    log_set_level(LOG_ERROR);
+    int worst = 0;
+    struct sbuf report;
+    sbuf_init(&report, 0);
+    for (int i = 0; i < argc; i++) {
+        printf("Unit Testing: %s\n", argv[i]);
+        fflush(stdout);
+        sbuf_reset(&report);
+        int rc = rules__unittest_file(argv[i], builtin, &report);
+        fputs(report.buf, stderr);
+        fflush(stderr);
+        if (rc == 0)
+            puts("  SUCCESS");
+        puts("");
+        worst = rc > worst ? rc : worst;
+    }
+    sbuf_release(&report);
+    return worst;
+}
+
 static const char builtin_usage[] =
     "Usage: sitrep rules builtin                 list the built-in rules\n"
     "       sitrep rules builtin FILE...         print built-in files (host.yml, ...)\n"
@@ -83,24 +125,6 @@ static const char builtin_usage[] =
     "[NAME...]}` leaves single rules out. To change a rule, write the pack out,\n"
     "edit it and list it in `rule_files:`: a group of your files with the name\n"
     "of a built-in group replaces that group.\n";
-
-/* A duration as rule files write it: 1h, 1m30s, 0s. */
-static void format_duration(int64_t ms, char *out, size_t cap)
-{
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
-    size_t n = 0;
-    for (size_t i = 0; i < ARRAY_SIZE(units) && ms > 0 && n < cap; i++)
-        if (ms >= units[i].ms) {
-            n += (size_t)snprintf(out + n, cap - n, "%lld%s", (long long)(ms / units[i].ms),
-                                  units[i].unit);
-            ms %= units[i].ms;
-        }
-    if (n == 0)
-        snprintf(out, cap, "0s");
-}
 
 /* One line per rule: file, group, kind, name, severity, for. */
 static int list_builtin(void)
@@ -123,7 +147,7 @@ static int list_builtin(void)
                         sev = r->labels[k].value;
                 char fo[64] = "-";
                 if (r->alerting)
-                    format_duration(r->for_ms, fo, sizeof(fo));
+                    rules__duration_format(r->for_ms, fo, sizeof(fo));
                 printf("%-28s %-28s %-6s %-28s %-8s %s\n", set->groups[g].file, set->groups[g].name,
                        r->alerting ? "alert" : "record", r->name, sev, fo);
             }

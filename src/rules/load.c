@@ -94,6 +94,32 @@ int rules__duration_parse(const char *s, int64_t *ms)
     return 0;
 }
 
+void rules__duration_format(int64_t ms, char *out, size_t cap)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+        int whole; /* only when it divides the rest */
+    } units[] = {{"y", 365LL * 86400000, 1},
+                 {"w", 7LL * 86400000, 1},
+                 {"d", 86400000LL, 0},
+                 {"h", 3600000LL, 0},
+                 {"m", 60000LL, 0},
+                 {"s", 1000LL, 0},
+                 {"ms", 1LL, 0}};
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(units) && ms > 0 && n < cap; i++) {
+        if (ms < units[i].ms || (units[i].whole && ms % units[i].ms))
+            continue;
+        n += (size_t)snprintf(out + n, cap - n, "%lld%s", (long long)(ms / units[i].ms),
+                              units[i].unit);
+        ms %= units[i].ms;
+    }
+    if (n == 0)
+        snprintf(out, cap, "0s");
+}
+
 void rules__labels_free(struct rules_label *l, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

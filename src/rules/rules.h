@@ -246,6 +246,12 @@ void rules_register_http(struct http_server *s, struct rules *r);
 
 /* `sitrep check rules [--builtin] FILE...`: returns the exit code (0, 1 errors, 2 usage). */
 int rules_cli_check(int argc, char **argv);
+/*
+ * `sitrep test rules [--builtin] TESTFILE...`: rule unit tests in promtool's
+ * format (docs/RULES.md); returns the exit code (0 pass, 1 a test failed,
+ * 2 usage or an invalid file).
+ */
+int rules_cli_test(int argc, char **argv);
 /* `sitrep rules builtin [FILE...|--out DIR]` (argv[0] the subcommand): the exit code. */
 int rules_cli(int argc, char **argv);
 

@@ -105,6 +105,11 @@ void rules__group_release(struct rules__group *g);
 
 /* Prometheus durations: 1y2w3d4h5m6s7ms in that order, or "0". 0 or -1. */
 int rules__duration_parse(const char *s, int64_t *ms);
+/*
+ * The inverse, as Prometheus prints a duration: 0s, 90s as 1m30s, 1d1h;
+ * years and weeks only when whole (90d stays 90d). out holds 64 bytes.
+ */
+void rules__duration_format(int64_t ms, char *out, size_t cap);
 /* Free a label array. */
 void rules__labels_free(struct rules_label *l, size_t n);
 void rules__alert_free(struct rules__alert *a);
@@ -140,6 +145,48 @@ struct rules__tmpl_query {
 int rules__tmpl_query(void *ctx, const char *expr, struct rules_tmpl_vec *out, char *err,
                       size_t errcap);
 void rules__tmpl_query_release(struct rules__tmpl_query *q);
+
+/*
+ * series_notation.c: promtool's expanding notation of input series values
+ * ("1+2x3 _ stale 4x2"), one entry per step of the series' interval.
+ */
+#define RULES_SERIES_MAX_VALUES 1000000 /* per series, whatever the notation asks for */
+
+enum rules__sv_kind { RULES_SV_VALUE, RULES_SV_OMITTED, RULES_SV_STALE };
+
+struct rules__sv {
+    enum rules__sv_kind kind;
+    double v; /* RULES_SV_VALUE only */
+};
+
+/*
+ * Parse text, appending its values to *out (*n of them, xrealloc'd; the
+ * caller frees *out). Returns 0, or -1 with err filled and *err_col the
+ * 1-based byte column in text of the problem; what was parsed before it is
+ * kept in *out.
+ */
+int rules__series_values_parse(const char *text, struct rules__sv **out, size_t *n, size_t *err_col,
+                               char *err, size_t errcap);
+
+/*
+ * unittest.c: `sitrep test rules`. Run the test file text (named name in
+ * messages; its rule_files relative to base_dir, or to the current folder
+ * when NULL), with the built-in pack added to the rule files when builtin.
+ * Appends to report what is to be shown on stderr: warnings, and either
+ * "  FAILED:" with each failure (promtool's wording), or the file's errors
+ * as name:line:col: message. Returns 0 (every test passed), 1 (some test
+ * failed) or 2 (the test file or a rule file is invalid).
+ */
+int rules__unittest_run(const char *name, const char *text, size_t len, const char *base_dir,
+                        int builtin, struct sbuf *report);
+/* The same, reading the file at path (rule_files relative to its folder). */
+int rules__unittest_file(const char *path, int builtin, struct sbuf *report);
+
+/*
+ * api.c: v as Go's strconv.FormatFloat(v, e, -1, 64) writes it, e 'e' or
+ * 'E': the shortest digits that read back as v (1.5e+00), NaN, +Inf, -Inf.
+ */
+void rules__go_float(struct sbuf *b, double v, char e);
 
 /* state.c: the state file. */
 int rules__state_save(struct rules *r);
