@@ -148,6 +148,7 @@ void rules__rule_release(struct rules__rule *r)
     for (size_t i = 0; i < r->nalerts; i++)
         rules__alert_free(r->alerts[i]);
     free(r->alerts);
+    metric_buf_release(&r->prev);
 }
 
 void rules__group_release(struct rules__group *g)

@@ -584,6 +584,72 @@ static void eval_recording(struct rules__group *g, struct rules__rule *ru,
     }
 }
 
+/* ---- staleness of recording rules' outputs ---- */
+
+/* Bytes of n "name\0value\0" pairs starting at p. */
+static size_t pairs_len(const char *p, uint32_t n)
+{
+    const char *q = p;
+    for (uint32_t i = 0; i < 2 * n; i++)
+        q += strlen(q) + 1;
+    return (size_t)(q - p);
+}
+
+struct lkey {
+    const char *p;
+    size_t len;
+};
+
+static int lkey_cmp(const void *a, const void *b)
+{
+    const struct lkey *x = a, *y = b;
+    int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Append a stale marker to b for every sample of `from` for which keep() is false. */
+static void add_stale(struct metric_buf *b, const char *family, const struct metric_buf *from,
+                      const struct lkey *keep, size_t nkeep)
+{
+    for (size_t j = 0; j < from->nsamples; j++) {
+        const struct metric_sample *ms = &from->samples[j];
+        const char *p = from->arena + ms->labels;
+        struct lkey k = {p, pairs_len(p, ms->nlabels)};
+        if (nkeep && bsearch(&k, keep, nkeep, sizeof(*keep), lkey_cmp))
+            continue;
+        struct metric_label l[METRIC_MAX_LABELS];
+        size_t nl = 0;
+        for (uint32_t i = 0; i < ms->nlabels && nl < METRIC_MAX_LABELS; i++) {
+            l[nl].name = p;
+            p += strlen(p) + 1;
+            l[nl++].value = p;
+            p += strlen(p) + 1;
+        }
+        if (!b->nfams)
+            metric_fam(b, family, "", METRIC_UNTYPED);
+        metric_add(b, stale_nan(), nl, l);
+    }
+}
+
+/*
+ * b holds recording rule ru's output of this evaluation: add stale markers
+ * for the series of its previous output that are gone.
+ */
+static void stale_gone(struct rules__rule *ru, struct metric_buf *b)
+{
+    if (!ru->prev.nsamples)
+        return;
+    size_t n = b->nsamples;
+    struct lkey *keys = xmalloc((n ? n : 1) * sizeof(*keys));
+    for (size_t i = 0; i < n; i++) {
+        const char *p = b->arena + b->samples[i].labels;
+        keys[i] = (struct lkey){p, pairs_len(p, b->samples[i].nlabels)};
+    }
+    qsort(keys, n, sizeof(*keys), lkey_cmp);
+    add_stale(b, ru->name, &ru->prev, keys, n);
+    free(keys);
+}
+
 void rules__eval_group(struct rules *r, struct rules__group *g, int64_t ts)
 {
     int64_t t0 = util_mono_ns();
@@ -635,9 +701,19 @@ void rules__eval_group(struct rules *r, struct rules__group *g, int64_t ts)
         ru->last_eval_ms = ts;
         ru->eval_seconds = (double)(util_mono_ns() - r0) / 1e9;
         pthread_mutex_unlock(&r->mu);
+        struct metric_mark cur;
+        int recorded = rc == 0 && !ru->alerting;
+        if (recorded) {
+            metric_buf_mark(&b, &cur);
+            stale_gone(ru, &b);
+        }
         /* appended per rule so later rules of the group see earlier ones' outputs */
         if (b.nsamples)
             tsdb_append_batch(r->o.db, "rules", &b, NULL);
+        if (recorded) { /* this output, without the markers, is the next one's "previous" */
+            metric_buf_rollback(&b, &cur);
+            metric_buf_swap(&ru->prev, &b);
+        }
     }
     metric_buf_release(&b);
     pthread_mutex_lock(&r->mu);
@@ -788,6 +864,47 @@ static struct rules__rule *match_rule(struct rules_set *old, const struct rules_
     return NULL;
 }
 
+/*
+ * A reload: a recording rule of the same group and name keeps the previous
+ * output (so what it no longer returns still gets its stale marker); what a
+ * removed or renamed rule wrote is marked stale now, as Prometheus does, so
+ * it does not linger for the lookback. The evaluation thread is stopped.
+ */
+static void carry_recorded(struct rules *r, struct rules_set *old, struct rules_set *set)
+{
+    struct metric_buf b;
+    metric_buf_init(&b);
+    metric_buf_reset(&b, rules__now(r));
+    for (size_t g = 0; g < old->ngroups; g++) {
+        struct rules__group *og = &old->groups[g];
+        for (size_t i = 0; i < og->nrules; i++) {
+            struct rules__rule *orl = &og->rules[i];
+            if (orl->alerting || !orl->prev.nsamples)
+                continue;
+            struct rules__rule *nr = NULL;
+            for (size_t ng = 0; ng < set->ngroups && !nr; ng++) {
+                struct rules__group *sg = &set->groups[ng];
+                if (strcmp(sg->name, og->name) != 0 || strcmp(sg->file, og->file) != 0)
+                    continue;
+                for (size_t k = 0; k < sg->nrules && !nr; k++)
+                    if (!sg->rules[k].alerting && strcmp(sg->rules[k].name, orl->name) == 0 &&
+                        !sg->rules[k].prev.nsamples)
+                        nr = &sg->rules[k];
+            }
+            if (nr) {
+                metric_buf_swap(&nr->prev, &orl->prev);
+                continue;
+            }
+            b.nfams = 0; /* each rule its own family run */
+            add_stale(&b, orl->name, &orl->prev, NULL, 0);
+            if (b.nsamples)
+                tsdb_append_batch(r->o.db, "rules", &b, NULL);
+            metric_buf_reset(&b, b.ts_ms);
+        }
+    }
+    metric_buf_release(&b);
+}
+
 void rules_update(struct rules *r, struct rules_set *set)
 {
     if (!set)
@@ -819,6 +936,7 @@ void rules_update(struct rules *r, struct rules_set *set)
     r->set = set;
     r->dirty = 1;
     pthread_mutex_unlock(&r->mu);
+    carry_recorded(r, old, set);
     rules_set_free(old);
     log_info("rules: reloaded: %zu groups, %zu rules", rules_set_groups(set), rules_set_rules(set));
     if (was_running)

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metric/metric.h"
 #include "rules/rules.h"
 
 struct query_node;
@@ -58,6 +59,14 @@ struct rules__rule {
     char last_error[512];
     int64_t last_eval_ms;
     double eval_seconds;
+    /*
+     * A recording rule's output of its last evaluation (its family, samples
+     * and label sets; owned): a series in it that the next evaluation does
+     * not return gets a stale marker, as Prometheus writes, so nothing that
+     * reads the recorded series (an alert) sees a vanished result for the
+     * 5 minutes of lookback. Carried across reloads by group and name.
+     */
+    struct metric_buf prev;
 };
 
 struct rules__group {

@@ -10,6 +10,8 @@
  */
 #include "testutil.h"
 #include "metric/metric.h"
+#include "query/eval.h"
+#include "query/promql.h"
 #include "rules/rules_internal.h"
 #include "tsdb/tsdb.h"
 
@@ -579,6 +581,64 @@ static void test_pending_firing_resolved(void **state)
     env_close(&e, 0);
 }
 
+/* Whether the store answers instant query `expr` at `at` with any series. */
+static size_t answers(struct env *e, const char *expr, int64_t at)
+{
+    struct query_node *q;
+    struct query_error pe;
+    if (query_parse(expr, &q, &pe) < 0)
+        fail_msg("%s: %s", expr, pe.msg);
+    struct query_result res;
+    struct query_eval_error qe;
+    if (query_eval_instant(e->db, q, expr, at, NULL, &res, &qe) < 0)
+        fail_msg("%s: %s", expr, qe.msg);
+    size_t n = res.nseries;
+    query_result_release(&res);
+    query_node_free(q);
+    return n;
+}
+
+/*
+ * A recording rule's series that it no longer returns, and every series of a
+ * rule a reload removed, end with a stale marker at once (Prometheus's
+ * behaviour), rather than answering for the 5 minutes of lookback.
+ */
+static void test_recording_staleness(void **state)
+{
+    (void)state;
+    struct env e = {0};
+    env_open(&e);
+    start_rules(&e,
+                "groups:\n  - name: g\n    interval: 1s\n    rules:\n"
+                "      - record: x:high\n        expr: x > 1\n"
+                "      - record: x:any\n        expr: x\n",
+                3);
+    step(&e, 5);
+    assert_int_equal(answers(&e, "x:high", e.now), 1);
+    e.now += 1000;
+    step(&e, 0); /* x:high returns nothing now */
+    assert_int_equal(answers(&e, "x:high", e.now), 0);
+    assert_int_equal(answers(&e, "x:any", e.now), 1);
+    e.now += 1000;
+    step(&e, 7); /* back */
+    assert_int_equal(answers(&e, "x:high", e.now), 1);
+
+    /* a reload keeps x:high (its previous output carried over) and drops x:any */
+    struct rules_set *set = NULL;
+    struct sbuf errs;
+    sbuf_init(&errs, 0);
+    const char *y = "groups:\n  - name: g\n    interval: 1s\n    rules:\n"
+                    "      - record: x:high\n        expr: x > 1\n";
+    assert_int_equal(rules_parse(&set, "t.yml", y, strlen(y), 1000, &errs), 0);
+    sbuf_release(&errs);
+    e.now += 1000;
+    rules_update(e.r, set); /* marks x:any stale now */
+    assert_int_equal(answers(&e, "x:any", e.now), 0);
+    step(&e, 0);
+    assert_int_equal(answers(&e, "x:high", e.now), 0);
+    env_close(&e, 0);
+}
+
 static void test_keep_firing_for(void **state)
 {
     (void)state;
@@ -748,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_pending_firing_resolved),
         cmocka_unit_test(test_keep_firing_for),
+        cmocka_unit_test(test_recording_staleness),
         cmocka_unit_test(test_flapping),
         cmocka_unit_test(test_restore_after_restart),
         cmocka_unit_test(test_annotation_query),

@@ -39,6 +39,11 @@
  *                u = zz((s[i]-ref)/g) (below 2^55) as an order-k Exp-Golomb
  *                code: q = (u >> k) + 1 has len+1 bits; len zero bits, a
  *                one bit, the low len bits of q, the low k bits of u.
+ *                k = 63 instead says sparse: most values equal ref. Then
+ *                k2:6 (<= 55), uvar c (1 <= c <= m), and for each of the c
+ *                values that differ, in increasing position: its position
+ *                in bitlen(m-1) bits, then u-1 (u as above, >= 1) as an
+ *                order-k2 Exp-Golomb code; every other value is ref.
  *              All arithmetic is mod 2^64.
  *   seq1(x[m], base)  deltas d[i] = x[i] - x[i-1] (x[-1] = base): pack(d)
  *   seq2(x[m], base)  uvar zz(d[0]), then pack(d[i] - d[i-1]) for i >= 1
@@ -267,6 +272,7 @@ struct pack {
 };
 
 #define EG_MAX_BITS 55 /* Exp-Golomb only for zigzagged residuals below 2^55 */
+#define EG_SPARSE   63 /* in mode 1's order field: the sparse form follows */
 
 static inline unsigned eg_bits(uint64_t u, unsigned k)
 {
@@ -292,6 +298,91 @@ static uint64_t approx_median(const uint64_t *s, size_t m)
     return (uint64_t)t[k / 2];
 }
 
+/*
+ * The Exp-Golomb order for m values whose bit lengths are counted in
+ * hist[0..bmax]: a value of b bits costs 1 + k bits if b <= k, else
+ * 2b - k - 1 (exact up to a carry); the caller costs the chosen k exactly.
+ * `le` counts values of at most kk bits, `gt2b` sums 2b over the others.
+ */
+static unsigned eg_pick(const unsigned *hist, unsigned bmax, size_t m)
+{
+    uint64_t le = 0, gt2b = 0, kcost = UINT64_MAX;
+    unsigned k = 0;
+    for (unsigned b = 0; b <= bmax; b++)
+        gt2b += 2 * (uint64_t)b * hist[b];
+    for (unsigned kk = 0; kk <= bmax; kk++) {
+        le += hist[kk];
+        gt2b -= 2 * (uint64_t)kk * hist[kk];
+        uint64_t c = le * (1 + kk) + gt2b - (m - le) * (kk + 1);
+        if (c < kcost) {
+            kcost = c;
+            k = kk;
+        }
+    }
+    return k;
+}
+
+static void put_eg(struct tsdb__bitw *w, uint64_t u, unsigned k)
+{
+    uint64_t q = (u >> k) + 1;
+    unsigned len = bitlen(q) - 1;
+    tsdb__bitw_put(w, (uint64_t)1 << len, len + 1); /* len zeros, then a one */
+    tsdb__bitw_put(w, q & tsdb__mask(len), len);
+    tsdb__bitw_put(w, u & tsdb__mask(k), k);
+}
+
+/*
+ * Take an Exp-Golomb form (mode 1 or 2) of order k over u[0..n) if it is
+ * smaller than best; `bits` is what it costs before the codes.
+ */
+static void eg_offer(struct pack *best, unsigned mode, uint64_t ref, uint64_t g, const uint64_t *u,
+                     size_t n, unsigned k, uint64_t bits)
+{
+    for (size_t i = 0; i < n; i++)
+        bits += eg_bits(u[i], k);
+    if (bits < best->bits)
+        *best = (struct pack){.mode = mode, .ref = ref, .g = g, .w = k, .bits = bits};
+}
+
+/*
+ * Sparse: most of s[] equal one value (an error counter's deltas: zero but
+ * for a few seconds a minute). FOR pays its width and Exp-Golomb at least a
+ * bit on every value; this pays only for the ones that differ, with their
+ * positions. The reference is the approximate median, which is the common
+ * value whenever it is most of the block.
+ */
+static void sparse_plan(const uint64_t *s, size_t m, struct pack *best)
+{
+    uint64_t ref = approx_median(s, m), g = 0;
+    size_t c = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (s[i] == ref)
+            continue;
+        uint64_t d = s[i] - ref;
+        g = gcd64(g, as_i64(d) < 0 ? 0 - d : d);
+        c++;
+    }
+    if (!c || c > m / 4 || g > INT64_MAX)
+        return;
+    unsigned hist[65] = {0};
+    uint64_t maxu = 0, u[TSDB_BLOCK_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (s[i] == ref)
+            continue;
+        int64_t q = as_i64(s[i] - ref);
+        u[n] = zz((uint64_t)(g == 1 ? q : q / (int64_t)g)) - 1;
+        maxu = u[n] > maxu ? u[n] : maxu;
+        hist[bitlen(u[n++])]++;
+    }
+    unsigned bmax = bitlen(maxu);
+    if (bmax > EG_MAX_BITS)
+        return;
+    uint64_t bits = 1 + uvar_bits(zz(ref)) + uvar_bits(g - 1) + 6 + 6 + uvar_bits(c) +
+                    (uint64_t)c * bitlen(m - 1);
+    eg_offer(best, 2, ref, g, u, c, eg_pick(hist, bmax, c), bits);
+}
+
 static void eg_plan(const uint64_t *s, size_t m, struct pack *best)
 {
     uint64_t ref = approx_median(s, m), g = 0;
@@ -309,37 +400,11 @@ static void eg_plan(const uint64_t *s, size_t m, struct pack *best)
         maxu = u[i] > maxu ? u[i] : maxu;
         hist[bitlen(u[i])]++;
     }
-    unsigned bmax = bitlen(maxu), k = 0;
+    unsigned bmax = bitlen(maxu);
     if (bmax > EG_MAX_BITS)
         return;
-    /*
-     * Pick k from the histogram of lengths: a value of b bits costs 1 + k
-     * bits if b <= k, else 2b - k - 1 (exact up to a carry); then cost the
-     * chosen k exactly. `le` counts values of at most kk bits, `gt2b` sums
-     * 2b over the others.
-     */
-    uint64_t le = 0, gt2b = 0, kcost = UINT64_MAX;
-    for (unsigned b = 0; b <= bmax; b++)
-        gt2b += 2 * (uint64_t)b * hist[b];
-    for (unsigned kk = 0; kk <= bmax; kk++) {
-        le += hist[kk];
-        gt2b -= 2 * (uint64_t)kk * hist[kk];
-        uint64_t c = le * (1 + kk) + gt2b - (m - le) * (kk + 1);
-        if (c < kcost) {
-            kcost = c;
-            k = kk;
-        }
-    }
     uint64_t bits = 1 + uvar_bits(zz(ref)) + uvar_bits(g - 1) + 6;
-    for (size_t i = 0; i < m; i++)
-        bits += eg_bits(u[i], k);
-    if (bits < best->bits) {
-        best->mode = 1;
-        best->ref = ref;
-        best->g = g;
-        best->w = k;
-        best->bits = bits;
-    }
+    eg_offer(best, 1, ref, g, u, m, eg_pick(hist, bmax, m), bits);
 }
 
 static void pack_plan(const uint64_t *s, size_t m, struct pack *p)
@@ -372,7 +437,9 @@ static void pack_plan(const uint64_t *s, size_t m, struct pack *p)
     if (p->w) {
         p->bits += uvar_bits(p->g - 1) + (uint64_t)m * p->w;
         if (m > 2 && p->w > 2)
-            eg_plan(s, m, p); /* at 1..2 bits a value, FOR is as good as it gets */
+            eg_plan(s, m, p); /* at 1..2 bits a value, FOR is as good as it gets... */
+        if (m >= 16)
+            sparse_plan(s, m, p); /* ...unless nearly all of them are one value */
     }
 }
 
@@ -380,19 +447,32 @@ static void put_pack(struct tsdb__bitw *w, const uint64_t *s, size_t m, const st
 {
     if (!m)
         return;
-    tsdb__bitw_put(w, p->mode, 1);
+    tsdb__bitw_put(w, p->mode != 0, 1);
     put_uvar(w, zz(p->ref));
     if (p->mode == 1) {
         put_uvar(w, p->g - 1);
         tsdb__bitw_put(w, p->w, 6);
         for (size_t i = 0; i < m; i++) {
             int64_t d = as_i64(s[i] - p->ref);
-            uint64_t u = zz((uint64_t)(p->g == 1 ? d : d / (int64_t)p->g));
-            uint64_t q = (u >> p->w) + 1;
-            unsigned len = bitlen(q) - 1;
-            tsdb__bitw_put(w, (uint64_t)1 << len, len + 1); /* len zeros, then a one */
-            tsdb__bitw_put(w, q & tsdb__mask(len), len);
-            tsdb__bitw_put(w, u & tsdb__mask(p->w), p->w);
+            put_eg(w, zz((uint64_t)(p->g == 1 ? d : d / (int64_t)p->g)), p->w);
+        }
+        return;
+    }
+    if (p->mode == 2) {
+        put_uvar(w, p->g - 1);
+        tsdb__bitw_put(w, EG_SPARSE, 6);
+        tsdb__bitw_put(w, p->w, 6);
+        size_t c = 0;
+        for (size_t i = 0; i < m; i++)
+            c += s[i] != p->ref;
+        put_uvar(w, c);
+        unsigned pb = bitlen(m - 1);
+        for (size_t i = 0; i < m; i++) {
+            if (s[i] == p->ref)
+                continue;
+            int64_t d = as_i64(s[i] - p->ref);
+            tsdb__bitw_put(w, i, pb);
+            put_eg(w, zz((uint64_t)(p->g == 1 ? d : d / (int64_t)p->g)) - 1, p->w);
         }
         return;
     }
@@ -811,6 +891,43 @@ static uint64_t get_xor1(struct rd *r, uint64_t prev)
     return prev ^ tsdb__bitr_get64(&r->b, len) << (64 - lz - len);
 }
 
+/* One order-k Exp-Golomb code (k <= EG_MAX_BITS); a longer prefix is malformed. */
+static uint64_t get_eg(struct rd *r, unsigned k)
+{
+    unsigned len = tsdb__bitr_zeros(&r->b);
+    if (len > EG_MAX_BITS) {
+        r->bad = 1;
+        return 0;
+    }
+    uint64_t q = (uint64_t)1 << len | tsdb__bitr_get(&r->b, len);
+    return (q - 1) << k | tsdb__bitr_get(&r->b, k);
+}
+
+/* The sparse form of mode 1, after its k field: see the format above. */
+static void get_sparse(struct rd *r, uint64_t *s, size_t m, uint64_t ref, uint64_t g)
+{
+    unsigned k = (unsigned)tsdb__bitr_get(&r->b, 6);
+    uint64_t c = get_uvar(r);
+    if (k > EG_MAX_BITS || c == 0 || c > m) {
+        r->bad = 1;
+        return;
+    }
+    for (size_t i = 0; i < m; i++)
+        s[i] = ref;
+    unsigned pb = bitlen(m - 1);
+    size_t next = 0; /* positions increase: each is at least this */
+    for (uint64_t j = 0; j < c; j++) {
+        uint64_t pos = tsdb__bitr_get(&r->b, pb);
+        uint64_t u = get_eg(r, k) + 1;
+        if (pos < next || pos >= m || r->bad) {
+            r->bad = 1;
+            return;
+        }
+        s[pos] = ref + g * unzz(u);
+        next = (size_t)pos + 1;
+    }
+}
+
 static void get_pack(struct rd *r, uint64_t *s, size_t m)
 {
     if (!m)
@@ -820,20 +937,16 @@ static void get_pack(struct rd *r, uint64_t *s, size_t m)
     if (mode == 1) {
         uint64_t g = get_uvar(r) + 1;
         unsigned k = (unsigned)tsdb__bitr_get(&r->b, 6);
+        if (k == EG_SPARSE) {
+            get_sparse(r, s, m, ref, g);
+            return;
+        }
         if (k > EG_MAX_BITS) {
             r->bad = 1;
             return;
         }
-        for (size_t i = 0; i < m; i++) {
-            unsigned len = tsdb__bitr_zeros(&r->b);
-            if (len > EG_MAX_BITS) {
-                r->bad = 1;
-                return;
-            }
-            uint64_t q = (uint64_t)1 << len | tsdb__bitr_get(&r->b, len);
-            uint64_t u = (q - 1) << k | tsdb__bitr_get(&r->b, k);
-            s[i] = ref + g * unzz(u);
-        }
+        for (size_t i = 0; i < m && !r->bad; i++)
+            s[i] = ref + g * unzz(get_eg(r, k));
         return;
     }
     unsigned w = (unsigned)tsdb__bitr_get(&r->b, 6);

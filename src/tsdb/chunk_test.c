@@ -374,7 +374,16 @@ static void test_random_shapes(void **state)
         int64_t t = (int64_t)rnd() >> (rnd() % 64);
         int64_t step = 1 + (int64_t)(rnd() % 20000);
         double x = (double)(rnd() % 100000) / 100;
+        unsigned sparse = round % 3 == 0 ? 2 + (unsigned)(round % 40) : 0; /* 1 in `sparse` moves */
         for (size_t i = 0; i < n; i++) {
+            if (sparse) {
+                if (rnd() % sparse == 0)
+                    x += (double)((int64_t)(rnd() % 9) - 4) * (round % 2 ? 1 : 0.25);
+                v[i] = x;
+                ts[i] = t;
+                t += step;
+                continue;
+            }
             switch (rnd() % 6) {
             case 0:
                 break; /* same value */
@@ -482,6 +491,24 @@ static void test_compact_methods(void **state)
     len = steady_block(ts, v, TSDB_BLOCK_MAX, v[0] - 4096, &tm, &vm);
     assert_true(vm == TSDB__V_DEC || vm == TSDB__V_DEC_DOD);
     assert_true(len <= 8 + 6 * TSDB_BLOCK_MAX / 8);
+
+    /*
+     * An error counter: flat but for 3 increments of 1..2 in the block. FOR
+     * would pay 2 bits for each of the 64 values (20 bytes with headers); the
+     * sparse form only for the three (their positions and sizes). A round trip
+     * with sparse blocks of every density is in test_random_shapes.
+     */
+    for (size_t i = 0; i < TSDB_BLOCK_MAX; i++)
+        v[i] = 500 + (i >= 9) + (i >= 30) * 2 + (i >= 51);
+    len = steady_block(ts, v, TSDB_BLOCK_MAX, 500, &tm, &vm);
+    assert_int_equal(vm, TSDB__V_DEC);
+    assert_true(len <= 10);
+    double vs[3 * TSDB_BLOCK_MAX];
+    int64_t tss[3 * TSDB_BLOCK_MAX];
+    regular_ts(tss, 3 * TSDB_BLOCK_MAX, T0, 1000);
+    for (size_t i = 0; i < 3 * TSDB_BLOCK_MAX; i++)
+        vs[i] = (double)(i * 7 % 61 == 0 ? i : i / 61 * 61) - 1e6; /* steps, negative */
+    check_roundtrip(tss, vs, 3 * TSDB_BLOCK_MAX);
 
     /* Jittered timestamps: delta coding in a few bits. */
     for (size_t i = 0; i < TSDB_BLOCK_MAX; i++)
