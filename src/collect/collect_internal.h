@@ -129,6 +129,8 @@ struct collect_pidstat {
                          parsed buffer, not NUL-terminated, may hold anything */
     size_t comm_len;
     char state;           /* field 3, a letter */
+    uint64_t minflt;      /* field 10, faults served without disk IO */
+    uint64_t majflt;      /* field 12, faults that read from disk */
     uint64_t utime;       /* field 14, clock ticks */
     uint64_t stime;       /* field 15, clock ticks */
     uint64_t num_threads; /* field 20 */
