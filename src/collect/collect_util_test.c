@@ -67,6 +67,7 @@ static void test_pidstat_normal(void **state)
     assert_string_equal(comm, "cat");
     assert_int_equal(ps.comm_len, 3);
     assert_int_equal(ps.state, 'R');
+    assert_int_equal(ps.flags, 4194304);
     assert_int_equal(ps.minflt, 102);
     assert_int_equal(ps.majflt, 0);
     assert_int_equal(ps.utime, 15);
