@@ -50,8 +50,8 @@
 #define FD_CACHE_MAX 256
 /*
  * Ticks between <pid>/io reads of a process that shows no sign of activity
- * (a backstop: IO shows as CPU time or the D state nearly always). At 150
- * processes, 15 reads a tick, about 30 us.
+ * (a backstop: IO shows as CPU time or the D state nearly always). Kernel
+ * threads are left out of it. At 150 processes, about 9 reads a tick.
  */
 #define IO_REFRESH 10
 #define PF_KTHREAD 0x00200000 /* stat flags: a kernel thread */
@@ -112,9 +112,9 @@ struct processes_state {
     struct top_heap by_cpu, by_rss, by_io;
     struct top_heap picked; /* the union of the three, with detail: at most 3N */
     uint64_t walks;         /* complete walks so far: staggers the io refresh */
-    int procfs;             /* proc_root is a procfs: 0 not known yet, 1 yes, 2 no (fixtures) */
-    size_t nfds;            /* cached <pid>/stat descriptors held in the tables */
-    char stat[1024];        /* one /proc/<pid>/stat; only its first ~25 fields matter */
+    int fd_sizes;    /* fd directories' sizes are their counts: 0 not known yet, 1 yes, 2 no */
+    size_t nfds;     /* cached <pid>/stat descriptors held in the tables */
+    char stat[1024]; /* one /proc/<pid>/stat; only its first ~25 fields matter */
     char status[STATUS_MAX];
 };
 
@@ -444,21 +444,25 @@ static void io_sample(struct collect_ctx *ctx, const char *path, struct pid_slot
 
 /*
  * Open descriptors of a process: the entries of path ("<pid>/fd"), or -1 if
- * it cannot be read (another user's process without root, or gone). On a
- * procfs since Linux 6.2 the directory's size is the count, which spares the
- * listing; elsewhere (older kernels report 0, fixtures are real directories)
- * the entries are counted with getdents64 into a stack buffer, as readdir()
- * would allocate.
+ * it cannot be read (another user's process without root, or gone). Since
+ * Linux 6.2 a procfs fd directory's size is the count, which spares the
+ * listing; whether this one does is told once by sitrep's own, which always
+ * has descriptors open. Elsewhere (older kernels report 0, fixtures are real
+ * directories) the entries are counted with getdents64 into a stack buffer,
+ * as readdir() would allocate.
  */
 static int64_t count_fds(struct processes_state *s, struct collect_ctx *ctx, const char *path)
 {
     struct stat st;
-    if (!s->procfs) {
+    if (!s->fd_sizes) {
         struct statfs sf;
-        s->procfs = fstatfs(ctx->proc_fd, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC ? 1 : 2;
+        s->fd_sizes = fstatfs(ctx->proc_fd, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC &&
+                              fstatat(ctx->proc_fd, "self/fd", &st, 0) == 0 && st.st_size > 0
+                          ? 1
+                          : 2;
     }
-    if (s->procfs == 1 && fstatat(ctx->proc_fd, path, &st, 0) == 0 && st.st_size > 0)
-        return (int64_t)st.st_size;
+    if (s->fd_sizes == 1)
+        return fstatat(ctx->proc_fd, path, &st, 0) == 0 ? (int64_t)st.st_size : -1;
     int fd = openat(ctx->proc_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;
