@@ -129,6 +129,9 @@ struct collect_pidstat {
                          parsed buffer, not NUL-terminated, may hold anything */
     size_t comm_len;
     char state;           /* field 3, a letter */
+    uint64_t flags;       /* field 9, PF_* (PF_KTHREAD 0x00200000: a kernel thread) */
+    uint64_t minflt;      /* field 10, faults served without disk IO */
+    uint64_t majflt;      /* field 12, faults that read from disk */
     uint64_t utime;       /* field 14, clock ticks */
     uint64_t stime;       /* field 15, clock ticks */
     uint64_t num_threads; /* field 20 */
@@ -235,5 +238,6 @@ extern const struct collect_source collect__src_slabinfo;
 extern const struct collect_source collect__src_self;
 extern const struct collect_source collect__src_interrupts;
 extern const struct collect_source collect__src_softirqs;
+extern const struct collect_source collect__src_schedstat;
 
 #endif

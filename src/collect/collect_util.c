@@ -303,9 +303,11 @@ int collect__parse_pidstat(char *buf, struct collect_pidstat *out, const char **
         return pidstat_error(why, "bad state");
     out->state = f[0][0];
     int64_t rss;
-    if (collect__u64(f[11], &out->utime) < 0 || collect__u64(f[12], &out->stime) < 0 ||
-        collect__u64(f[17], &out->num_threads) < 0 || collect__u64(f[19], &out->starttime) < 0 ||
-        collect__u64(f[20], &out->vsize) < 0 || collect__i64(f[21], &rss) < 0)
+    if (collect__u64(f[6], &out->flags) < 0 || collect__u64(f[7], &out->minflt) < 0 ||
+        collect__u64(f[9], &out->majflt) < 0 || collect__u64(f[11], &out->utime) < 0 ||
+        collect__u64(f[12], &out->stime) < 0 || collect__u64(f[17], &out->num_threads) < 0 ||
+        collect__u64(f[19], &out->starttime) < 0 || collect__u64(f[20], &out->vsize) < 0 ||
+        collect__i64(f[21], &rss) < 0)
         return pidstat_error(why, "bad number");
     out->rss_pages = rss > 0 ? (uint64_t)rss : 0;
     return 0;

@@ -67,6 +67,9 @@ static void test_pidstat_normal(void **state)
     assert_string_equal(comm, "cat");
     assert_int_equal(ps.comm_len, 3);
     assert_int_equal(ps.state, 'R');
+    assert_int_equal(ps.flags, 4194304);
+    assert_int_equal(ps.minflt, 102);
+    assert_int_equal(ps.majflt, 0);
     assert_int_equal(ps.utime, 15);
     assert_int_equal(ps.stime, 7);
     assert_int_equal(ps.num_threads, 3);

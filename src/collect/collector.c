@@ -28,6 +28,7 @@ static const struct collect_source *const sources[] = {
     &collect__src_entropy,    &collect__src_timex,      &collect__src_uname,
     &collect__src_os,         &collect__src_qdisc,      &collect__src_slabinfo,
     &collect__src_self,       &collect__src_interrupts, &collect__src_softirqs,
+    &collect__src_schedstat,
 };
 #define NSOURCES ARRAY_SIZE(sources)
 

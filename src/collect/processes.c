@@ -1,9 +1,10 @@
 /*
  * processes.c: one walk over /proc/<pid>/stat per tick -> processes by state,
  * PIDs and threads in use (node_exporter's "processes" collector, same
- * names), and the top N processes by CPU usage and by resident memory as
- * sitrep_process_* series labelled {pid, comm} (N = opts->top_processes; at
- * most 2N series per family, so cardinality stays bounded).
+ * names), and, for the top N processes by CPU usage, by resident memory and
+ * by disk IO rate, what each is doing: sitrep_process_* series labelled
+ * {pid, comm} (N = opts->top_processes; at most 3N processes per family, so
+ * cardinality stays bounded). docs/COLLECT.md lists the series.
  *
  * CPU usage needs each process's CPU time at the previous tick. Two
  * open-addressing tables keyed by pid hold it: the walk fills the current one
@@ -12,6 +13,17 @@
  * changed was reused. The tables grow only when more processes are alive than
  * ever before and the top-N heaps only up to N, so a steady host allocates
  * nothing per tick.
+ *
+ * The IO rate needs <pid>/io, which costs about as much as <pid>/stat, so the
+ * walk reads it only for processes that may have done IO since it last did:
+ * those that ran (utime + stime moved), are in uninterruptible sleep (D),
+ * are new, or were picked last tick; every other process is read every
+ * IO_REFRESH ticks, staggered by pid. Storage IO is issued (reads) or
+ * accounted (dirtied pages) in the process's own context, so one that did not
+ * run did none; one whose CPU time is below the clock tick is caught by the
+ * D state or the refresh, and its rate is then averaged since its last read.
+ * The per-process detail (/proc/<pid>/{io,fd,status}) is read only for the
+ * picked processes.
  */
 #include "collect/collect_internal.h"
 #include "util/util.h"
@@ -19,9 +31,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #define COMM_MAX  64 /* kernel threads' names can be longer than TASK_COMM_LEN */
@@ -33,13 +48,27 @@
  * processes past the cap are opened and closed each tick as before.
  */
 #define FD_CACHE_MAX 256
+/*
+ * Ticks between <pid>/io reads of a process that shows no sign of activity
+ * (a backstop: IO shows as CPU time or the D state nearly always). Kernel
+ * threads are left out of it. At 150 processes, about 9 reads a tick.
+ */
+#define IO_REFRESH 10
+#define PF_KTHREAD 0x00200000 /* stat flags: a kernel thread */
+/* /proc/<pid>/status is about 1.5 KiB; the CPU and NUMA masks make it grow
+ * on big hosts. The context switch lines come last: past this they are lost. */
+#define STATUS_MAX 8192
 
 struct pid_slot {
-    int32_t pid;    /* 0: empty */
-    int32_t picked; /* already in this tick's top-N output */
-    uint64_t start; /* starttime (clock ticks after boot): tells reused pids apart */
-    uint64_t ticks; /* utime + stime at ts_ms */
+    int32_t pid;       /* 0: empty */
+    uint8_t picked;    /* in this tick's detail list (read next tick: picked last tick) */
+    uint8_t io_denied; /* <pid>/io cannot be read (another user's process, no root) */
+    uint8_t has_io;    /* io_bytes and io_ts_ms hold a reading of this process */
+    uint64_t start;    /* starttime (clock ticks after boot): tells reused pids apart */
+    uint64_t ticks;    /* utime + stime at ts_ms */
     int64_t ts_ms;
+    uint64_t io_bytes; /* read_bytes + write_bytes at io_ts_ms */
+    int64_t io_ts_ms;
     int fd; /* open <pid>/stat + 1, 0 if none (zeroed slots hold no fd) */
 };
 
@@ -55,6 +84,13 @@ struct proc_info {
     double ratio;   /* CPU seconds per wall second since the previous tick */
     uint64_t rss_pages;
     uint64_t threads;
+    uint64_t minflt, majflt;
+    int has_io;                 /* io_read and io_write were read this tick */
+    uint64_t io_read, io_write; /* <pid>/io read_bytes, write_bytes */
+    uint64_t io_total;          /* last known read + write bytes: ranks ties */
+    double io_rate;             /* read + write bytes per second since the last reading */
+    /* Read for picked processes only; -1: unknown. */
+    int64_t fds, ctx_vol, ctx_nonvol;
     char comm[COMM_MAX];
 };
 
@@ -73,9 +109,13 @@ struct processes_state {
     int cur;    /* tab[cur] is being filled, tab[!cur] is the previous walk */
     int have_prev;
     int64_t prev_ts; /* timestamp of the last complete walk */
-    struct top_heap by_cpu, by_rss;
+    struct top_heap by_cpu, by_rss, by_io;
+    struct top_heap picked; /* the union of the three, with detail: at most 3N */
+    uint64_t walks;         /* complete walks so far: staggers the io refresh */
+    int fd_sizes;    /* fd directories' sizes are their counts: 0 not known yet, 1 yes, 2 no */
     size_t nfds;     /* cached <pid>/stat descriptors held in the tables */
     char stat[1024]; /* one /proc/<pid>/stat; only its first ~25 fields matter */
+    char status[STATUS_MAX];
 };
 
 /* Close the cached descriptors a table still holds. */
@@ -135,6 +175,8 @@ static void processes_release(void *p)
     free(s->tab[1].slots);
     free(s->by_cpu.v);
     free(s->by_rss.v);
+    free(s->by_io.v);
+    free(s->picked.v);
 }
 
 static size_t pid_hash(int32_t pid)
@@ -193,6 +235,15 @@ static int rss_better(const struct proc_info *a, const struct proc_info *b)
 {
     if (a->rss_pages != b->rss_pages)
         return a->rss_pages > b->rss_pages;
+    return a->pid < b->pid;
+}
+
+static int io_better(const struct proc_info *a, const struct proc_info *b)
+{
+    if (a->io_rate != b->io_rate)
+        return a->io_rate > b->io_rate;
+    if (a->io_total != b->io_total)
+        return a->io_total > b->io_total;
     return a->pid < b->pid;
 }
 
@@ -328,8 +379,138 @@ static int emit_limit(struct collect_ctx *ctx, const char *file, const char *nam
 }
 
 /*
+ * The number after key (a whole line's name with its ':', e.g.
+ * "\nread_bytes:") in a NUL-terminated "name: value" file such as <pid>/io
+ * or <pid>/status. Returns 0, or -1 if the key is absent or not followed by
+ * a number. A search rather than a line-by-line parse: status has ~55 lines
+ * and only the last two matter.
+ */
+static int key_u64(const char *buf, const char *key, uint64_t *out)
+{
+    const char *k = strstr(buf, key);
+    if (!k)
+        return -1;
+    char num[24];
+    const char *v = k + strlen(key);
+    v += strspn(v, " \t");
+    size_t n = strspn(v, "0123456789");
+    if (n == 0 || n >= sizeof(num))
+        return -1;
+    memcpy(num, v, n);
+    num[n] = '\0';
+    return collect__u64(num, out);
+}
+
+/*
+ * Read <pid>/io (path "<pid>/io") into p and take the rate since the reading
+ * slot holds, then make this reading the slot's. since_ms > 0 means the
+ * process is new since that walk (it did all of its IO after it); without a
+ * reading to compare with, the rate stays 0. An unreadable file (another
+ * user's process without root; the kernel checks ptrace access) marks the
+ * slot so it is not tried again for this process; a gone process or a file
+ * without the two fields just leaves p without io. Neither is an error: the
+ * series are skipped for that process.
+ */
+static void io_sample(struct collect_ctx *ctx, const char *path, struct pid_slot *slot,
+                      struct proc_info *p, int64_t since_ms)
+{
+    char buf[512]; /* 7 lines of at most 20 digits */
+    long n = collect__read_small(ctx->proc_fd, path, buf, sizeof(buf));
+    if (n < 0) {
+        if (n != -ENOENT && n != -ESRCH)
+            slot->io_denied = 1;
+        return;
+    }
+    uint64_t rd, wr;
+    /* The '\n' anchors the name to a line start: "cancelled_write_bytes:"
+     * ends with "write_bytes:". */
+    if (key_u64(buf, "\nread_bytes:", &rd) < 0 || key_u64(buf, "\nwrite_bytes:", &wr) < 0)
+        return;
+    uint64_t total = rd + wr;
+    p->has_io = 1;
+    p->io_read = rd;
+    p->io_write = wr;
+    p->io_total = total;
+    p->io_rate = 0;
+    if (slot->has_io && ctx->ts_ms > slot->io_ts_ms && total >= slot->io_bytes)
+        p->io_rate =
+            (double)(total - slot->io_bytes) / ((double)(ctx->ts_ms - slot->io_ts_ms) / 1000.0);
+    else if (!slot->has_io && since_ms > 0 && ctx->ts_ms > since_ms)
+        p->io_rate = (double)total / ((double)(ctx->ts_ms - since_ms) / 1000.0);
+    slot->has_io = 1;
+    slot->io_bytes = total;
+    slot->io_ts_ms = ctx->ts_ms;
+}
+
+/*
+ * Open descriptors of a process: the entries of path ("<pid>/fd"), or -1 if
+ * it cannot be read (another user's process without root, or gone). Since
+ * Linux 6.2 a procfs fd directory's size is the count, which spares the
+ * listing; whether this one does is told once by sitrep's own, which always
+ * has descriptors open. Elsewhere (older kernels report 0, fixtures are real
+ * directories) the entries are counted with getdents64 into a stack buffer,
+ * as readdir() would allocate.
+ */
+static int64_t count_fds(struct processes_state *s, struct collect_ctx *ctx, const char *path)
+{
+    struct stat st;
+    if (!s->fd_sizes) {
+        struct statfs sf;
+        s->fd_sizes = fstatfs(ctx->proc_fd, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC &&
+                              fstatat(ctx->proc_fd, "self/fd", &st, 0) == 0 && st.st_size > 0
+                          ? 1
+                          : 2;
+    }
+    if (s->fd_sizes == 1)
+        return fstatat(ctx->proc_fd, path, &st, 0) == 0 ? (int64_t)st.st_size : -1;
+    int fd = openat(ctx->proc_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    _Alignas(struct dirent64) char buf[4096];
+    int64_t count = 0;
+    ssize_t n;
+    while ((n = getdents64(fd, buf, sizeof(buf))) > 0)
+        for (ssize_t off = 0; off < n;) {
+            const struct dirent64 *d = (const struct dirent64 *)(buf + off);
+            if (d->d_name[0] != '.') /* ".", ".."; descriptors are digits */
+                count++;
+            off += d->d_reclen;
+        }
+    close(fd);
+    return n < 0 ? -1 : count;
+}
+
+/*
+ * Fill in what the walk does not read for one picked process: io (if the
+ * walk skipped it), open descriptors and context switches. Whatever cannot
+ * be read stays unknown and its series are skipped.
+ */
+static void detail(struct processes_state *s, struct collect_ctx *ctx, struct proc_info *p,
+                   struct pid_slot *slot)
+{
+    char path[32];
+    int pl = snprintf(path, sizeof(path), "%d/", (int)p->pid);
+    if (!p->has_io && !slot->io_denied) {
+        memcpy(path + pl, "io", 3);
+        io_sample(ctx, path, slot, p, 0);
+    }
+    memcpy(path + pl, "fd", 3);
+    p->fds = count_fds(s, ctx, path);
+    p->ctx_vol = p->ctx_nonvol = -1;
+    memcpy(path + pl, "status", 7);
+    uint64_t vol, nonvol;
+    if (collect__read_small(ctx->proc_fd, path, s->status, sizeof(s->status)) > 0 &&
+        key_u64(s->status, "\nvoluntary_ctxt_switches:", &vol) == 0 &&
+        key_u64(s->status, "\nnonvoluntary_ctxt_switches:", &nonvol) == 0) {
+        p->ctx_vol = (int64_t)vol;
+        p->ctx_nonvol = (int64_t)nonvol;
+    }
+}
+
+/*
  * Walk proc_root once: count states and threads, remember each process's CPU
- * time, and offer it to the two top-N heaps. Returns COLLECT_OK or _FAILED.
+ * time (and io, for those that may have done IO), and offer it to the three
+ * top-N heaps. Returns COLLECT_OK or _FAILED.
  */
 static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *states,
                 uint64_t *npids, uint64_t *nthreads)
@@ -378,9 +559,14 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
         *nthreads += ps.num_threads;
         states[(unsigned char)ps.state]++;
 
-        struct proc_info pi = {
-            .pid = pid, .ticks = ticks, .rss_pages = ps.rss_pages, .threads = ps.num_threads};
-        if (prev && old.start == ps.starttime) {
+        struct proc_info pi = {.pid = pid,
+                               .ticks = ticks,
+                               .rss_pages = ps.rss_pages,
+                               .threads = ps.num_threads,
+                               .minflt = ps.minflt,
+                               .majflt = ps.majflt};
+        int same = prev && old.start == ps.starttime;
+        if (same) {
             if (ticks > old.ticks && ctx->ts_ms > old.ts_ms)
                 pi.ratio =
                     (double)(ticks - old.ticks) / hz / ((double)(ctx->ts_ms - old.ts_ms) / 1000.0);
@@ -392,11 +578,27 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
         struct pid_slot *slot = table_slot(now, s->cap, pid);
         *slot = (struct pid_slot){
             .pid = pid, .start = ps.starttime, .ticks = ticks, .ts_ms = ctx->ts_ms, .fd = fd + 1};
+        if (same) { /* the io reading carries over; a reused pid starts afresh */
+            slot->io_denied = old.io_denied;
+            slot->has_io = old.has_io;
+            slot->io_bytes = old.io_bytes;
+            slot->io_ts_ms = old.io_ts_ms;
+        }
         now->n++;
         if (limit) {
+            pi.io_total = slot->io_bytes;
+            if (!slot->io_denied && (!slot->has_io || ticks != old.ticks || ps.state == 'D' ||
+                                     old.picked || ((uint64_t)pid + s->walks) % IO_REFRESH == 0)) {
+                memcpy(path + nl, "/io", 4);
+                io_sample(ctx, path, slot, &pi, same ? 0 : s->have_prev ? s->prev_ts : 0);
+            }
             copy_comm(pi.comm, ps.comm, ps.comm_len);
             heap_offer(&s->by_cpu, limit, &pi, cpu_better);
             heap_offer(&s->by_rss, limit, &pi, rss_better);
+            /* Only processes doing storage IO now: an idle host adds no
+             * series, unlike CPU and RSS, which always rank everyone. */
+            if (pi.io_rate > 0)
+                heap_offer(&s->by_io, limit, &pi, io_better);
         }
     }
     if (errno)
@@ -404,30 +606,149 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
     return COLLECT_OK;
 }
 
-/* Emit one sitrep_process_* family over the top processes (by CPU, then the
- * ones only in the RSS list); `picked` marks pids already emitted. */
-static void emit_top(struct processes_state *s, struct collect_ctx *ctx, const char *name,
-                     const char *help, enum metric_type type, int what)
+/*
+ * Gather the union of the three sorted top lists into s->picked (by CPU
+ * first, then those only in the RSS list, then those only in the IO list),
+ * each process once, with its detail read.
+ */
+static void pick(struct processes_state *s, struct collect_ctx *ctx)
+{
+    struct pid_table *now = &s->tab[s->cur];
+    const struct top_heap *lists[] = {&s->by_cpu, &s->by_rss, &s->by_io};
+    s->picked.n = 0;
+    for (size_t k = 0; k < ARRAY_SIZE(lists); k++)
+        for (size_t i = 0; i < lists[k]->n; i++) {
+            const struct proc_info *p = &lists[k]->v[i];
+            struct pid_slot *slot = table_find(now, s->cap, p->pid);
+            if (slot->picked)
+                continue;
+            slot->picked = 1;
+            void *v = s->picked.v;
+            util_grow(&v, &s->picked.cap, s->picked.n + 1, sizeof(*s->picked.v));
+            s->picked.v = v;
+            struct proc_info *d = &s->picked.v[s->picked.n++];
+            *d = *p;
+            detail(s, ctx, d, slot);
+        }
+}
+
+/* The sitrep_process_* families with one value per picked process. */
+enum pick_value {
+    PV_CPU_SECONDS,
+    PV_CPU_RATIO,
+    PV_RSS,
+    PV_THREADS,
+    PV_IO_READ,
+    PV_IO_WRITE,
+    PV_IO_RATE,
+    PV_FDS,
+    PV_MINFLT,
+    PV_MAJFLT,
+};
+
+static const struct {
+    const char *name, *help;
+    enum metric_type type;
+} pick_families[] = {
+    [PV_CPU_SECONDS] = {"sitrep_process_cpu_seconds_total",
+                        "CPU time (user + system) of the top processes by CPU, resident memory or "
+                        "disk IO.",
+                        METRIC_COUNTER},
+    [PV_CPU_RATIO] = {"sitrep_process_cpu_usage_ratio",
+                      "CPU seconds per second since the previous tick (1 = one full core), top "
+                      "processes.",
+                      METRIC_GAUGE},
+    [PV_RSS] = {"sitrep_process_resident_memory_bytes", "Resident memory of the top processes.",
+                METRIC_GAUGE},
+    [PV_THREADS] = {"sitrep_process_threads", "Threads of the top processes.", METRIC_GAUGE},
+    [PV_IO_READ] = {"sitrep_process_io_read_bytes_total",
+                    "Bytes the top processes caused to be read from storage (/proc/<pid>/io "
+                    "read_bytes).",
+                    METRIC_COUNTER},
+    [PV_IO_WRITE] = {"sitrep_process_io_write_bytes_total",
+                     "Bytes the top processes caused to be written to storage (/proc/<pid>/io "
+                     "write_bytes, counted when pages are dirtied).",
+                     METRIC_COUNTER},
+    [PV_IO_RATE] = {"sitrep_process_io_bytes_per_second",
+                    "Storage bytes read + written per second since the previous reading, top "
+                    "processes.",
+                    METRIC_GAUGE},
+    [PV_FDS] = {"sitrep_process_open_fds", "Open file descriptors of the top processes.",
+                METRIC_GAUGE},
+    [PV_MINFLT] = {"sitrep_process_minor_faults_total",
+                   "Page faults served without storage IO, top processes.", METRIC_COUNTER},
+    [PV_MAJFLT] = {"sitrep_process_major_faults_total",
+                   "Page faults that read from storage, top processes.", METRIC_COUNTER},
+};
+
+/* The value of family `what` for p; 0 if p has none (unreadable file). */
+static int pick_value(const struct proc_info *p, enum pick_value what, double *v)
 {
     double hz = (double)sysconf(_SC_CLK_TCK), page = (double)sysconf(_SC_PAGESIZE);
-    struct pid_table *now = &s->tab[s->cur];
-    metric_fam(ctx->out, name, help, type);
-    for (int k = 0; k < 2; k++) {
-        const struct top_heap *h = k ? &s->by_rss : &s->by_cpu;
-        for (size_t i = 0; i < h->n; i++) {
-            const struct proc_info *p = &h->v[i];
-            struct pid_slot *slot = table_find(now, s->cap, p->pid);
-            if (slot->picked == what + 1)
+    switch (what) {
+    case PV_CPU_SECONDS:
+        *v = (double)p->ticks / hz;
+        return 1;
+    case PV_CPU_RATIO:
+        *v = p->ratio;
+        return 1;
+    case PV_RSS:
+        *v = (double)p->rss_pages * page;
+        return 1;
+    case PV_THREADS:
+        *v = (double)p->threads;
+        return 1;
+    case PV_IO_READ:
+        *v = (double)p->io_read;
+        return p->has_io;
+    case PV_IO_WRITE:
+        *v = (double)p->io_write;
+        return p->has_io;
+    case PV_IO_RATE:
+        *v = p->io_rate;
+        return p->has_io;
+    case PV_FDS:
+        *v = (double)p->fds;
+        return p->fds >= 0;
+    case PV_MINFLT:
+        *v = (double)p->minflt;
+        return 1;
+    case PV_MAJFLT:
+        *v = (double)p->majflt;
+        return 1;
+    }
+    return 0;
+}
+
+/* Every sitrep_process_* family over s->picked. */
+static void emit_picked(struct processes_state *s, struct collect_ctx *ctx)
+{
+    for (size_t f = 0; f < ARRAY_SIZE(pick_families); f++) {
+        metric_fam(ctx->out, pick_families[f].name, pick_families[f].help, pick_families[f].type);
+        for (size_t i = 0; i < s->picked.n; i++) {
+            const struct proc_info *p = &s->picked.v[i];
+            double v;
+            if (!pick_value(p, (enum pick_value)f, &v))
                 continue;
-            slot->picked = what + 1;
-            double v = what == 0   ? (double)p->ticks / hz
-                       : what == 1 ? p->ratio
-                       : what == 2 ? (double)p->rss_pages * page
-                                   : (double)p->threads;
             char pid[16];
             snprintf(pid, sizeof(pid), "%d", (int)p->pid);
             metric_add2(ctx->out, v, "pid", pid, "comm", p->comm);
         }
+    }
+    metric_fam(ctx->out, "sitrep_process_context_switches_total",
+               "Context switches of the top processes: voluntary (blocked, waiting for IO or a "
+               "lock) and nonvoluntary (preempted).",
+               METRIC_COUNTER);
+    for (size_t i = 0; i < s->picked.n; i++) {
+        const struct proc_info *p = &s->picked.v[i];
+        if (p->ctx_vol < 0)
+            continue;
+        char pid[16];
+        snprintf(pid, sizeof(pid), "%d", (int)p->pid);
+        struct metric_label l[3] = {{"pid", pid}, {"comm", p->comm}, {"kind", "voluntary"}};
+        metric_add(ctx->out, (double)p->ctx_vol, 3, l);
+        l[2].value = "nonvoluntary";
+        metric_add(ctx->out, (double)p->ctx_nonvol, 3, l);
     }
 }
 
@@ -446,7 +767,7 @@ static int processes_collect(void *p, struct collect_ctx *ctx)
     if (s->cap)
         memset(s->tab[s->cur].slots, 0, s->cap * sizeof(*s->tab[s->cur].slots));
     s->tab[s->cur].n = 0;
-    s->by_cpu.n = s->by_rss.n = 0;
+    s->by_cpu.n = s->by_rss.n = s->by_io.n = 0;
     uint32_t states[256] = {0};
     uint64_t npids = 0, nthreads = 0;
     if (walk(s, ctx, states, &npids, &nthreads) != COLLECT_OK) {
@@ -472,21 +793,13 @@ static int processes_collect(void *p, struct collect_ctx *ctx)
     if (ctx->opts->top_processes > 0) {
         heap_sort(&s->by_cpu, cpu_better);
         heap_sort(&s->by_rss, rss_better);
-        emit_top(s, ctx, "sitrep_process_cpu_seconds_total",
-                 "CPU time (user + system) of the top processes by CPU or by resident memory.",
-                 METRIC_COUNTER, 0);
-        emit_top(s, ctx, "sitrep_process_cpu_usage_ratio",
-                 "CPU seconds per second since the previous tick (1 = one full core), top "
-                 "processes.",
-                 METRIC_GAUGE, 1);
-        emit_top(s, ctx, "sitrep_process_resident_memory_bytes",
-                 "Resident memory of the top processes by CPU or by resident memory.", METRIC_GAUGE,
-                 2);
-        emit_top(s, ctx, "sitrep_process_threads",
-                 "Threads of the top processes by CPU or by resident memory.", METRIC_GAUGE, 3);
+        heap_sort(&s->by_io, io_better);
+        pick(s, ctx);
+        emit_picked(s, ctx);
     }
     s->cur = !s->cur;
     s->have_prev = 1;
+    s->walks++;
     s->prev_ts = ctx->ts_ms;
 
     if (emit_limit(ctx, "sys/kernel/threads-max", "node_processes_max_threads",

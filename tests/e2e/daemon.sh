@@ -48,8 +48,8 @@ m=$(curl -fsS "http://127.0.0.1:$port/metrics")
 check "/metrics has host CPU" grep -q '^node_cpu_seconds_total{cpu="0",mode="idle"}' <<<"$m"
 check "/metrics has build info" grep -q '^sitrep_build_info{' <<<"$m"
 nproc_series=$(grep -c '^sitrep_process_resident_memory_bytes{' <<<"$m")
-check "top_processes from the file applies (1..2*3 processes, got $nproc_series)" \
-    [ "$nproc_series" -ge 1 -a "$nproc_series" -le 6 ]
+check "top_processes from the file applies (1..3*3 processes: CPU, RSS, IO; got $nproc_series)" \
+    [ "$nproc_series" -ge 1 -a "$nproc_series" -le 9 ]
 check "second instance on the same data dir is refused" \
     bash -c "! '$B' serve --listen 127.0.0.1:$(free_port) --data '$data' 2>/dev/null"
 
