@@ -28,6 +28,40 @@ def fmt_delay(x):
     return "-" if x is None else "%.0f s" % x
 
 
+def verdict(results):
+    """The issue's side-by-side target, per drill: sitrep's first expected
+    alert against Netdata's first alarm, and a one-line tally."""
+    out, detected, earlier, netdata_hits = [], 0, 0, 0
+    for r in results:
+        fired = [row["delay_s"] for row in r.get("rows", []) if row["delay_s"] is not None]
+        nd = r.get("netdata")
+        if nd is None:
+            continue
+        ours = min(fired) if fired else None
+        theirs = nd["first"]["delay_s"] if nd["first"] else None
+        if r.get("rows"):
+            detected += ours is not None
+        if theirs is not None:
+            netdata_hits += 1
+            earlier += ours is not None and ours < theirs
+        if not r.get("rows"):
+            what = "no alert expected; sitrep raised %s, Netdata %s" % (
+                ", ".join(r["other_alerts"]) or "none",
+                nd["first"]["alarm"] if nd["first"] else "none")
+        elif theirs is None:
+            what = "sitrep after %s; Netdata raised nothing" % fmt_delay(ours)
+        else:
+            what = "sitrep after %s, Netdata after %s (%s): %s" % (
+                fmt_delay(ours), fmt_delay(theirs), nd["first"]["alarm"],
+                "sitrep first" if ours is not None and ours < theirs else "NETDATA FIRST")
+        out.append("- %s: %s" % (r["drill"], what))
+    if not out:
+        return ["Netdata was not run (--netdata)."]
+    expecting = sum(1 for r in results if r.get("rows") and r.get("netdata") is not None)
+    return out + ["", "sitrep detected %d of %d drills; Netdata detected %d, and sitrep was first"
+                  " on %d of those." % (detected, expecting, netdata_hits, earlier)]
+
+
 def report(results, path, argv):
     lines = ["# Incident drills", "",
              "Produced by `%s` on %s (a 2-core, 24 GiB Debian 12 machine) in %s form."
@@ -60,6 +94,7 @@ def report(results, path, argv):
                 fmt_delay(row["delay_s"]), fmt_delay(row["notified_delay_s"]),
                 {None: "-", True: "yes", False: "no"}[row["cause_named"]], ndtext,
                 "pass" if row["ok"] and r.get("passed", True) else "FAIL"))
+    lines += ["", "## Against Netdata", ""] + verdict(results)
     lines += ["", "## What each drill saw", ""]
     for r in results:
         for n in r.get("notes", []):
