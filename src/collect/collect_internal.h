@@ -16,6 +16,13 @@
 #include "collect/collect.h"
 #include "metric/metric.h"
 
+/* A file collect__read keeps open (see struct collect_ctx). */
+#define KEPT_PATH 80
+struct collect__kept {
+    int dirfd, fd;
+    char path[KEPT_PATH];
+};
+
 /* Return values of a source's collect function. */
 #define COLLECT_OK      0
 #define COLLECT_MISSING -1 /* the source does not exist here: disable it */
@@ -33,6 +40,15 @@ struct collect_ctx {
     char *buf;              /* shared read buffer, see collect__read() */
     size_t buf_cap;
     char err[512]; /* a failing source says what and where here */
+    /*
+     * Files collect__read keeps open between ticks and re-reads from offset
+     * 0: only below a real procfs (keep_proc) or sysfs (keep_sys) root,
+     * where such a read regenerates the content. Below any other root (test
+     * fixtures) a rewritten file may be a new inode, so every read reopens.
+     */
+    int keep_proc, keep_sys;
+    struct collect__kept *kept; /* owned; closed by collect__forget() */
+    size_t nkept;
 };
 
 /* collect_source.flags */
@@ -59,7 +75,15 @@ struct collect_source {
  * or -errno (and fills ctx->err). The buffer stays valid until the next call.
  */
 long collect__read(struct collect_ctx *ctx, int dirfd, const char *path);
-/* Like collect__read into a caller buffer of size cap (truncates silently). */
+/* Close the files collect__read kept open. */
+void collect__forget(struct collect_ctx *ctx);
+/*
+ * Like collect__read into a caller buffer of size cap (truncates silently):
+ * _into keeps the file open as collect__read does, _small never does (for
+ * per-process files, whose paths come and go).
+ */
+long collect__read_into(struct collect_ctx *ctx, int dirfd, const char *path, char *buf,
+                        size_t cap);
 long collect__read_small(int dirfd, const char *path, char *buf, size_t cap);
 
 /* Record why the source failed ("file:line: message"); returns COLLECT_FAILED. */

@@ -16,19 +16,56 @@
 #include <string.h>
 #include <unistd.h>
 
-long collect__read(struct collect_ctx *ctx, int dirfd, const char *path)
+/*
+ * At most this many files are kept open: the host sources read about 50.
+ * Paths longer than KEPT_PATH are simply reopened each time.
+ */
+#define KEPT_MAX 96
+
+static struct collect__kept *kept_find(struct collect_ctx *ctx, int dirfd, const char *path)
 {
-    int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(ctx->err, sizeof(ctx->err), "%s: %s", path, strerror(e));
-        return -e;
-    }
+    for (size_t i = 0; i < ctx->nkept; i++)
+        if (ctx->kept[i].dirfd == dirfd && strcmp(ctx->kept[i].path, path) == 0)
+            return &ctx->kept[i];
+    return NULL;
+}
+
+/* Whether fd (just opened and read) may be kept: it becomes ctx's. */
+static int kept_add(struct collect_ctx *ctx, int dirfd, const char *path, int fd)
+{
+    int keep = (dirfd == ctx->proc_fd && ctx->keep_proc) || (dirfd == ctx->sys_fd && ctx->keep_sys);
+    if (!keep || ctx->nkept >= KEPT_MAX || strlen(path) >= KEPT_PATH)
+        return 0;
+    if (!ctx->kept)
+        ctx->kept = xcalloc(KEPT_MAX, sizeof(*ctx->kept));
+    struct collect__kept *k = &ctx->kept[ctx->nkept++];
+    k->dirfd = dirfd;
+    k->fd = fd;
+    snprintf(k->path, sizeof(k->path), "%s", path);
+    return 1;
+}
+
+static void kept_drop(struct collect_ctx *ctx, struct collect__kept *k)
+{
+    close(k->fd);
+    *k = ctx->kept[--ctx->nkept];
+}
+
+void collect__forget(struct collect_ctx *ctx)
+{
+    while (ctx->nkept)
+        kept_drop(ctx, &ctx->kept[0]);
+    free(ctx->kept);
+    ctx->kept = NULL;
+}
+
+/* Read fd whole from offset 0 into ctx->buf. Returns the length or -errno. */
+static long read_whole(struct collect_ctx *ctx, int fd, const char *path)
+{
     size_t len = 0;
     for (;;) {
         if (ctx->buf_cap - len < 4096) {
             if (ctx->buf_cap >= COLLECT_MAX_FILE) {
-                close(fd);
                 snprintf(ctx->err, sizeof(ctx->err), "%s: larger than %u bytes", path,
                          COLLECT_MAX_FILE);
                 return -EFBIG;
@@ -37,12 +74,11 @@ long collect__read(struct collect_ctx *ctx, int dirfd, const char *path)
             util_grow(&p, &ctx->buf_cap, len + 8192, 1);
             ctx->buf = p;
         }
-        ssize_t n = read(fd, ctx->buf + len, ctx->buf_cap - len - 1);
+        ssize_t n = pread(fd, ctx->buf + len, ctx->buf_cap - len - 1, (off_t)len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             int e = errno;
-            close(fd);
             snprintf(ctx->err, sizeof(ctx->err), "%s: read: %s", path, strerror(e));
             return -e;
         }
@@ -50,9 +86,71 @@ long collect__read(struct collect_ctx *ctx, int dirfd, const char *path)
             break;
         len += (size_t)n;
     }
-    close(fd);
     ctx->buf[len] = '\0';
     return (long)len;
+}
+
+/* Read one buffer's worth of fd from offset 0 into the buffer arg points to. */
+struct small {
+    char *buf;
+    size_t cap;
+};
+
+static long read_small_fd(struct collect_ctx *ctx, int fd, const char *path, void *arg)
+{
+    struct small *sm = arg;
+    ssize_t n;
+    while ((n = pread(fd, sm->buf, sm->cap - 1, 0)) < 0 && errno == EINTR)
+        ;
+    if (n < 0) {
+        int e = errno;
+        snprintf(ctx->err, sizeof(ctx->err), "%s: read: %s", path, strerror(e));
+        return -e;
+    }
+    sm->buf[n] = '\0';
+    return (long)n;
+}
+
+static long read_whole_fd(struct collect_ctx *ctx, int fd, const char *path, void *arg)
+{
+    (void)arg;
+    return read_whole(ctx, fd, path);
+}
+
+/* Read dirfd/path with fn through a kept descriptor where there is one. */
+static long read_via(struct collect_ctx *ctx, int dirfd, const char *path,
+                     long (*fn)(struct collect_ctx *, int, const char *, void *), void *arg)
+{
+    struct collect__kept *k = kept_find(ctx, dirfd, path);
+    if (k) {
+        long n = fn(ctx, k->fd, path, arg);
+        if (n >= 0)
+            return n;
+        /* Gone or replaced (an interface removed, say): try the path afresh. */
+        kept_drop(ctx, k);
+    }
+    int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(ctx->err, sizeof(ctx->err), "%s: %s", path, strerror(e));
+        return -e;
+    }
+    long n = fn(ctx, fd, path, arg);
+    if (n < 0 || !kept_add(ctx, dirfd, path, fd))
+        close(fd);
+    return n;
+}
+
+long collect__read(struct collect_ctx *ctx, int dirfd, const char *path)
+{
+    return read_via(ctx, dirfd, path, read_whole_fd, NULL);
+}
+
+long collect__read_into(struct collect_ctx *ctx, int dirfd, const char *path, char *buf,
+                        size_t cap)
+{
+    struct small sm = {buf, cap};
+    return read_via(ctx, dirfd, path, read_small_fd, &sm);
 }
 
 long collect__read_small(int dirfd, const char *path, char *buf, size_t cap)
@@ -316,7 +414,7 @@ int collect__parse_pidstat(char *buf, struct collect_pidstat *out, const char **
 int collect__read_u64(struct collect_ctx *ctx, const char *path, uint64_t *out)
 {
     char buf[64];
-    long n = collect__read_small(ctx->proc_fd, path, buf, sizeof(buf));
+    long n = collect__read_into(ctx, ctx->proc_fd, path, buf, sizeof(buf));
     if (n < 0) {
         snprintf(ctx->err, sizeof(ctx->err), "%s/%s: %s", ctx->opts->proc_root, path,
                  strerror((int)-n));

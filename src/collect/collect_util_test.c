@@ -6,6 +6,11 @@
  * exactly sized heap buffers so the ASan build catches any read past the terminating NUL.
  */
 #include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "collect/collect_internal.h"
 
 /* A heap copy of s, exactly strlen(s) + 1 bytes. */
@@ -410,6 +415,42 @@ static void test_cpus_and_rows(void **state)
     }
 }
 
+/*
+ * Below a real procfs root collect__read keeps the file open and re-reads it
+ * from offset 0; a kept file that stops reading (here: its descriptor now
+ * names a directory) is dropped and the path opened afresh; below any other
+ * root nothing is kept.
+ */
+static void test_read_keeps_proc_files(void **st)
+{
+    (void)st;
+    struct collect_ctx ctx = {.proc_fd = open("/proc", O_RDONLY | O_DIRECTORY), .sys_fd = -1};
+    assert_true(ctx.proc_fd >= 0);
+    ctx.keep_proc = 1;
+    for (int i = 0; i < 3; i++) {
+        long n = collect__read(&ctx, ctx.proc_fd, "meminfo");
+        assert_true(n > 0);
+        assert_non_null(strstr(ctx.buf, "MemTotal:"));
+        assert_int_equal(ctx.nkept, 1);
+    }
+    int kept = ctx.kept[0].fd;
+    assert_true(dup2(ctx.proc_fd, kept) == kept); /* reading it now fails: EISDIR */
+    long n = collect__read(&ctx, ctx.proc_fd, "meminfo");
+    assert_true(n > 0);
+    assert_non_null(strstr(ctx.buf, "MemTotal:"));
+    assert_int_equal(ctx.nkept, 1);
+    assert_true(collect__read(&ctx, ctx.proc_fd, "no/such/file") == -ENOENT);
+    assert_int_equal(ctx.nkept, 1);
+    collect__forget(&ctx);
+    assert_int_equal(ctx.nkept, 0);
+
+    ctx.keep_proc = 0; /* a fixture root: every read opens the file again */
+    assert_true(collect__read(&ctx, ctx.proc_fd, "loadavg") > 0);
+    assert_int_equal(ctx.nkept, 0);
+    close(ctx.proc_fd);
+    free(ctx.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_line),
         cmocka_unit_test(test_token_squeeze),
         cmocka_unit_test(test_cpus_and_rows),
+        cmocka_unit_test(test_read_keeps_proc_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,9 +13,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +73,13 @@ const char *const *collect_source_names(size_t *n)
     return names;
 }
 
+/* Whether fd is a directory on a filesystem of this magic number. */
+static int fs_is(int fd, long magic)
+{
+    struct statfs sf;
+    return fd >= 0 && fstatfs(fd, &sf) == 0 && sf.f_type == magic;
+}
+
 static int is_disabled(const struct collect_opts *o, const char *name)
 {
     for (size_t i = 0; i < o->ndisabled; i++)
@@ -106,6 +115,8 @@ struct collect *collect_new(const struct collect_opts *opts)
                   strerror(errno));
     if (c->ctx.sys_fd < 0)
         log_warn("collect: cannot open %s: %s; /sys sources skipped", c->sys_root, strerror(errno));
+    c->ctx.keep_proc = fs_is(c->ctx.proc_fd, PROC_SUPER_MAGIC);
+    c->ctx.keep_sys = fs_is(c->ctx.sys_fd, SYSFS_MAGIC);
     for (size_t i = 0; i < NSOURCES; i++) {
         struct source_run *r = &c->runs[i];
         r->src = sources[i];
@@ -141,6 +152,7 @@ void collect_free(struct collect *c)
             c->runs[i].src->release(c->runs[i].state);
         free(c->runs[i].state);
     }
+    collect__forget(&c->ctx);
     if (c->ctx.proc_fd >= 0)
         close(c->ctx.proc_fd);
     if (c->ctx.sys_fd >= 0)

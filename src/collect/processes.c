@@ -365,7 +365,7 @@ static int32_t pid_of(const char *name)
 static int emit_limit(struct collect_ctx *ctx, const char *file, const char *name, const char *help)
 {
     char buf[32];
-    long n = collect__read_small(ctx->proc_fd, file, buf, sizeof(buf));
+    long n = collect__read_into(ctx, ctx->proc_fd, file, buf, sizeof(buf));
     if (n < 0)
         return COLLECT_OK;
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))

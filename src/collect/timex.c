@@ -65,13 +65,13 @@ static void emit_clocksources(struct collect_ctx *ctx)
         char path[96], cur[64], avail[512], dev[12];
         snprintf(path, sizeof(path), "devices/system/clocksource/clocksource%d/current_clocksource",
                  i);
-        long n = collect__read_small(ctx->sys_fd, path, cur, sizeof(cur));
+        long n = collect__read_into(ctx, ctx->sys_fd, path, cur, sizeof(cur));
         if (n < 0)
             break;
         chomp(cur, n);
         snprintf(path, sizeof(path),
                  "devices/system/clocksource/clocksource%d/available_clocksource", i);
-        n = collect__read_small(ctx->sys_fd, path, avail, sizeof(avail));
+        n = collect__read_into(ctx, ctx->sys_fd, path, avail, sizeof(avail));
         snprintf(dev, sizeof(dev), "%d", i);
         if (n >= 0) {
             chomp(avail, n);

@@ -108,6 +108,10 @@ struct tsdb {
     pthread_cond_t wake;
     int stop;
     int64_t last_checkpoint_ns;
+    /* When maint last walked the directory for sizes and retention, and the
+     * on-disk layout it saw then (layout_mark in maint.c). */
+    int64_t last_du_ns;
+    uint64_t du_mark;
     uint32_t checkpoint_seg; /* WAL segments below it are covered by the checkpoint */
 
     /* Self-metrics. */

@@ -37,6 +37,13 @@
 #include <sys/stat.h>
 
 #define WAL_CHECKPOINT_BYTES ((uint64_t)64 << 20)
+/*
+ * Between changes to the block list, the directory walk behind retention and
+ * the size cap runs at most this often: only the WAL grows in between, by
+ * kilobytes a second, and the walk (a stat per file) was the pass's largest
+ * cost after the fsync.
+ */
+#define DU_EVERY_NS ((int64_t)10 * 1000000000)
 
 static const char *const tier_names[TSDB__TIERS] = {"raw", "1m", "1h"};
 static const int64_t tier_res[TSDB__TIERS] = {0, TSDB_RES_1M_MS, TSDB_RES_1H_MS};
@@ -746,6 +753,15 @@ static void check_space(struct tsdb *db)
 
 /* --------------------------------------------------------------- pass */
 
+/* Changes whenever a block is written, merged or deleted, a checkpoint is
+ * taken or the WAL moves to a new segment. */
+static uint64_t layout_mark(struct tsdb *db)
+{
+    return atomic_load(&db->blocks_written) + atomic_load(&db->compactions) +
+           atomic_load(&db->retention_deleted) + atomic_load(&db->size_deleted) +
+           atomic_load(&db->checkpoints) + (db->wal ? tsdb__wal_segment(db->wal) : 0);
+}
+
 int tsdb_maintain(struct tsdb *db, int flags)
 {
     pthread_mutex_lock(&db->maint);
@@ -764,12 +780,22 @@ int tsdb_maintain(struct tsdb *db, int flags)
     for (int t = 0; t < TSDB__TIERS && !atomic_load(&db->blocked); t++)
         if (compact_tier(db, t) < 0 || (t == TSDB__TIER_RAW && fill_tiers(db) < 0))
             rc = -1;
-    retention(db);
+    /* Retention and the WAL's size need a directory walk: on every explicit
+     * call, when blocks or segments came or went, and every DU_EVERY_NS. */
+    int64_t now = util_mono_ns();
+    uint64_t mark = layout_mark(db);
+    int walk = !db->o.background || flags || mark != db->du_mark ||
+               now - db->last_du_ns >= DU_EVERY_NS;
+    if (walk) {
+        retention(db);
+        db->du_mark = layout_mark(db);
+        db->last_du_ns = now;
+    }
     char wal[4096];
     snprintf(wal, sizeof(wal), "%s/wal", db->dir);
     if (!atomic_load(&db->blocked) &&
-        (util_mono_ns() - db->last_checkpoint_ns >= db->o.checkpoint_interval_ms * 1000000 ||
-         util_dir_bytes(wal) > WAL_CHECKPOINT_BYTES)) {
+        (now - db->last_checkpoint_ns >= db->o.checkpoint_interval_ms * 1000000 ||
+         (walk && util_dir_bytes(wal) > WAL_CHECKPOINT_BYTES))) {
         if (tsdb__checkpoint(db) < 0)
             rc = -1;
         db->last_checkpoint_ns = util_mono_ns();

@@ -88,7 +88,7 @@ def run(d, netdata=None):
     rdelay = None if resolved is None else round(resolved - fixed, 1)
     r["rows"].append({"alert": "EndpointDown resolved after the fix", "deadline_s": 2 * INTERVAL,
                       "firing_at": None, "delay_s": rdelay, "notified_delay_s": None,
-                      "cause_named": None,
+                      "cause_named": None, "recovery": True,
                       "ok": rdelay is not None and rdelay <= 2 * INTERVAL})
     r["notes"].append("probe interval %d s; the broken restart exited with status %d"
                       % (INTERVAL, broken.returncode))

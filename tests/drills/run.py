@@ -33,7 +33,9 @@ def verdict(results):
     alert against Netdata's first alarm, and a one-line tally."""
     out, detected, earlier, netdata_hits = [], 0, 0, 0
     for r in results:
-        fired = [row["delay_s"] for row in r.get("rows", []) if row["delay_s"] is not None]
+        # A recovery row (down's resolution after the fix) is not a detection.
+        fired = [row["delay_s"] for row in r.get("rows", [])
+                 if row["delay_s"] is not None and not row.get("recovery")]
         nd = r.get("netdata")
         if nd is None:
             continue
