@@ -146,8 +146,7 @@ long collect__read(struct collect_ctx *ctx, int dirfd, const char *path)
     return read_via(ctx, dirfd, path, read_whole_fd, NULL);
 }
 
-long collect__read_into(struct collect_ctx *ctx, int dirfd, const char *path, char *buf,
-                        size_t cap)
+long collect__read_into(struct collect_ctx *ctx, int dirfd, const char *path, char *buf, size_t cap)
 {
     struct small sm = {buf, cap};
     return read_via(ctx, dirfd, path, read_small_fd, &sm);

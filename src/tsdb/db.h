@@ -69,9 +69,35 @@ struct tsdb__meta {
     const char *type; /* "counter", "gauge", "unknown" */
 };
 
-/* Record the families of a batch whose shape is new (meta.c). */
-void tsdb__meta_note(struct tsdb *db, const struct metric_buf *b);
+/* Record the families of runs f of b with only[f] set (all if only is NULL) (meta.c). */
+void tsdb__meta_note(struct tsdb *db, const struct metric_buf *b, const uint8_t *only);
 void tsdb__meta_release(struct tsdb *db);
+
+/*
+ * Series ids of batches, reused from each producer's last batch run by run
+ * (shape.c). Producers past TSDB__SHAPES - 1 share the last slot.
+ */
+#define TSDB__SHAPES 8
+struct tsdb__shape;
+/* A sample's series: id, or why it was refused (then id is UINT32_MAX). */
+enum { TSDB__SID_OK, TSDB__SID_LIMIT, TSDB__SID_INVALID };
+struct tsdb__sid {
+    uint32_t id;
+    uint8_t why;
+};
+/*
+ * Resolve every sample of b from producer src (creating and logging new
+ * series, noting new families' metadata); counts the samples refused by the
+ * series cap and as invalid. The result stays valid until the next call.
+ */
+struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
+                                        const struct metric_buf *b, uint64_t *limit,
+                                        uint64_t *invalid);
+/* The accepted samples ordered by head stripe (refs, their sample indexes)
+ * and every sample's series; returns how many were accepted. */
+size_t tsdb__shape_order(const struct tsdb__shape *s, struct tsdb__head_series *const **refs,
+                         const uint32_t **order, const struct tsdb__sid **ids);
+void tsdb__shapes_release(struct tsdb *db);
 
 struct tsdb {
     char *dir;
@@ -83,15 +109,10 @@ struct tsdb {
     pthread_mutex_t append;
     uint8_t *rec; /* scratch for WAL payloads (under append) */
     size_t rec_cap;
-    /* The last batch's series, reused while its shape holds (tsdb.c). */
-    uint32_t *ids;                       /* per sample; UINT32_MAX: refused */
-    uint64_t shape_limit, shape_invalid; /* samples of the shape refused: series cap, invalid */
-    struct tsdb__head_series **refs;     /* accepted samples, ordered by stripe */
-    uint32_t *order;                     /* their sample indexes */
-    uint8_t *res;                        /* head's verdict per ordered sample */
-    size_t ids_cap, refs_cap, order_cap, res_cap, norder;
-    char *shape;
-    size_t shape_len, shape_cap, shape_nfams, shape_nsamples;
+    /* Each producer's last batch and its series ids (shape.c), under append. */
+    struct tsdb__shape *shapes[TSDB__SHAPES];
+    uint8_t *res; /* the head's verdict per accepted sample of a batch */
+    size_t res_cap;
     atomic_int wal_broken; /* the last WAL write failed: appends are memory-only */
 
     pthread_mutex_t blocks_mu;

@@ -784,8 +784,8 @@ int tsdb_maintain(struct tsdb *db, int flags)
      * call, when blocks or segments came or went, and every DU_EVERY_NS. */
     int64_t now = util_mono_ns();
     uint64_t mark = layout_mark(db);
-    int walk = !db->o.background || flags || mark != db->du_mark ||
-               now - db->last_du_ns >= DU_EVERY_NS;
+    int walk =
+        !db->o.background || flags || mark != db->du_mark || now - db->last_du_ns >= DU_EVERY_NS;
     if (walk) {
         retention(db);
         db->du_mark = layout_mark(db);

@@ -36,10 +36,17 @@ static size_t find(const struct tsdb *db, const char *name, int *found)
     return lo;
 }
 
-void tsdb__meta_note(struct tsdb *db, const struct metric_buf *b)
+void tsdb__meta_note(struct tsdb *db, const struct metric_buf *b, const uint8_t *only)
 {
+    size_t f = 0;
+    while (only && f < b->nfams && !only[f])
+        f++;
+    if (f == b->nfams)
+        return;
     pthread_mutex_lock(&db->meta_mu);
-    for (size_t f = 0; f < b->nfams; f++) {
+    for (; f < b->nfams; f++) {
+        if (only && !only[f])
+            continue;
         const char *name = metric_str(b, b->fams[f].name), *help = metric_str(b, b->fams[f].help);
         const char *type = type_name(b->fams[f].type);
         int found;

@@ -111,11 +111,8 @@ void tsdb_close(struct tsdb *db)
     pthread_cond_destroy(&db->wake);
     pthread_rwlock_destroy(&db->epoch);
     free(db->rec);
-    free(db->ids);
-    free(db->refs);
-    free(db->order);
+    tsdb__shapes_release(db);
     free(db->res);
-    free(db->shape);
     free(db->dir);
     free(db);
 }
@@ -127,121 +124,10 @@ uint32_t tsdb_series_count(struct tsdb *db)
 
 /* ------------------------------------------------------------- append */
 
-/* The label set of sample s: __name__ first, then its labels. */
-static size_t sample_labels(const struct metric_buf *b, const char *name,
-                            const struct metric_sample *s, struct tsdb__label *ls, size_t cap)
-{
-    size_t n = 0;
-    ls[n++] = (struct tsdb__label){"__name__", name};
-    const char *p = metric_str(b, s->labels);
-    for (uint32_t i = 0; i < s->nlabels && n < cap; i++) {
-        const char *k = p, *v = p + strlen(p) + 1;
-        ls[n++] = (struct tsdb__label){k, v};
-        p = v + strlen(v) + 1;
-    }
-    return n;
-}
-
-/* Whether b has the same series, in the same order, as the last batch. */
-static int same_shape(const struct tsdb *db, const struct metric_buf *b)
-{
-    if (!db->shape || db->shape_len != b->arena_len || db->shape_nfams != b->nfams ||
-        db->shape_nsamples != b->nsamples || memcmp(db->shape, b->arena, b->arena_len) != 0)
-        return 0;
-    /* Equal arenas hold equal strings; the offsets say which go together. */
-    const uint32_t *lay = (const uint32_t *)(db->shape + ((db->shape_len + 3) & ~(size_t)3));
-    for (size_t f = 0; f < b->nfams; f++, lay += 3)
-        if (lay[0] != b->fams[f].name || lay[1] != b->fams[f].first || lay[2] != b->fams[f].count)
-            return 0;
-    for (size_t i = 0; i < b->nsamples; i++, lay += 2)
-        if (lay[0] != b->samples[i].labels || lay[1] != b->samples[i].nlabels)
-            return 0;
-    return 1;
-}
-
-static void save_shape(struct tsdb *db, const struct metric_buf *b)
-{
-    size_t base = (b->arena_len + 3) & ~(size_t)3;
-    size_t need = base + (3 * b->nfams + 2 * b->nsamples) * sizeof(uint32_t);
-    void *p = db->shape;
-    util_grow(&p, &db->shape_cap, need, 1);
-    db->shape = p;
-    memcpy(db->shape, b->arena, b->arena_len);
-    uint32_t *lay = (uint32_t *)(db->shape + base);
-    for (size_t f = 0; f < b->nfams; f++) {
-        *lay++ = b->fams[f].name;
-        *lay++ = b->fams[f].first;
-        *lay++ = b->fams[f].count;
-    }
-    for (size_t i = 0; i < b->nsamples; i++) {
-        *lay++ = b->samples[i].labels;
-        *lay++ = b->samples[i].nlabels;
-    }
-    db->shape_len = b->arena_len;
-    db->shape_nfams = b->nfams;
-    db->shape_nsamples = b->nsamples;
-}
-
 static void *grown(void *p, size_t *cap, size_t n, size_t elem)
 {
     util_grow(&p, cap, n ? n : 1, elem);
     return p;
-}
-
-/*
- * Resolve every sample's series id (creating and logging new series), then
- * order the accepted ones by lock stripe: the head takes each stripe's lock
- * once per batch instead of once per sample.
- */
-static void resolve(struct tsdb *db, const struct metric_buf *b)
-{
-    size_t n = b->nsamples;
-    db->ids = grown(db->ids, &db->ids_cap, n, sizeof(*db->ids));
-    db->shape_limit = db->shape_invalid = 0;
-    db->refs = grown(db->refs, &db->refs_cap, n, sizeof(*db->refs));
-    db->order = grown(db->order, &db->order_cap, n, sizeof(*db->order));
-    db->res = grown(db->res, &db->res_cap, n, sizeof(*db->res));
-    struct tsdb__label ls[METRIC_MAX_LABELS + 1];
-    for (size_t f = 0; f < b->nfams; f++) {
-        const struct metric_fam_rec *fam = &b->fams[f];
-        const char *name = metric_str(b, fam->name);
-        for (uint32_t k = 0; k < fam->count; k++) {
-            size_t i = fam->first + k;
-            size_t nl = sample_labels(b, name, &b->samples[i], ls, ARRAY_SIZE(ls));
-            uint32_t id;
-            int rc = nl > db->o.max_labels ? TSDB__ELABEL_LIMIT
-                                           : tsdb__index_get_or_create(db->idx, ls, nl, &id);
-            if (rc == 1)
-                tsdb__log_series(db, id, ls, nl);
-            if (rc < 0 && rc == TSDB__ESERIES_LIMIT)
-                db->shape_limit++;
-            else if (rc < 0)
-                db->shape_invalid++;
-            db->ids[i] = rc >= 0 ? id : UINT32_MAX;
-        }
-    }
-    /* Pairs (ref, sample index) sorted by the ref's stripe, stable by index. */
-    struct pair {
-        struct tsdb__head_series *ref;
-        uint32_t i;
-    } *pairs = xmalloc((n ? n : 1) * sizeof(*pairs));
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (db->ids[i] != UINT32_MAX)
-            pairs[m++] = (struct pair){tsdb__head_ref(db->head, db->ids[i]), (uint32_t)i};
-    /* Counting sort over 64 stripes keeps sample order within a stripe. */
-    size_t count[65] = {0};
-    for (size_t k = 0; k < m; k++)
-        count[tsdb__head_stripe(pairs[k].ref) + 1]++;
-    for (int s = 0; s < 64; s++)
-        count[s + 1] += count[s];
-    for (size_t k = 0; k < m; k++) {
-        size_t at = count[tsdb__head_stripe(pairs[k].ref)]++;
-        db->refs[at] = pairs[k].ref;
-        db->order[at] = pairs[k].i;
-    }
-    db->norder = m;
-    free(pairs);
 }
 
 /* Count refusals per producer (the first 31 names, then "other"). */
@@ -277,16 +163,17 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
 {
     struct tsdb_append_stats mine = {0};
     pthread_mutex_lock(&db->append);
-    if (!same_shape(db, b)) {
-        resolve(db, b);
-        save_shape(db, b);
-        tsdb__meta_note(db, b);
-    }
-    mine.series_limit = db->shape_limit;
-    mine.invalid = db->shape_invalid;
-    size_t m = db->norder;
+    uint64_t limit, invalid;
+    struct tsdb__shape *sh = tsdb__shape_resolve(db, src, b, &limit, &invalid);
+    mine.series_limit = limit;
+    mine.invalid = invalid;
+    struct tsdb__head_series *const *refs;
+    const uint32_t *order;
+    const struct tsdb__sid *ids;
+    size_t m = tsdb__shape_order(sh, &refs, &order, &ids);
+    db->res = grown(db->res, &db->res_cap, m, 1);
     if (m)
-        tsdb__head_append_run(db->head, db->refs, db->order, m, b->ts_ms, &b->samples[0].value,
+        tsdb__head_append_run(db->head, refs, order, m, b->ts_ms, &b->samples[0].value,
                               sizeof(b->samples[0]), db->res);
     /* One SAMPLES record for the batch: i64 ts | u32 n | n x (u32 id, u64 bits). */
     size_t need = 12 + 12 * m;
@@ -302,10 +189,10 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
                 mine.too_old++;
             continue;
         }
-        uint32_t i = db->order[k];
+        uint32_t i = order[k];
         uint64_t bits;
         memcpy(&bits, &b->samples[i].value, 8);
-        tsdb__put32(p, db->ids[i]);
+        tsdb__put32(p, ids[i].id);
         tsdb__put64(p + 4, bits);
         p += 12;
         count++;

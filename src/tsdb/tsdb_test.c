@@ -252,13 +252,103 @@ static void test_shape_changes(void **state)
     tu_rmrf(dir);
 }
 
+/* Sum of the values of the series matching a="v" into want[1], checking each. */
+static void expect_series(struct tsdb *db, const char *v, double value, double nsamples)
+{
+    double want[2] = {value, 0};
+    struct tsdb_matcher ms[] = {{TSDB_EQ, "a", v}};
+    char err[128];
+    assert_int_equal(tsdb_select(db, ms, 1, 0, INT64_MAX, all_values, want, err, sizeof(err)), 0);
+    if (want[1] != nsamples)
+        fail_msg("a=%s: %g samples, want %g", v, want[1], nsamples);
+}
+
+/*
+ * Producers' batches change run by run (a top-N family), interleave with
+ * other producers', and may hold the same bytes split differently into
+ * samples: ids are reused only for runs that are the same, so every value
+ * lands in its own series, and refusals are counted on every batch.
+ */
+static void test_shape_runs(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("tsdb");
+    struct tsdb *db = open_db(dir, 8);
+    struct metric_buf b, o;
+    metric_buf_init(&b);
+    metric_buf_init(&o);
+    struct tsdb_append_stats st = {0}, ost = {0};
+    for (int t = 0; t < 30; t++) {
+        metric_buf_reset(&b, T0 + t * 1000ll);
+        metric_fam(&b, "stable", "S.", METRIC_GAUGE);
+        metric_add1(&b, 1, "a", "s1");
+        metric_fam(&b, "top", "T.", METRIC_GAUGE);
+        /* The changing run: one of two processes, then both, in turn. */
+        if (t % 3 == 0)
+            metric_add1(&b, 2, "a", "p1");
+        else if (t % 3 == 1)
+            metric_add1(&b, 3, "a", "p2");
+        else {
+            metric_add1(&b, 3, "a", "p2");
+            metric_add1(&b, 2, "a", "p1");
+        }
+        if (t >= 10) { /* a run that appears... */
+            metric_fam(&b, "late", "L.", METRIC_GAUGE);
+            metric_add1(&b, 4, "a", "l1");
+        }
+        metric_fam(&b, "stable2", "S2.", METRIC_GAUGE);
+        /* ... and the same bytes "a\0x\0b\0y\0" as one sample with two
+         * labels, then as two samples with one each. */
+        if (t < 20) {
+            metric_add2(&b, 5, "a", "x", "b", "y");
+        } else {
+            metric_add1(&b, 6, "a", "x");
+            metric_add1(&b, 6, "b", "y");
+        }
+        assert_int_equal(tsdb_append_batch(db, "one", &b, &st), 0);
+        /* Another producer in between, with a series past the cap of 8 once
+         * there are 8 (its refusal is counted on every batch). */
+        metric_buf_reset(&o, T0 + t * 1000ll);
+        metric_fam(&o, "other", "O.", METRIC_GAUGE);
+        metric_add1(&o, 7, "a", "o1");
+        metric_add1(&o, 7, "a", t < 25 ? "o2" : "o3");
+        assert_int_equal(tsdb_append_batch(db, "two", &o, &ost), 0);
+    }
+    metric_buf_release(&b);
+    metric_buf_release(&o);
+    expect_series(db, "s1", 1, 30);
+    expect_series(db, "p1", 2, 20);
+    expect_series(db, "p2", 3, 20);
+    expect_series(db, "l1", 4, 20);
+    /* a="x",b="y" (20 samples of 5) is its own series; a="x" alone has 10 of 6. */
+    struct tsdb_matcher both[] = {{TSDB_EQ, "a", "x"}, {TSDB_EQ, "b", "y"}};
+    double want[2] = {5, 0};
+    char err[128];
+    assert_int_equal(tsdb_select(db, both, 2, 0, INT64_MAX, all_values, want, err, sizeof(err)), 0);
+    assert_int_equal(want[1], 20);
+    struct tsdb_matcher xonly[] = {{TSDB_EQ, "a", "x"}, {TSDB_EQ, "b", ""}};
+    double want6[2] = {6, 0};
+    assert_int_equal(tsdb_select(db, xonly, 2, 0, INT64_MAX, all_values, want6, err, sizeof(err)),
+                     0);
+    assert_int_equal(want6[1], 10);
+    expect_series(db, "o1", 7, 30);
+    expect_series(db, "o2", 7, 25);
+    /* Series: s1 p1 p2 xy o1 o2 l1 x = 8, the cap; b="y" alone and o3 are refused. */
+    assert_int_equal(tsdb_series_count(db), 8);
+    assert_int_equal(st.series_limit, 10);
+    assert_int_equal(ost.series_limit, 5);
+    expect_series(db, "o3", 7, 0);
+    tsdb_close(db);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_and_reopen), cmocka_unit_test(test_unclean_stop),
         cmocka_unit_test(test_series_limit),          cmocka_unit_test(test_selector_errors),
-        cmocka_unit_test(test_shape_changes),
+        cmocka_unit_test(test_shape_changes),         cmocka_unit_test(test_shape_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

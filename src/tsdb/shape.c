@@ -1,0 +1,246 @@
+/*
+ * shape.c: the series ids of a batch, reused from the same producer's last
+ * batch run by run (private to src/tsdb/).
+ *
+ * A producer sends nearly the same series every tick: the host collector's
+ * batch differs from the last one only in the few families that list the top
+ * processes. Looking every sample's label set up in the index (hash, probe,
+ * compare) was the largest part of appending. So each producer keeps its last
+ * batch (strings, runs, sample layout) and the ids found for it, and a new
+ * batch takes a run's ids from the old one when the run's bytes are the same:
+ * the family name, help and label strings (one memcmp over the arena span of
+ * the run) and each sample's offset and label count within that span (the
+ * bytes alone do not say where one sample's labels end). Runs are matched in
+ * order, looking a few runs ahead, so a run that appeared or vanished costs
+ * only its own lookups. Only runs that did not match go to the index and to
+ * the metadata table.
+ *
+ * Everything here runs under db->append.
+ */
+#include "tsdb/db.h"
+#include "tsdb/head.h"
+#include "tsdb/index.h"
+#include "util/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How far ahead of the expected old run a new run looks for its match. */
+#define LOOKAHEAD 4
+
+struct tsdb__shape {
+    char src[32];
+    struct metric_buf last;     /* the producer's last batch (values unused) */
+    struct tsdb__sid *ids;      /* per sample of last */
+    struct tsdb__sid *next_ids; /* the batch being resolved; swapped with ids */
+    size_t ids_cap, next_cap;
+    uint8_t *fresh; /* per run of the batch: looked up, not reused */
+    size_t fresh_cap;
+    /* last's accepted samples ordered by head stripe (reused while the
+     * whole batch matches), and the scratch that orders them. */
+    struct tsdb__head_series **refs;
+    uint32_t *order;
+    struct pair {
+        struct tsdb__head_series *ref;
+        uint32_t i;
+    } * pairs;
+    size_t norder, refs_cap, order_cap, pairs_cap;
+};
+
+static void grow_to(void *pp, size_t *cap, size_t n, size_t elem)
+{
+    util_grow(pp, cap, n ? n : 1, elem);
+}
+
+/* The shape slot of producer src: its own, a free one, or the shared last. */
+static struct tsdb__shape *slot(struct tsdb *db, const char *src)
+{
+    for (size_t i = 0; i < TSDB__SHAPES; i++) {
+        struct tsdb__shape *s = db->shapes[i];
+        if (!s) {
+            s = db->shapes[i] = xcalloc(1, sizeof(*s));
+            snprintf(s->src, sizeof(s->src), "%s", src);
+            metric_buf_init(&s->last);
+            return s;
+        }
+        if (strcmp(s->src, src) == 0 || i == TSDB__SHAPES - 1)
+            return s;
+    }
+    return NULL; /* not reached */
+}
+
+void tsdb__shapes_release(struct tsdb *db)
+{
+    for (size_t i = 0; i < TSDB__SHAPES; i++) {
+        struct tsdb__shape *s = db->shapes[i];
+        if (!s)
+            continue;
+        metric_buf_release(&s->last);
+        free(s->ids);
+        free(s->next_ids);
+        free(s->fresh);
+        free(s->refs);
+        free(s->order);
+        free(s->pairs);
+        free(s);
+        db->shapes[i] = NULL;
+    }
+}
+
+/* The arena span of run f: its name, help and samples' label strings. */
+static void span(const struct metric_buf *b, size_t f, size_t *lo, size_t *hi)
+{
+    *lo = b->fams[f].name;
+    *hi = f + 1 < b->nfams ? b->fams[f + 1].name : b->arena_len;
+}
+
+/* Whether run f of b has the same series, in the same order, as run g of a. */
+static int same_run(const struct metric_buf *b, size_t f, const struct metric_buf *a, size_t g)
+{
+    const struct metric_fam_rec *x = &b->fams[f], *y = &a->fams[g];
+    size_t xlo, xhi, ylo, yhi;
+    span(b, f, &xlo, &xhi);
+    span(a, g, &ylo, &yhi);
+    if (x->count != y->count || xhi - xlo != yhi - ylo ||
+        memcmp(b->arena + xlo, a->arena + ylo, xhi - xlo) != 0)
+        return 0;
+    for (uint32_t k = 0; k < x->count; k++) {
+        const struct metric_sample *s = &b->samples[x->first + k], *t = &a->samples[y->first + k];
+        /* metric_buf writes a run's strings after its header, so a sample's
+         * labels lie inside the span; anything else is not compared here. */
+        if (s->labels < xlo || s->labels > xhi || s->nlabels != t->nlabels ||
+            s->labels - xlo != t->labels - ylo)
+            return 0;
+    }
+    return 1;
+}
+
+/* The label set of sample s: __name__ first, then its labels. */
+static size_t sample_labels(const struct metric_buf *b, const char *name,
+                            const struct metric_sample *s, struct tsdb__label *ls, size_t cap)
+{
+    size_t n = 0;
+    ls[n++] = (struct tsdb__label){"__name__", name};
+    const char *p = metric_str(b, s->labels);
+    for (uint32_t i = 0; i < s->nlabels && n < cap; i++) {
+        const char *k = p, *v = p + strlen(p) + 1;
+        ls[n++] = (struct tsdb__label){k, v};
+        p = v + strlen(v) + 1;
+    }
+    return n;
+}
+
+/* Look run f's samples up in the index (creating and logging new series). */
+static void lookup_run(struct tsdb *db, const struct metric_buf *b, size_t f, struct tsdb__sid *ids)
+{
+    const struct metric_fam_rec *fam = &b->fams[f];
+    const char *name = metric_str(b, fam->name);
+    struct tsdb__label ls[METRIC_MAX_LABELS + 1];
+    for (uint32_t k = 0; k < fam->count; k++) {
+        size_t i = fam->first + k;
+        size_t nl = sample_labels(b, name, &b->samples[i], ls, ARRAY_SIZE(ls));
+        uint32_t id;
+        int rc = nl > db->o.max_labels ? TSDB__ELABEL_LIMIT
+                                       : tsdb__index_get_or_create(db->idx, ls, nl, &id);
+        if (rc == 1)
+            tsdb__log_series(db, id, ls, nl);
+        ids[i].id = rc >= 0 ? id : UINT32_MAX;
+        ids[i].why = rc >= 0                     ? TSDB__SID_OK
+                     : rc == TSDB__ESERIES_LIMIT ? TSDB__SID_LIMIT
+                                                 : TSDB__SID_INVALID;
+    }
+}
+
+/* Copy b into s->last (strings, runs, sample layout). */
+static void keep(struct tsdb__shape *s, const struct metric_buf *b)
+{
+    struct metric_buf *l = &s->last;
+    grow_to(&l->arena, &l->arena_cap, b->arena_len, 1);
+    grow_to(&l->fams, &l->fams_cap, b->nfams, sizeof(*b->fams));
+    grow_to(&l->samples, &l->samples_cap, b->nsamples, sizeof(*b->samples));
+    memcpy(l->arena, b->arena, b->arena_len);
+    memcpy(l->fams, b->fams, b->nfams * sizeof(*b->fams));
+    memcpy(l->samples, b->samples, b->nsamples * sizeof(*b->samples));
+    l->arena_len = b->arena_len;
+    l->nfams = b->nfams;
+    l->nsamples = b->nsamples;
+}
+
+/* Order the accepted samples by head stripe, stable by index: the head
+ * takes each stripe's lock once per batch instead of once per sample. */
+static void stripe_order(struct tsdb *db, struct tsdb__shape *s, size_t n)
+{
+    grow_to(&s->pairs, &s->pairs_cap, n, sizeof(*s->pairs));
+    grow_to(&s->refs, &s->refs_cap, n, sizeof(*s->refs));
+    grow_to(&s->order, &s->order_cap, n, sizeof(*s->order));
+    size_t m = 0, count[65] = {0};
+    for (size_t i = 0; i < n; i++)
+        if (s->ids[i].why == TSDB__SID_OK) {
+            s->pairs[m] = (struct pair){tsdb__head_ref(db->head, s->ids[i].id), (uint32_t)i};
+            count[tsdb__head_stripe(s->pairs[m].ref) + 1]++;
+            m++;
+        }
+    for (int k = 0; k < 64; k++)
+        count[k + 1] += count[k];
+    for (size_t k = 0; k < m; k++) {
+        size_t at = count[tsdb__head_stripe(s->pairs[k].ref)]++;
+        s->refs[at] = s->pairs[k].ref;
+        s->order[at] = s->pairs[k].i;
+    }
+    s->norder = m;
+}
+
+struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
+                                        const struct metric_buf *b, uint64_t *limit,
+                                        uint64_t *invalid)
+{
+    struct tsdb__shape *s = slot(db, src);
+    const struct metric_buf *old = &s->last;
+    size_t n = b->nsamples;
+    grow_to(&s->next_ids, &s->next_cap, n, sizeof(*s->next_ids));
+    grow_to(&s->fresh, &s->fresh_cap, b->nfams, 1);
+    struct tsdb__sid *ids = s->next_ids;
+    int whole = b->nfams == old->nfams && n == old->nsamples;
+    size_t j = 0; /* the old run expected next */
+    for (size_t f = 0; f < b->nfams; f++) {
+        size_t g = j, end = j + LOOKAHEAD < old->nfams ? j + LOOKAHEAD : old->nfams;
+        while (g < end && !same_run(b, f, old, g))
+            g++;
+        s->fresh[f] = g == end;
+        if (g < end) {
+            const struct metric_fam_rec *x = &b->fams[f], *y = &old->fams[g];
+            memcpy(ids + x->first, s->ids + y->first, x->count * sizeof(*ids));
+            whole &= g == f;
+            j = g + 1;
+        } else {
+            lookup_run(db, b, f, ids);
+            whole = 0;
+        }
+    }
+    tsdb__meta_note(db, b, s->fresh);
+    *limit = *invalid = 0;
+    for (size_t i = 0; i < n; i++) {
+        *limit += ids[i].why == TSDB__SID_LIMIT;
+        *invalid += ids[i].why == TSDB__SID_INVALID;
+    }
+    /* The batch's ids become the last batch's. */
+    s->next_ids = s->ids;
+    s->ids = ids;
+    size_t c = s->ids_cap;
+    s->ids_cap = s->next_cap;
+    s->next_cap = c;
+    keep(s, b);
+    if (!whole)
+        stripe_order(db, s, n);
+    return s;
+}
+
+size_t tsdb__shape_order(const struct tsdb__shape *s, struct tsdb__head_series *const **refs,
+                         const uint32_t **order, const struct tsdb__sid **ids)
+{
+    *refs = s->refs;
+    *order = s->order;
+    *ids = s->ids;
+    return s->norder;
+}
