@@ -510,7 +510,6 @@ static void send_alerts(struct rules *r, struct rules__rule *ru, int64_t ts)
     int64_t retention = opt_ms(r->o.resolved_retention_ms, 15 * 60000);
     struct sbuf url;
     sbuf_init(&url, 0);
-    generator_url(r, ru->expr_text, &url);
     for (size_t i = 0; i < ru->nalerts; i++) {
         struct rules__alert *a = ru->alerts[i];
         if (a->state == RULES_PENDING)
@@ -521,6 +520,8 @@ static void send_alerts(struct rules *r, struct rules__rule *ru, int64_t ts)
                   a->last_sent == 0 || a->last_sent + resend <= ts;
         if (!due)
             continue;
+        if (!url.len) /* built for the first alert that is sent, most ticks none */
+            generator_url(r, ru->expr_text, &url);
         struct notify_label ls[METRIC_MAX_LABELS * 2], an[64];
         size_t nls = a->nlabels < ARRAY_SIZE(ls) ? a->nlabels : ARRAY_SIZE(ls);
         size_t nan = a->nann < ARRAY_SIZE(an) ? a->nann : ARRAY_SIZE(an);

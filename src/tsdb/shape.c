@@ -11,9 +11,10 @@
  * the family name, help and label strings (one memcmp over the arena span of
  * the run) and each sample's offset and label count within that span (the
  * bytes alone do not say where one sample's labels end). Runs are matched in
- * order, looking a few runs ahead, so a run that appeared or vanished costs
- * only its own lookups. Only runs that did not match go to the index and to
- * the metadata table.
+ * order, looking a few runs ahead; past that, by name through a hash of the
+ * last batch's runs, so runs that appeared, vanished or moved cost only their
+ * own lookups. Only runs that did not match go to the index and to the
+ * metadata table.
  *
  * Everything here runs under db->append.
  */
@@ -28,6 +29,8 @@
 
 /* How far ahead of the expected old run a new run looks for its match. */
 #define LOOKAHEAD 4
+/* Runs of one name tried through the hash (per-device families repeat a name). */
+#define SAME_NAME_MAX 64
 
 struct tsdb__shape {
     char src[32];
@@ -37,6 +40,9 @@ struct tsdb__shape {
     size_t ids_cap, next_cap;
     uint8_t *fresh; /* per run of the batch: looked up, not reused */
     size_t fresh_cap;
+    /* last's runs by name: open addressing, run index + 1 (0: empty). */
+    uint32_t *by_name;
+    size_t by_name_cap, by_name_mask;
     /* last's accepted samples ordered by head stripe (reused while the
      * whole batch matches), and the scratch that orders them. */
     struct tsdb__head_series **refs;
@@ -80,6 +86,7 @@ void tsdb__shapes_release(struct tsdb *db)
         free(s->ids);
         free(s->next_ids);
         free(s->fresh);
+        free(s->by_name);
         free(s->refs);
         free(s->order);
         free(s->pairs);
@@ -152,7 +159,13 @@ static void lookup_run(struct tsdb *db, const struct metric_buf *b, size_t f, st
     }
 }
 
-/* Copy b into s->last (strings, runs, sample layout). */
+static uint64_t name_hash(const struct metric_buf *b, size_t f)
+{
+    const char *name = metric_str(b, b->fams[f].name);
+    return tsdb__hash_bytes(name, strlen(name));
+}
+
+/* Copy b into s->last (strings, runs, sample layout) and index its runs. */
 static void keep(struct tsdb__shape *s, const struct metric_buf *b)
 {
     struct metric_buf *l = &s->last;
@@ -165,6 +178,37 @@ static void keep(struct tsdb__shape *s, const struct metric_buf *b)
     l->arena_len = b->arena_len;
     l->nfams = b->nfams;
     l->nsamples = b->nsamples;
+    size_t size = 16;
+    while (size < 2 * b->nfams)
+        size *= 2;
+    grow_to(&s->by_name, &s->by_name_cap, size, sizeof(*s->by_name));
+    memset(s->by_name, 0, size * sizeof(*s->by_name));
+    s->by_name_mask = size - 1;
+    for (size_t f = 0; f < b->nfams; f++) {
+        size_t h = name_hash(b, f) & s->by_name_mask;
+        while (s->by_name[h])
+            h = (h + 1) & s->by_name_mask;
+        s->by_name[h] = (uint32_t)f + 1;
+    }
+}
+
+/* The run of the last batch with the same series as run f of b, found by
+ * name; -1 if none. */
+static long find_by_name(const struct tsdb__shape *s, const struct metric_buf *b, size_t f)
+{
+    if (!s->by_name || !s->last.nfams)
+        return -1;
+    const char *name = metric_str(b, b->fams[f].name);
+    size_t h = name_hash(b, f) & s->by_name_mask;
+    for (int tried = 0; s->by_name[h] && tried < SAME_NAME_MAX; h = (h + 1) & s->by_name_mask) {
+        size_t g = s->by_name[h] - 1;
+        if (strcmp(metric_str(&s->last, s->last.fams[g].name), name) != 0)
+            continue;
+        tried++;
+        if (same_run(b, f, &s->last, g))
+            return (long)g;
+    }
+    return -1;
 }
 
 /* Order the accepted samples by head stripe, stable by index: the head
@@ -204,15 +248,18 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
     int whole = b->nfams == old->nfams && n == old->nsamples;
     size_t j = 0; /* the old run expected next */
     for (size_t f = 0; f < b->nfams; f++) {
-        size_t g = j, end = j + LOOKAHEAD < old->nfams ? j + LOOKAHEAD : old->nfams;
-        while (g < end && !same_run(b, f, old, g))
-            g++;
-        s->fresh[f] = g == end;
-        if (g < end) {
+        long g = -1;
+        for (size_t k = j; k < j + LOOKAHEAD && k < old->nfams && g < 0; k++)
+            if (same_run(b, f, old, k))
+                g = (long)k;
+        if (g < 0)
+            g = find_by_name(s, b, f);
+        s->fresh[f] = g < 0;
+        if (g >= 0) {
             const struct metric_fam_rec *x = &b->fams[f], *y = &old->fams[g];
             memcpy(ids + x->first, s->ids + y->first, x->count * sizeof(*ids));
-            whole &= g == f;
-            j = g + 1;
+            whole &= (size_t)g == f;
+            j = (size_t)g + 1;
         } else {
             lookup_run(db, b, f, ids);
             whole = 0;
