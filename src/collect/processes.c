@@ -23,7 +23,8 @@
  * run did none; one whose CPU time is below the clock tick is caught by the
  * D state or the refresh, and its rate is then averaged since its last read.
  * The per-process detail (/proc/<pid>/{io,fd,status}) is read only for the
- * picked processes.
+ * picked processes, whose io and status files stay open while they are
+ * picked (the stat files of all processes stay open, up to FD_CACHE_MAX).
  */
 #include "collect/collect_internal.h"
 #include "util/util.h"
@@ -70,6 +71,8 @@ struct pid_slot {
     uint64_t io_bytes; /* read_bytes + write_bytes at io_ts_ms */
     int64_t io_ts_ms;
     int fd; /* open <pid>/stat + 1, 0 if none (zeroed slots hold no fd) */
+    /* Open <pid>/io and <pid>/status + 1, held while the process is picked. */
+    int io_fd, status_fd;
 };
 
 struct pid_table {
@@ -113,20 +116,65 @@ struct processes_state {
     struct top_heap picked; /* the union of the three, with detail: at most 3N */
     uint64_t walks;         /* complete walks so far: staggers the io refresh */
     int fd_sizes;    /* fd directories' sizes are their counts: 0 not known yet, 1 yes, 2 no */
-    size_t nfds;     /* cached <pid>/stat descriptors held in the tables */
+    size_t nfds;     /* cached <pid>/{stat,io,status} descriptors held in the tables */
     char stat[1024]; /* one /proc/<pid>/stat; only its first ~25 fields matter */
     char status[STATUS_MAX];
 };
 
+/* Close a cached descriptor (stored + 1; 0: none). */
+static void drop_fd(struct processes_state *s, int *fd)
+{
+    if (*fd) {
+        close(*fd - 1);
+        *fd = 0;
+        s->nfds--;
+    }
+}
+
 /* Close the cached descriptors a table still holds. */
 static void close_table_fds(struct processes_state *s, struct pid_table *t)
 {
-    for (size_t i = 0; i < s->cap; i++)
-        if (t->slots[i].fd) {
-            close(t->slots[i].fd - 1);
-            t->slots[i].fd = 0;
-            s->nfds--;
+    for (size_t i = 0; i < s->cap; i++) {
+        drop_fd(s, &t->slots[i].fd);
+        drop_fd(s, &t->slots[i].io_fd);
+        drop_fd(s, &t->slots[i].status_fd);
+    }
+}
+
+/*
+ * Read path into buf (NUL-terminated) through the cached descriptor *fd
+ * (stored + 1, 0: none), falling back to opening it; a fresh descriptor is
+ * kept in *fd if keep and the cache has room. Returns the bytes read, or
+ * -errno (the process is gone, or its file is not ours to read).
+ */
+static long read_kept(struct processes_state *s, struct collect_ctx *ctx, const char *path, int *fd,
+                      int keep, char *buf, size_t cap)
+{
+    if (*fd) {
+        ssize_t n = pread(*fd - 1, buf, cap - 1, 0);
+        if (n > 0) {
+            buf[n] = '\0';
+            return (long)n;
         }
+        drop_fd(s, fd);
+    }
+    int f = openat(ctx->proc_fd, path, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return -errno;
+    ssize_t n = read(f, buf, cap - 1);
+    int e = errno;
+    /* Below a fixture root a file may be replaced or removed while the
+     * process "lives": only procfs files are kept (see collect__read). */
+    if (n > 0 && keep && ctx->keep_proc && s->nfds < FD_CACHE_MAX) {
+        *fd = f + 1;
+        s->nfds++;
+    } else {
+        close(f);
+    }
+    if (n < 0)
+        return -e;
+    buf[n] = '\0';
+    return (long)n;
 }
 
 /*
@@ -411,11 +459,11 @@ static int key_u64(const char *buf, const char *key, uint64_t *out)
  * without the two fields just leaves p without io. Neither is an error: the
  * series are skipped for that process.
  */
-static void io_sample(struct collect_ctx *ctx, const char *path, struct pid_slot *slot,
-                      struct proc_info *p, int64_t since_ms)
+static void io_sample(struct processes_state *s, struct collect_ctx *ctx, const char *path,
+                      struct pid_slot *slot, struct proc_info *p, int64_t since_ms, int keep)
 {
     char buf[512]; /* 7 lines of at most 20 digits */
-    long n = collect__read_small(ctx->proc_fd, path, buf, sizeof(buf));
+    long n = read_kept(s, ctx, path, &slot->io_fd, keep, buf, sizeof(buf));
     if (n < 0) {
         if (n != -ENOENT && n != -ESRCH)
             slot->io_denied = 1;
@@ -492,14 +540,14 @@ static void detail(struct processes_state *s, struct collect_ctx *ctx, struct pr
     int pl = snprintf(path, sizeof(path), "%d/", (int)p->pid);
     if (!p->has_io && !slot->io_denied) {
         memcpy(path + pl, "io", 3);
-        io_sample(ctx, path, slot, p, 0);
+        io_sample(s, ctx, path, slot, p, 0, 1);
     }
     memcpy(path + pl, "fd", 3);
     p->fds = count_fds(s, ctx, path);
     p->ctx_vol = p->ctx_nonvol = -1;
     memcpy(path + pl, "status", 7);
     uint64_t vol, nonvol;
-    if (collect__read_small(ctx->proc_fd, path, s->status, sizeof(s->status)) > 0 &&
+    if (read_kept(s, ctx, path, &slot->status_fd, 1, s->status, sizeof(s->status)) > 0 &&
         key_u64(s->status, "\nvoluntary_ctxt_switches:", &vol) == 0 &&
         key_u64(s->status, "\nnonvoluntary_ctxt_switches:", &nonvol) == 0) {
         p->ctx_vol = (int64_t)vol;
@@ -535,10 +583,13 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
         struct pid_slot *prev = table_find(&s->tab[!s->cur], s->cap, pid);
         struct pid_slot old = prev ? *prev : (struct pid_slot){0};
         int fd = old.fd - 1;
-        if (prev)
-            prev->fd = 0; /* the descriptor moves to this walk's slot */
-        if (read_stat(s, ctx, path, &fd) <= 0)
+        if (prev) /* the descriptors move to this walk's slot */
+            prev->fd = prev->io_fd = prev->status_fd = 0;
+        if (read_stat(s, ctx, path, &fd) <= 0) {
+            drop_fd(s, &old.io_fd);
+            drop_fd(s, &old.status_fd);
             continue; /* exited since readdir saw it */
+        }
         struct collect_pidstat ps;
         const char *err = NULL;
         int bad = collect__parse_pidstat(s->stat, &ps, &err) < 0;
@@ -549,6 +600,8 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
                 close(fd);
                 s->nfds--;
             }
+            drop_fd(s, &old.io_fd);
+            drop_fd(s, &old.status_fd);
             if (bad)
                 return collect__fail(ctx, "%s/%s:1: %s", ctx->opts->proc_root, path, err);
             continue; /* listed twice while the directory changed */
@@ -584,13 +637,26 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
             slot->io_bytes = old.io_bytes;
             slot->io_ts_ms = old.io_ts_ms;
         }
+        /* A picked process keeps its io and status files open; one that was
+         * not picked last tick, or whose pid was reused, lets them go. */
+        if (same && old.picked) {
+            slot->io_fd = old.io_fd;
+            slot->status_fd = old.status_fd;
+        } else {
+            drop_fd(s, &old.io_fd);
+            drop_fd(s, &old.status_fd);
+        }
         now->n++;
         if (limit) {
             pi.io_total = slot->io_bytes;
             if (!slot->io_denied && (!slot->has_io || ticks != old.ticks || ps.state == 'D' ||
                                      old.picked || ((uint64_t)pid + s->walks) % IO_REFRESH == 0)) {
                 memcpy(path + nl, "/io", 4);
-                io_sample(ctx, path, slot, &pi, same ? 0 : s->have_prev ? s->prev_ts : 0);
+                io_sample(s, ctx, path, slot, &pi,
+                          same           ? 0
+                          : s->have_prev ? s->prev_ts
+                                         : 0,
+                          same && old.picked);
             }
             copy_comm(pi.comm, ps.comm, ps.comm_len);
             heap_offer(&s->by_cpu, limit, &pi, cpu_better);
@@ -604,6 +670,12 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
     if (errno)
         return collect__fail(ctx, "%s: readdir: %s", ctx->opts->proc_root, strerror(errno));
     return COLLECT_OK;
+}
+
+static int by_pid(const void *a, const void *b)
+{
+    int32_t x = ((const struct proc_info *)a)->pid, y = ((const struct proc_info *)b)->pid;
+    return (x > y) - (x < y);
 }
 
 /*
@@ -795,6 +867,10 @@ static int processes_collect(void *p, struct collect_ctx *ctx)
         heap_sort(&s->by_rss, rss_better);
         heap_sort(&s->by_io, io_better);
         pick(s, ctx);
+        /* Emitted in pid order, not rank order: while the same processes
+         * stay on top, each family's run is the same as the last tick's and
+         * the store reuses its series ids (src/tsdb/shape.c). */
+        qsort(s->picked.v, s->picked.n, sizeof(*s->picked.v), by_pid);
         emit_picked(s, ctx);
     }
     s->cur = !s->cur;

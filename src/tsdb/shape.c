@@ -43,6 +43,9 @@ struct tsdb__shape {
     /* last's runs by name: open addressing, run index + 1 (0: empty). */
     uint32_t *by_name;
     size_t by_name_cap, by_name_mask;
+    /* Scratch: one last-batch run's samples by label bytes (lookup_run). */
+    uint32_t *samples_by;
+    size_t samples_by_cap;
     /* last's accepted samples ordered by head stripe (reused while the
      * whole batch matches), and the scratch that orders them. */
     struct tsdb__head_series **refs;
@@ -87,6 +90,7 @@ void tsdb__shapes_release(struct tsdb *db)
         free(s->next_ids);
         free(s->fresh);
         free(s->by_name);
+        free(s->samples_by);
         free(s->refs);
         free(s->order);
         free(s->pairs);
@@ -138,14 +142,93 @@ static size_t sample_labels(const struct metric_buf *b, const char *name,
     return n;
 }
 
-/* Look run f's samples up in the index (creating and logging new series). */
-static void lookup_run(struct tsdb *db, const struct metric_buf *b, size_t f, struct tsdb__sid *ids)
+/* Sample k of run f: where its label strings start and how many bytes. */
+static size_t blob(const struct metric_buf *b, size_t f, uint32_t k, const char **p)
+{
+    const struct metric_fam_rec *fam = &b->fams[f];
+    size_t lo, hi;
+    span(b, f, &lo, &hi);
+    size_t at = b->samples[fam->first + k].labels;
+    size_t end = k + 1 < fam->count ? b->samples[fam->first + k + 1].labels : hi;
+    *p = b->arena + at;
+    return end - at;
+}
+
+/* Whether run f's samples' labels lie in its span in order, as metric_buf
+ * writes them: what blob() relies on. */
+static int laid_out(const struct metric_buf *b, size_t f)
+{
+    const struct metric_fam_rec *fam = &b->fams[f];
+    size_t lo, hi, prev;
+    span(b, f, &lo, &hi);
+    prev = lo;
+    for (uint32_t k = 0; k < fam->count; k++) {
+        size_t at = b->samples[fam->first + k].labels;
+        if (at < prev || at > hi)
+            return 0;
+        prev = at;
+    }
+    return 1;
+}
+
+/*
+ * Index the samples of the last batch's run g by their label bytes in
+ * s->samples_by (open addressing, sample number + 1). Returns the mask, or 0
+ * when g is not usable (labels outside its span, see same_run).
+ */
+static size_t index_samples(struct tsdb__shape *s, size_t g)
+{
+    const struct metric_buf *a = &s->last;
+    const struct metric_fam_rec *y = &a->fams[g];
+    if (!laid_out(a, g))
+        return 0;
+    size_t size = 16;
+    while (size < 2 * (size_t)y->count)
+        size *= 2;
+    grow_to(&s->samples_by, &s->samples_by_cap, size, sizeof(*s->samples_by));
+    memset(s->samples_by, 0, size * sizeof(*s->samples_by));
+    for (uint32_t k = 0; k < y->count; k++) {
+        const char *p;
+        size_t len = blob(a, g, k, &p);
+        size_t h = tsdb__hash_bytes(p, len) & (size - 1);
+        while (s->samples_by[h])
+            h = (h + 1) & (size - 1);
+        s->samples_by[h] = k + 1;
+    }
+    return size - 1;
+}
+
+/*
+ * Resolve run f's samples: those whose labels appear in old run g (a run of
+ * the same name, or -1) take its ids; the rest are looked up in the index
+ * (creating and logging new series). A top-N family whose membership changed
+ * by one process thus costs one lookup, not N.
+ */
+static void lookup_run(struct tsdb *db, struct tsdb__shape *s, const struct metric_buf *b, size_t f,
+                       long g, struct tsdb__sid *ids)
 {
     const struct metric_fam_rec *fam = &b->fams[f];
     const char *name = metric_str(b, fam->name);
+    size_t mask = g >= 0 && laid_out(b, f) ? index_samples(s, (size_t)g) : 0;
     struct tsdb__label ls[METRIC_MAX_LABELS + 1];
     for (uint32_t k = 0; k < fam->count; k++) {
         size_t i = fam->first + k;
+        if (mask) {
+            const char *p, *q;
+            size_t len = blob(b, f, k, &p);
+            const struct metric_fam_rec *y = &s->last.fams[g];
+            size_t h = tsdb__hash_bytes(p, len) & mask;
+            for (; s->samples_by[h]; h = (h + 1) & mask) {
+                uint32_t o = s->samples_by[h] - 1;
+                if (s->last.samples[y->first + o].nlabels == b->samples[i].nlabels &&
+                    blob(&s->last, (size_t)g, o, &q) == len && memcmp(p, q, len) == 0)
+                    break;
+            }
+            if (s->samples_by[h]) {
+                ids[i] = s->ids[y->first + s->samples_by[h] - 1];
+                continue;
+            }
+        }
         size_t nl = sample_labels(b, name, &b->samples[i], ls, ARRAY_SIZE(ls));
         uint32_t id;
         int rc = nl > db->o.max_labels ? TSDB__ELABEL_LIMIT
@@ -193,9 +276,11 @@ static void keep(struct tsdb__shape *s, const struct metric_buf *b)
 }
 
 /* The run of the last batch with the same series as run f of b, found by
- * name; -1 if none. */
-static long find_by_name(const struct tsdb__shape *s, const struct metric_buf *b, size_t f)
+ * name; -1 if none. *named is the first run of that name (-1 if none). */
+static long find_by_name(const struct tsdb__shape *s, const struct metric_buf *b, size_t f,
+                         long *named)
 {
+    *named = -1;
     if (!s->by_name || !s->last.nfams)
         return -1;
     const char *name = metric_str(b, b->fams[f].name);
@@ -204,6 +289,8 @@ static long find_by_name(const struct tsdb__shape *s, const struct metric_buf *b
         size_t g = s->by_name[h] - 1;
         if (strcmp(metric_str(&s->last, s->last.fams[g].name), name) != 0)
             continue;
+        if (*named < 0)
+            *named = (long)g;
         tried++;
         if (same_run(b, f, &s->last, g))
             return (long)g;
@@ -248,12 +335,12 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
     int whole = b->nfams == old->nfams && n == old->nsamples;
     size_t j = 0; /* the old run expected next */
     for (size_t f = 0; f < b->nfams; f++) {
-        long g = -1;
+        long g = -1, named = -1;
         for (size_t k = j; k < j + LOOKAHEAD && k < old->nfams && g < 0; k++)
             if (same_run(b, f, old, k))
                 g = (long)k;
         if (g < 0)
-            g = find_by_name(s, b, f);
+            g = find_by_name(s, b, f, &named);
         s->fresh[f] = g < 0;
         if (g >= 0) {
             const struct metric_fam_rec *x = &b->fams[f], *y = &old->fams[g];
@@ -261,7 +348,7 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
             whole &= (size_t)g == f;
             j = (size_t)g + 1;
         } else {
-            lookup_run(db, b, f, ids);
+            lookup_run(db, s, b, f, named, ids);
             whole = 0;
         }
     }
