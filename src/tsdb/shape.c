@@ -55,6 +55,7 @@ struct tsdb__shape {
         uint32_t i;
     } * pairs;
     size_t norder, refs_cap, order_cap, pairs_cap;
+    uint64_t limit, invalid; /* last's samples refused by the series cap, invalid */
 };
 
 static void grow_to(void *pp, size_t *cap, size_t n, size_t elem)
@@ -124,6 +125,27 @@ static int same_run(const struct metric_buf *b, size_t f, const struct metric_bu
             s->labels - xlo != t->labels - ylo)
             return 0;
     }
+    return 1;
+}
+
+/*
+ * Whether b is a byte for byte the same as a (values aside): the common case,
+ * checked first with one memcmp over the strings and two over the layout,
+ * cheaper than run by run when runs are small.
+ */
+static int same_batch(const struct metric_buf *b, const struct metric_buf *a)
+{
+    if (b->arena_len != a->arena_len || b->nfams != a->nfams || b->nsamples != a->nsamples ||
+        memcmp(b->arena, a->arena, b->arena_len) != 0)
+        return 0;
+    for (size_t f = 0; f < b->nfams; f++)
+        if (b->fams[f].name != a->fams[f].name || b->fams[f].first != a->fams[f].first ||
+            b->fams[f].count != a->fams[f].count)
+            return 0;
+    for (size_t i = 0; i < b->nsamples; i++)
+        if (b->samples[i].labels != a->samples[i].labels ||
+            b->samples[i].nlabels != a->samples[i].nlabels)
+            return 0;
     return 1;
 }
 
@@ -329,6 +351,11 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
     struct tsdb__shape *s = slot(db, src);
     const struct metric_buf *old = &s->last;
     size_t n = b->nsamples;
+    if (same_batch(b, old)) {
+        *limit = s->limit;
+        *invalid = s->invalid;
+        return s;
+    }
     grow_to(&s->next_ids, &s->next_cap, n, sizeof(*s->next_ids));
     grow_to(&s->fresh, &s->fresh_cap, b->nfams, 1);
     struct tsdb__sid *ids = s->next_ids;
@@ -352,12 +379,21 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
             whole = 0;
         }
     }
+    if (whole) {
+        /* Every run where it was: the batch is the last one byte for byte
+         * (the runs cover the arena), so all that was kept still holds. */
+        *limit = s->limit;
+        *invalid = s->invalid;
+        return s;
+    }
     tsdb__meta_note(db, b, s->fresh);
     *limit = *invalid = 0;
     for (size_t i = 0; i < n; i++) {
         *limit += ids[i].why == TSDB__SID_LIMIT;
         *invalid += ids[i].why == TSDB__SID_INVALID;
     }
+    s->limit = *limit;
+    s->invalid = *invalid;
     /* The batch's ids become the last batch's. */
     s->next_ids = s->ids;
     s->ids = ids;
@@ -365,8 +401,7 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
     s->ids_cap = s->next_cap;
     s->next_cap = c;
     keep(s, b);
-    if (!whole)
-        stripe_order(db, s, n);
+    stripe_order(db, s, n);
     return s;
 }
 
