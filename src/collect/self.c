@@ -6,7 +6,8 @@
  *
  * It always reads the real /proc/self, never proc_root: a fixture describes
  * some other host, while these metrics describe this very process. The
- * directories are opened once and kept, so a tick allocates nothing.
+ * directories and files are opened once and kept (files re-read from offset
+ * 0), so a tick allocates nothing and opens nothing.
  */
 #include "collect/collect_internal.h"
 
@@ -16,12 +17,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct self_state {
     int opened;
-    int self_fd; /* /proc/self as resolved at open: this process, not a thread */
-    DIR *fds;    /* /proc/self/fd, rewound every tick */
+    int self_fd;            /* /proc/self as resolved at open: this process, not a thread */
+    DIR *fds;               /* /proc/self/fd, rewound every tick */
+    int stat_fd, limits_fd; /* /proc/self/{stat,limits} + 1, 0 until opened */
     int have_start;
     double start_time; /* seconds since the epoch; constant once known */
     char buf[4096];    /* stat or limits (about 1.5 KiB) */
@@ -32,6 +35,10 @@ static void self_release(void *p)
     struct self_state *s = p;
     if (s->fds)
         closedir(s->fds);
+    if (s->stat_fd)
+        close(s->stat_fd - 1);
+    if (s->limits_fd)
+        close(s->limits_fd - 1);
     if (s->opened)
         close(s->self_fd);
 }
@@ -54,6 +61,12 @@ static int open_self(struct self_state *s, struct collect_ctx *ctx)
         return collect__fail(ctx, "/proc/self/fd: %s", strerror(e));
     }
     s->opened = 1;
+    /* Opened now, not at first read, so every tick's descriptor count
+     * (which includes them) is the same. */
+    int f = openat(s->self_fd, "stat", O_RDONLY | O_CLOEXEC);
+    s->stat_fd = f >= 0 ? f + 1 : 0;
+    f = openat(s->self_fd, "limits", O_RDONLY | O_CLOEXEC);
+    s->limits_fd = f >= 0 ? f + 1 : 0;
     return COLLECT_OK;
 }
 
@@ -101,6 +114,26 @@ static int soft_limit(char *limits, const char *name, double *out)
     return -1;
 }
 
+/* Read /proc/self/<name> into s->buf through the kept descriptor *fd. */
+static long read_self(struct self_state *s, const char *name, int *fd)
+{
+    if (!*fd) {
+        int f = openat(s->self_fd, name, O_RDONLY | O_CLOEXEC);
+        if (f < 0)
+            return -errno;
+        *fd = f + 1;
+    }
+    ssize_t n = pread(*fd - 1, s->buf, sizeof(s->buf) - 1, 0);
+    if (n < 0) {
+        int e = errno;
+        close(*fd - 1);
+        *fd = 0;
+        return -e;
+    }
+    s->buf[n] = '\0';
+    return (long)n;
+}
+
 static void gauge(struct collect_ctx *ctx, const char *name, const char *help, double v)
 {
     metric_fam(ctx->out, name, help, METRIC_GAUGE);
@@ -117,7 +150,7 @@ static int self_collect(void *p, struct collect_ctx *ctx)
     }
     double hz = (double)sysconf(_SC_CLK_TCK), page = (double)sysconf(_SC_PAGESIZE);
 
-    long n = collect__read_small(s->self_fd, "stat", s->buf, sizeof(s->buf));
+    long n = read_self(s, "stat", &s->stat_fd);
     if (n < 0)
         return collect__fail(ctx, "/proc/self/stat: %s", strerror((int)-n));
     struct collect_pidstat ps;
@@ -134,15 +167,21 @@ static int self_collect(void *p, struct collect_ctx *ctx)
     }
 
     /* Counting entries of /proc/self/fd includes the one the DIR holds, as
-     * client_golang's count includes its own. */
+     * client_golang's count includes its own. Since Linux 6.2 the
+     * directory's size is that count, which spares the listing. */
     double nfds = 0;
-    struct dirent *de;
-    rewinddir(s->fds);
-    while ((de = readdir(s->fds)))
-        if (de->d_name[0] != '.')
-            nfds++;
+    struct stat st;
+    if (fstat(dirfd(s->fds), &st) == 0 && st.st_size > 0) {
+        nfds = (double)st.st_size;
+    } else {
+        struct dirent *de;
+        rewinddir(s->fds);
+        while ((de = readdir(s->fds)))
+            if (de->d_name[0] != '.')
+                nfds++;
+    }
 
-    n = collect__read_small(s->self_fd, "limits", s->buf, sizeof(s->buf));
+    n = read_self(s, "limits", &s->limits_fd);
     if (n < 0)
         return collect__fail(ctx, "/proc/self/limits: %s", strerror((int)-n));
     double max_fds, max_vm;

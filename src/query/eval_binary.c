@@ -160,6 +160,16 @@ static void signatures(struct query__ev *ev, const struct query__vec *a, const s
 
 /* ---- set operators ------------------------------------------------------------ */
 
+/* Whether v holds a sample at any step. */
+static int any_sample(const struct query__vec *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        for (size_t j = 0; j < v->nsteps; j++)
+            if (v->s[i].ok[j])
+                return 1;
+    return 0;
+}
+
 static struct query__vec *set_op(struct query__ev *ev, const struct query_node *n,
                                  struct query__vec *l, struct query__vec *r,
                                  const struct query__grid *g)
@@ -485,6 +495,15 @@ struct query__vec *query__eval_binary(struct query__ev *ev, const struct query_n
     if (lt == QUERY_VALUE_SCALAR && rt == QUERY_VALUE_VECTOR)
         return vector_scalar(ev, n, g, 1);
     struct query__vec *l = query__eval_vec(ev, n->binary.lhs, g);
+    /*
+     * Nothing `and` or `unless` anything is nothing: the right side is not
+     * evaluated. Alert rules put their cheap threshold first and it is
+     * empty nearly always, so a healthy host skips the costly trend on the
+     * right. (Prometheus evaluates both; only an error the right side would
+     * have raised, such as a limit, can tell the difference.)
+     */
+    if ((n->binary.op == QUERY_OP_AND || n->binary.op == QUERY_OP_UNLESS) && !any_sample(l))
+        return l;
     struct query__vec *r = query__eval_vec(ev, n->binary.rhs, g);
     if (query_op_is_set(n->binary.op))
         return set_op(ev, n, l, r, g);
