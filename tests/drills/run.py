@@ -31,35 +31,40 @@ def fmt_delay(x):
 def verdict(results):
     """The issue's side-by-side target, per drill: sitrep's first expected
     alert against Netdata's first alarm, and a one-line tally."""
-    out, detected, earlier, netdata_hits = [], 0, 0, 0
+    out, detected, earlier, netdata_hits, expecting = [], 0, 0, 0, 0
     for r in results:
-        # A recovery row (down's resolution after the fix) is not a detection.
-        fired = [row["delay_s"] for row in r.get("rows", [])
-                 if row["delay_s"] is not None and not row.get("recovery")]
         nd = r.get("netdata")
         if nd is None:
             continue
+        # Detection rows: an alert with a deadline, not a recovery (down's
+        # resolution after the fix); firing before the onset is not one.
+        rows = [row for row in r.get("rows", [])
+                if row.get("deadline_s") is not None and not row.get("recovery")]
+        fired = [row["delay_s"] for row in rows
+                 if row["delay_s"] is not None and row["delay_s"] >= 0]
         ours = min(fired) if fired else None
         theirs = nd["first"]["delay_s"] if nd["first"] else None
-        if r.get("rows"):
-            detected += ours is not None
+        expecting += bool(rows)
+        detected += bool(rows) and ours is not None
         if theirs is not None:
             netdata_hits += 1
             earlier += ours is not None and ours < theirs
-        if not r.get("rows"):
+        if not rows:
             what = "no alert expected; sitrep raised %s, Netdata %s" % (
-                ", ".join(r["other_alerts"]) or "none",
+                ", ".join(r.get("other_alerts", [])) or "none",
                 nd["first"]["alarm"] if nd["first"] else "none")
+        elif ours is None:
+            what = "sitrep did NOT detect it in time; Netdata %s" % (
+                "raised nothing" if theirs is None else "after %s" % fmt_delay(theirs))
         elif theirs is None:
             what = "sitrep after %s; Netdata raised nothing" % fmt_delay(ours)
         else:
             what = "sitrep after %s, Netdata after %s (%s): %s" % (
                 fmt_delay(ours), fmt_delay(theirs), nd["first"]["alarm"],
-                "sitrep first" if ours is not None and ours < theirs else "NETDATA FIRST")
+                "sitrep first" if ours < theirs else "NETDATA FIRST")
         out.append("- %s: %s" % (r["drill"], what))
     if not out:
         return ["Netdata was not run (--netdata)."]
-    expecting = sum(1 for r in results if r.get("rows") and r.get("netdata") is not None)
     return out + ["", "sitrep detected %d of %d drills; Netdata detected %d, and sitrep was first"
                   " on %d of those." % (detected, expecting, netdata_hits, earlier)]
 
