@@ -56,15 +56,15 @@ def run(d, netdata=None):
             pass
     d.at_exit(drop)
     try:
-        w.wait_firing(ALERT, 75)
+        w.wait_firing(ALERT, 75, onset)
     except Exception:
         pass
     finally:
         for p in workers:
             d.stop(p)
     after = dentries()
-    fired = w.firing(ALERT)
-    note = sink.first(ALERT, since=onset)
+    fired = w.firing_since(ALERT, onset)
+    note = sink.first(ALERT, onset)
     text = "" if note is None else str(note[1].get("annotations", {}).get("summary", ""))
     named = None if note is None else ("entr" in text.lower() and "/s" in text)
     return result(d, onset, [{"alert": ALERT, "within": 60, "cause_named": named}], sink, w, netdata,

@@ -65,7 +65,7 @@ def run(d, netdata=None):
     d.note("broken restart exited %d: %s" % (broken.returncode,
                                              broken.stderr.decode(errors="replace").strip()[:200]))
     try:
-        w.wait_firing("EndpointDown", 2 * INTERVAL + 10)
+        w.wait_firing("EndpointDown", 2 * INTERVAL + 10, onset)
     except DrillFailed:
         pass
     time.sleep(INTERVAL if d.short else 60)

@@ -45,7 +45,7 @@ def run(d, netdata=None):
     try:
         for a in ("TCPListenQueueOverflow", "ClientFlood", "RetryStorm"):
             try:
-                w.wait_firing(a, max(1, 40 - (time.time() - onset)))
+                w.wait_firing(a, max(1, 40 - (time.time() - onset)), onset)
             except Exception:
                 pass
         retries = s.value('sum(increase(accesslog_retries_total{service="api"}[1m]))')

@@ -55,15 +55,15 @@ def run(d, netdata=None):
     onset = time.time()
     avail_at_fire = None
     try:
-        w.wait_firing(ALERT, 90)
+        w.wait_firing(ALERT, 90, onset)
         avail_at_fire = meminfo()["MemAvailable"]
     except DrillFailed:
         pass
     finally:
         d.stop(grower)
-    fired = w.firing(ALERT)
+    fired = w.firing_since(ALERT, onset)
     share = None if avail_at_fire is None else avail_at_fire / total
-    note = sink.first(ALERT, since=onset)
+    note = sink.first(ALERT, onset)
     named = None
     if note:
         text = str(note[1].get("annotations", {}))

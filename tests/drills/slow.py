@@ -60,7 +60,7 @@ def run(d, netdata=None):
     want = ["ServiceLatencyP95High", "ServiceErrorRatioHigh"]
     for a in want:
         try:
-            w.wait_firing(a, max(1, 75 - (time.time() - onset)))
+            w.wait_firing(a, max(1, 75 - (time.time() - onset)), onset)
         except Exception:
             pass
     after = clients.since(onset)
