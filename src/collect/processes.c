@@ -177,41 +177,6 @@ static long read_kept(struct processes_state *s, struct collect_ctx *ctx, const 
     return (long)n;
 }
 
-/*
- * Read <pid>/stat into s->stat through the descriptor the previous walk kept
- * (*fd, or -1), falling back to opening it by path: the old descriptor fails
- * once its process is gone, even if a new process got the same pid. On
- * return *fd is the descriptor to keep (or -1). Returns the bytes read, <= 0
- * if the process is gone.
- */
-static long read_stat(struct processes_state *s, struct collect_ctx *ctx, const char *path, int *fd)
-{
-    ssize_t n = -1;
-    if (*fd >= 0) {
-        n = pread(*fd, s->stat, sizeof(s->stat) - 1, 0);
-        if (n <= 0) {
-            close(*fd);
-            s->nfds--;
-            *fd = -1;
-        }
-    }
-    if (*fd < 0) {
-        int f = openat(ctx->proc_fd, path, O_RDONLY | O_CLOEXEC);
-        if (f < 0)
-            return -1;
-        n = read(f, s->stat, sizeof(s->stat) - 1);
-        if (n > 0 && s->nfds < FD_CACHE_MAX) {
-            *fd = f;
-            s->nfds++;
-        } else {
-            close(f);
-        }
-    }
-    if (n > 0)
-        s->stat[n] = '\0';
-    return (long)n;
-}
-
 static void processes_release(void *p)
 {
     struct processes_state *s = p;
@@ -582,10 +547,13 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
         /* The previous walk's record of this pid (copied: the tables may grow). */
         struct pid_slot *prev = table_find(&s->tab[!s->cur], s->cap, pid);
         struct pid_slot old = prev ? *prev : (struct pid_slot){0};
-        int fd = old.fd - 1;
+        /* The old descriptor fails once its process is gone, even if a new
+         * process got the same pid: read_kept then opens the path afresh. */
+        int fd = old.fd;
         if (prev) /* the descriptors move to this walk's slot */
             prev->fd = prev->io_fd = prev->status_fd = 0;
-        if (read_stat(s, ctx, path, &fd) <= 0) {
+        if (read_kept(s, ctx, path, &fd, 1, s->stat, sizeof(s->stat)) <= 0) {
+            drop_fd(s, &fd);
             drop_fd(s, &old.io_fd);
             drop_fd(s, &old.status_fd);
             continue; /* exited since readdir saw it */
@@ -596,10 +564,7 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
         if (!bad && (now->n + 1) * 2 > s->cap)
             tables_grow(s);
         if (bad || table_find(&s->tab[s->cur], s->cap, pid)) {
-            if (fd >= 0) {
-                close(fd);
-                s->nfds--;
-            }
+            drop_fd(s, &fd);
             drop_fd(s, &old.io_fd);
             drop_fd(s, &old.status_fd);
             if (bad)
@@ -630,7 +595,7 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
         }
         struct pid_slot *slot = table_slot(now, s->cap, pid);
         *slot = (struct pid_slot){
-            .pid = pid, .start = ps.starttime, .ticks = ticks, .ts_ms = ctx->ts_ms, .fd = fd + 1};
+            .pid = pid, .start = ps.starttime, .ticks = ticks, .ts_ms = ctx->ts_ms, .fd = fd};
         if (same) { /* the io reading carries over; a reused pid starts afresh */
             slot->io_denied = old.io_denied;
             slot->has_io = old.has_io;

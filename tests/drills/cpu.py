@@ -82,7 +82,7 @@ def run(d, netdata=None):
              "sitrep reported: %s" % (median(before), median(during), ", ".join(top_at_fire))]
     exps = []
     for a in want:
-        note = sink.first(a, since=onset)
+        note = sink.first(a, since=onset, wait=10 if w.firing_since(a, onset) else 0)
         named = None if note is None else "migrate-worker" in str(note[1].get("annotations", {}))
         exps.append({"alert": a, "within": 30, "cause_named": named})
     r = result(d, onset, exps, sink, w, netdata, notes)

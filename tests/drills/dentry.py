@@ -64,7 +64,7 @@ def run(d, netdata=None):
             d.stop(p)
     after = dentries()
     fired = w.firing_since(ALERT, onset)
-    note = sink.first(ALERT, onset)
+    note = sink.first(ALERT, since=onset, wait=10 if fired else 0)
     text = "" if note is None else str(note[1].get("annotations", {}).get("summary", ""))
     named = None if note is None else ("entr" in text.lower() and "/s" in text)
     return result(d, onset, [{"alert": ALERT, "within": 60, "cause_named": named}], sink, w, netdata,

@@ -293,17 +293,24 @@ class Sink:
     def url(self):
         return "http://127.0.0.1:%d/hook" % self.port
 
-    def first(self, alertname, status="firing", since=0.0):
-        """(time, alert dict, message) of the first notification holding that alert."""
-        with self.lock:
-            got = list(self.received)
-        for t, msg in got:
-            if t < since:
-                continue
-            for a in msg.get("alerts", []):
-                if a.get("labels", {}).get("alertname") == alertname and a.get("status") == status:
-                    return t, a, msg
-        return None
+    def first(self, alertname, status="firing", since=0.0, wait=0.0):
+        """(time, alert dict, message) of the first notification holding that
+        alert, from `since` on; waits up to `wait` seconds for one to arrive
+        (it may come just after the alert is seen firing)."""
+        end = time.time() + wait
+        while True:
+            with self.lock:
+                got = list(self.received)
+            for t, msg in got:
+                if t < since:
+                    continue
+                for a in msg.get("alerts", []):
+                    if (a.get("labels", {}).get("alertname") == alertname
+                            and a.get("status") == status):
+                        return t, a, msg
+            if time.time() >= end:
+                return None
+            time.sleep(0.2)
 
     def messages(self, alertname=None):
         with self.lock:
@@ -599,7 +606,7 @@ def result(drill, onset, expectations, sink, watch, netdata=None, notes=None):
         # The first firing from the onset on; one already under way at the
         # onset is no detection (the box was not quiet).
         fired = watch.firing_since(e["alert"], onset)
-        note = sink.first(e["alert"], since=onset - 60) if sink else None
+        note = sink.first(e["alert"], since=onset, wait=10 if fired else 0) if sink else None
         rows.append({
             "alert": e["alert"],
             "deadline_s": e["within"],

@@ -63,7 +63,7 @@ def run(d, netdata=None):
         d.stop(grower)
     fired = w.firing_since(ALERT, onset)
     share = None if avail_at_fire is None else avail_at_fire / total
-    note = sink.first(ALERT, onset)
+    note = sink.first(ALERT, since=onset, wait=10 if fired else 0)
     named = None
     if note:
         text = str(note[1].get("annotations", {}))
