@@ -56,6 +56,8 @@ struct tsdb__head_series {
 struct tsdb__head {
     int64_t span;
     _Atomic int64_t min_valid;
+    /* The oldest and newest timestamps ever appended or loaded (see tsdb__head_hints). */
+    _Atomic int64_t lo_hint, hi_hint;
     pthread_rwlock_t grow; /* guards the series array itself */
     struct tsdb__head_series **series;
     size_t nseries, cap;
@@ -80,6 +82,8 @@ struct tsdb__head *tsdb__head_new(int64_t span_ms)
     struct tsdb__head *h = xcalloc(1, sizeof(*h));
     h->span = span_ms > 0 ? span_ms : TSDB_HEAD_CHUNK_SPAN_MS;
     atomic_init(&h->min_valid, INT64_MIN);
+    atomic_init(&h->lo_hint, INT64_MAX);
+    atomic_init(&h->hi_hint, INT64_MIN);
     pthread_rwlock_init(&h->grow, NULL);
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_init(&h->stripe[i], NULL);
@@ -132,6 +136,23 @@ void tsdb__head_set_min_valid(struct tsdb__head *h, int64_t t)
 int64_t tsdb__head_min_valid(const struct tsdb__head *h)
 {
     return atomic_load(&((struct tsdb__head *)h)->min_valid);
+}
+
+/* Widen the hints to cover [lo, hi]: once per appended run, not per sample. */
+static void note_range(struct tsdb__head *h, int64_t lo, int64_t hi)
+{
+    int64_t cur = atomic_load(&h->lo_hint);
+    while (lo < cur && !atomic_compare_exchange_weak(&h->lo_hint, &cur, lo))
+        ;
+    cur = atomic_load(&h->hi_hint);
+    while (hi > cur && !atomic_compare_exchange_weak(&h->hi_hint, &cur, hi))
+        ;
+}
+
+void tsdb__head_hints(struct tsdb__head *h, int64_t *lo, int64_t *hi)
+{
+    *lo = atomic_load(&h->lo_hint);
+    *hi = atomic_load(&h->hi_hint);
 }
 
 /* The series with id (NULL if none); caller holds h->grow. */
@@ -272,6 +293,8 @@ int tsdb__head_append(struct tsdb__head *h, uint32_t id, int64_t ts, double v)
     pthread_mutex_lock(m);
     int rc = put(h, s, ts, v, tsdb__head_min_valid(h));
     pthread_mutex_unlock(m);
+    if (rc == 0)
+        note_range(h, ts, ts);
     return rc == 0 ? 0 : rc == 1 ? TSDB__EORDER : TSDB__EOLD;
 }
 
@@ -311,6 +334,8 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
     }
     if (held != STRIPES)
         pthread_mutex_unlock(&h->stripe[held]);
+    if (ok)
+        note_range(h, ts, ts);
     return ok;
 }
 
@@ -470,6 +495,8 @@ int tsdb__head_load_chunk(struct tsdb__head *h, uint32_t id, const uint8_t *buf,
         s->have_last = 1;
     }
     pthread_mutex_unlock(&h->stripe[s->stripe]);
+    if (rc == 0)
+        note_range(h, c.mint, c.maxt);
     return rc;
 }
 

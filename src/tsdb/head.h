@@ -115,6 +115,16 @@ int tsdb__head_load_chunk(struct tsdb__head *h, uint32_t id, const uint8_t *buf,
 /* The oldest timestamp held (INT64_MAX if none) and the newest (INT64_MIN). */
 void tsdb__head_range(struct tsdb__head *h, int64_t *oldest, int64_t *newest);
 
+/*
+ * Bounds without a scan: *lo is at most the oldest timestamp held (the
+ * oldest ever appended or loaded; cuts only drop older ones) and *hi the
+ * newest (samples are never dropped from the top). INT64_MAX / INT64_MIN
+ * before the first sample. For the every-second "is a window due?" check,
+ * which tsdb__head_range's visit of every series made a tenth of the
+ * daemon's CPU.
+ */
+void tsdb__head_hints(struct tsdb__head *h, int64_t *lo, int64_t *hi);
+
 /* Number of series slots (ids below it may have data). */
 uint32_t tsdb__head_nseries(struct tsdb__head *h);
 

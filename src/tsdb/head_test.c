@@ -207,12 +207,46 @@ static void test_append_run(void **state)
     tsdb__head_free(h);
 }
 
+/* The hints bound what a scan finds: lo never above the oldest sample held,
+ * hi the newest; refused samples do not move them. */
+static void test_hints(void **state)
+{
+    (void)state;
+    struct tsdb__head *h = tsdb__head_new(1000);
+    int64_t lo, hi, oldest, newest;
+    tsdb__head_hints(h, &lo, &hi);
+    assert_true(lo == INT64_MAX && hi == INT64_MIN);
+    struct tsdb__head_series *refs[2] = {tsdb__head_ref(h, 0), tsdb__head_ref(h, 1)};
+    uint32_t idx[2] = {0, 1};
+    double vals[2] = {1, 2};
+    uint8_t res[2];
+    for (int64_t t = 500; t <= 3500; t += 500)
+        assert_int_equal(tsdb__head_append_run(h, refs, idx, 2, t, vals, sizeof(double), res), 2);
+    assert_int_equal(tsdb__head_append(h, 2, 4200, 1), 0);
+    tsdb__head_hints(h, &lo, &hi);
+    tsdb__head_range(h, &oldest, &newest);
+    assert_true(lo == 500 && hi == 4200 && oldest == 500 && newest == 4200);
+    /* Refused (too old, out of order): no change. */
+    tsdb__head_set_min_valid(h, 2000);
+    assert_int_equal(tsdb__head_append_run(h, refs, idx, 2, 1500, vals, sizeof(double), res), 0);
+    assert_int_equal(tsdb__head_append(h, 2, 4100, 1), TSDB__EORDER);
+    /* A cut drops the old windows: lo stays a lower bound, hi exact. */
+    for (uint32_t id = 0; id < 3; id++)
+        assert_int_equal(tsdb__head_seal_before(h, id, 2000), 0);
+    tsdb__head_drop_before(h, 2000);
+    tsdb__head_hints(h, &lo, &hi);
+    tsdb__head_range(h, &oldest, &newest);
+    assert_true(oldest == 2000 && newest == 4200);
+    assert_true(lo <= oldest && hi == newest);
+    tsdb__head_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_gaps),           cmocka_unit_test(test_windows),
         cmocka_unit_test(test_negative_timestamps), cmocka_unit_test(test_cut_and_reload),
-        cmocka_unit_test(test_append_run),
+        cmocka_unit_test(test_append_run),          cmocka_unit_test(test_hints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -403,6 +403,21 @@ static int cut_window(struct tsdb *db, int64_t w0, int64_t w1)
 static int cut(struct tsdb *db, int flags)
 {
     int64_t span = tsdb__head_span(db->head), last = INT64_MIN;
+    if (!(flags & TSDB_MAINT_FLUSH)) {
+        /* Every sample held is at or after both the min valid time and the
+         * oldest hint, so the first window starts no earlier than floor's:
+         * until the newest sample is half a window past its end, nothing
+         * is due, whatever the exact oldest (which takes a visit of every
+         * series to know). */
+        int64_t lo, hi, floor = tsdb__head_min_valid(db->head);
+        tsdb__head_hints(db->head, &lo, &hi);
+        if (hi == INT64_MIN)
+            return 0;
+        if (lo > floor)
+            floor = lo;
+        if (hi < tsdb__head_window(db->head, floor) + span + span / 2)
+            return 0;
+    }
     for (;;) {
         int64_t oldest, newest;
         tsdb__head_range(db->head, &oldest, &newest);
@@ -672,7 +687,7 @@ static int compact_tier(struct tsdb *db, int t)
 static void retention(struct tsdb *db)
 {
     int64_t oldest, newest;
-    tsdb__head_range(db->head, &oldest, &newest);
+    tsdb__head_hints(db->head, &oldest, &newest);
     struct tsdb__bref *gone[256];
     size_t ngone = 0;
     pthread_mutex_lock(&db->blocks_mu);
