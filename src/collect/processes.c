@@ -23,8 +23,9 @@
  * run did none; one whose CPU time is below the clock tick is caught by the
  * D state or the refresh, and its rate is then averaged since its last read.
  * The per-process detail (/proc/<pid>/{io,fd,status}) is read only for the
- * picked processes, whose io and status files stay open while they are
- * picked (the stat files of all processes stay open, up to FD_CACHE_MAX).
+ * picked processes (fd and status every DETAIL_EVERY_MS), whose io and status
+ * files stay open while they are picked (the stat files of all processes stay open, up to
+ * FD_CACHE_MAX).
  */
 #include "collect/collect_internal.h"
 #include "util/util.h"
@@ -56,6 +57,14 @@
  */
 #define IO_REFRESH 10
 #define PF_KTHREAD 0x00200000 /* stat flags: a kernel thread */
+/*
+ * A process picked tick after tick has its open descriptors and context
+ * switches (fd/, status: the dearest per-process files, ~5% of the daemon's
+ * CPU when read every second) read every DETAIL_EVERY_MS, and on the tick it
+ * is first picked; in between those series skip a beat. Nothing alerts on
+ * them: they are context, and their rates are taken over minutes.
+ */
+#define DETAIL_EVERY_MS 5000
 /* /proc/<pid>/status is about 1.5 KiB; the CPU and NUMA masks make it grow
  * on big hosts. The context switch lines come last: past this they are lost. */
 #define STATUS_MAX 8192
@@ -70,7 +79,8 @@ struct pid_slot {
     int64_t ts_ms;
     uint64_t io_bytes; /* read_bytes + write_bytes at io_ts_ms */
     int64_t io_ts_ms;
-    int fd; /* open <pid>/stat + 1, 0 if none (zeroed slots hold no fd) */
+    int64_t detail_ms; /* when fd/ and status were last read (0: not while picked) */
+    int fd;            /* open <pid>/stat + 1, 0 if none (zeroed slots hold no fd) */
     /* Open <pid>/io and <pid>/status + 1, held while the process is picked. */
     int io_fd, status_fd;
 };
@@ -495,8 +505,9 @@ static int64_t count_fds(struct processes_state *s, struct collect_ctx *ctx, con
 
 /*
  * Fill in what the walk does not read for one picked process: io (if the
- * walk skipped it), open descriptors and context switches. Whatever cannot
- * be read stays unknown and its series are skipped.
+ * walk skipped it), and, when due (DETAIL_EVERY_MS), open descriptors and
+ * context switches. Whatever is not read stays unknown and its series are
+ * skipped.
  */
 static void detail(struct processes_state *s, struct collect_ctx *ctx, struct proc_info *p,
                    struct pid_slot *slot)
@@ -507,9 +518,12 @@ static void detail(struct processes_state *s, struct collect_ctx *ctx, struct pr
         memcpy(path + pl, "io", 3);
         io_sample(s, ctx, path, slot, p, 0, 1);
     }
+    p->fds = p->ctx_vol = p->ctx_nonvol = -1;
+    if (slot->detail_ms && ctx->ts_ms - slot->detail_ms < DETAIL_EVERY_MS)
+        return;
+    slot->detail_ms = ctx->ts_ms;
     memcpy(path + pl, "fd", 3);
     p->fds = count_fds(s, ctx, path);
-    p->ctx_vol = p->ctx_nonvol = -1;
     memcpy(path + pl, "status", 7);
     uint64_t vol, nonvol;
     if (read_kept(s, ctx, path, &slot->status_fd, 1, s->status, sizeof(s->status)) > 0 &&
@@ -607,6 +621,7 @@ static int walk(struct processes_state *s, struct collect_ctx *ctx, uint32_t *st
         if (same && old.picked) {
             slot->io_fd = old.io_fd;
             slot->status_fd = old.status_fd;
+            slot->detail_ms = old.detail_ms;
         } else {
             drop_fd(s, &old.io_fd);
             drop_fd(s, &old.status_fd);

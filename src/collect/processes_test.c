@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 /* One cycle on `root` with only the processes source; top = top_processes. */
+/* processes.c's DETAIL_EVERY_MS: ticks this far apart read fd/ and status. */
+#define DETAIL_MS 5000
+
 static struct collect *run(const char *root, int top)
 {
     struct collect_opts o = {.proc_root = root, .top_processes = top};
@@ -478,8 +481,18 @@ static void test_detail_series(void **state)
     /* First tick: no earlier reading, so no rate yet. */
     assert_float_equal(pval(b, "sitrep_process_io_bytes_per_second", 10), 0, 0);
 
-    /* Two seconds later 10 read 1 MiB more, and the files it lacks now
-     * (status, fd: gone or unreadable) only drop those series. */
+    /* One second later both are picked still: their fd and status files are
+     * not due (DETAIL_EVERY_MS), so only those series skip the tick. */
+    collect_once(c, 2000);
+    b = collect_last(c);
+    assert_int_equal(tu_count(b, "sitrep_process_open_fds"), 0);
+    assert_int_equal(tu_count(b, "sitrep_process_context_switches_total"), 0);
+    assert_int_equal(tu_count(b, "sitrep_process_minor_faults_total"), 2);
+    assert_int_equal(tu_count(b, "sitrep_process_io_read_bytes_total"), 2);
+
+    /* Five seconds after the first tick 10 has read 1 MiB more, and the
+     * files it lacks now (status, fd: gone or unreadable) only drop those
+     * series. */
     write_proc(dir,
                &(struct fake){
                    .pid = 10, .utime = 600, .rss = 10, .minflt = 1300, .majflt = 60, .threads = 3});
@@ -489,10 +502,10 @@ static void test_detail_series(void **state)
     assert_int_equal(unlink(path), 0);
     snprintf(path, sizeof(path), "%s/10/fd", dir);
     rm_tree(path);
-    collect_once(c, 3000);
+    collect_once(c, 6000);
     b = collect_last(c);
     assert_int_equal(tu_source_success(b, "processes"), 1);
-    assert_float_equal(pval(b, "sitrep_process_io_bytes_per_second", 10), (1 << 20) / 2.0, 1e-9);
+    assert_float_equal(pval(b, "sitrep_process_io_bytes_per_second", 10), (1 << 20) / 4.0, 1e-9);
     assert_float_equal(pval(b, "sitrep_process_minor_faults_total", 10), 1300, 0);
     assert_false(phas(b, "sitrep_process_open_fds", 10));
     assert_int_equal(tu_count(b, "sitrep_process_context_switches_total"), 2);
@@ -639,7 +652,7 @@ static void test_live_fds(void **state)
     struct collect *c = run("/proc", 100000); /* everyone is picked */
     /* A second tick, so the files the first one kept open (sys/kernel/...,
      * read after the walk) were open while this one counted. */
-    collect_once(c, 2000);
+    collect_once(c, 1000 + DETAIL_MS);
     const struct metric_buf *b = collect_last(c);
     assert_int_equal(tu_source_success(b, "processes"), 1);
     char l[128], comm[64] = "";
@@ -665,7 +678,7 @@ static void test_live_fds(void **state)
     double before = tu_value(b, "sitrep_process_context_switches_total", l);
     for (int i = 0; i < 20; i++)
         usleep(1000); /* each sleep is a voluntary switch */
-    collect_once(c, 3000);
+    collect_once(c, 1000 + 2 * DETAIL_MS);
     b = collect_last(c);
     double after = tu_value(b, "sitrep_process_context_switches_total", l);
     if (!(after >= before + 20))
