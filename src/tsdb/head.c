@@ -191,6 +191,21 @@ struct tsdb__head_series *tsdb__head_ref(struct tsdb__head *h, uint32_t id)
     return s;
 }
 
+void tsdb__head_refs(struct tsdb__head *h, const uint32_t *ids, size_t n,
+                     struct tsdb__head_series **out)
+{
+    size_t missing = 0;
+    pthread_rwlock_rdlock(&h->grow);
+    for (size_t k = 0; k < n; k++)
+        missing += !(out[k] = find(h, ids[k]));
+    pthread_rwlock_unlock(&h->grow);
+    for (size_t k = 0; missing && k < n; k++)
+        if (!out[k]) {
+            out[k] = tsdb__head_ref(h, ids[k]);
+            missing--;
+        }
+}
+
 unsigned tsdb__head_stripe(const struct tsdb__head_series *s)
 {
     return s->stripe;

@@ -45,6 +45,11 @@ int64_t tsdb__head_min_valid(const struct tsdb__head *h);
 /* The series' slot (created on first use): a stable reference. */
 struct tsdb__head_series *tsdb__head_ref(struct tsdb__head *h, uint32_t id);
 
+/* out[k] = tsdb__head_ref(h, ids[k]) for k < n, under one lock for the
+ * series that exist already (a batch's worth every tick). */
+void tsdb__head_refs(struct tsdb__head *h, const uint32_t *ids, size_t n,
+                     struct tsdb__head_series **out);
+
 /*
  * Append one sample to series id. Returns 0, or TSDB__EORDER if ts is not
  * after the series' last sample, TSDB__EOLD if before the min valid time:

@@ -241,12 +241,34 @@ static void test_hints(void **state)
     tsdb__head_free(h);
 }
 
+/* The batch lookup gives what one lookup per id gives, creating the missing. */
+static void test_refs(void **state)
+{
+    (void)state;
+    struct tsdb__head *h = tsdb__head_new(0);
+    struct tsdb__head_series *a = tsdb__head_ref(h, 5), *b = tsdb__head_ref(h, 40);
+    uint32_t ids[4] = {40, 7, 5, 300};
+    struct tsdb__head_series *out[4];
+    tsdb__head_refs(h, ids, 4, out);
+    assert_ptr_equal(out[0], b);
+    assert_ptr_equal(out[2], a);
+    assert_ptr_equal(out[1], tsdb__head_ref(h, 7));
+    assert_ptr_equal(out[3], tsdb__head_ref(h, 300));
+    assert_ptr_not_equal(out[1], out[3]);
+    assert_int_equal(tsdb__head_nseries(h) > 300, 1);
+    tsdb__head_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_long_gaps),           cmocka_unit_test(test_windows),
-        cmocka_unit_test(test_negative_timestamps), cmocka_unit_test(test_cut_and_reload),
-        cmocka_unit_test(test_append_run),          cmocka_unit_test(test_hints),
+        cmocka_unit_test(test_long_gaps),
+        cmocka_unit_test(test_windows),
+        cmocka_unit_test(test_negative_timestamps),
+        cmocka_unit_test(test_cut_and_reload),
+        cmocka_unit_test(test_append_run),
+        cmocka_unit_test(test_hints),
+        cmocka_unit_test(test_refs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

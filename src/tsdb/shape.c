@@ -328,12 +328,17 @@ static void stripe_order(struct tsdb *db, struct tsdb__shape *s, size_t n)
     grow_to(&s->refs, &s->refs_cap, n, sizeof(*s->refs));
     grow_to(&s->order, &s->order_cap, n, sizeof(*s->order));
     size_t m = 0, count[65] = {0};
+    /* order holds the accepted ids for the one head lookup, then the sort. */
     for (size_t i = 0; i < n; i++)
         if (s->ids[i].why == TSDB__SID_OK) {
-            s->pairs[m] = (struct pair){tsdb__head_ref(db->head, s->ids[i].id), (uint32_t)i};
-            count[tsdb__head_stripe(s->pairs[m].ref) + 1]++;
-            m++;
+            s->pairs[m].i = (uint32_t)i;
+            s->order[m++] = s->ids[i].id;
         }
+    tsdb__head_refs(db->head, s->order, m, s->refs);
+    for (size_t k = 0; k < m; k++) {
+        s->pairs[k].ref = s->refs[k];
+        count[tsdb__head_stripe(s->refs[k]) + 1]++;
+    }
     for (int k = 0; k < 64; k++)
         count[k + 1] += count[k];
     for (size_t k = 0; k < m; k++) {
