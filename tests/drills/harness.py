@@ -451,10 +451,6 @@ class Watch:
         self.stop_ev.set()
         self.thread.join(5)
 
-    def firing(self, name):
-        with self.lock:
-            return self.first_firing.get(name)
-
     def firing_now(self):
         try:
             return sorted({self.key(a) for a in self.sitrep.alerts() if a.get("state") == "firing"})
