@@ -125,8 +125,8 @@ def fmt(key):
     return '{' + ','.join('%s="%s"' % kv for kv in key) + '}'
 
 
-def main():
-    sitrep_url, ne_url = sys.argv[1], sys.argv[2]
+def snapshot(sitrep_url, ne_url):
+    """A1, N and A2 as described above, with their TYPE lines and A1's text."""
     a1_text = fetch(sitrep_url)
     n_text = fetch(ne_url)
     t_a1, a1 = parse(a1_text)
@@ -135,42 +135,44 @@ def main():
     deadline = time.time() + 10
     while True:
         time.sleep(0.3)
-        t_a2, a2 = parse(fetch(sitrep_url))
+        _, a2 = parse(fetch(sitrep_url))
         if ticks(a2) >= start + 2 or time.time() > deadline:
             break
-    failures = []
+    return a1_text, n_text, t_a1, a1, t_n, n, a2
 
-    for p in promtool(a1_text, n_text):
-        failures.append('promtool: ' + p)
 
+def compare(t_a1, a1, t_n, n, a2):
+    """(failures as {series: message}, report lines, names compared, skipped)."""
+    failures, report = {}, []
     shared = sorted(set(a1) & set(n))
     compared = skipped = 0
-    print('names exposed: sitrep %d, node_exporter %d, both %d' % (len(a1), len(n), len(shared)))
+    report.append('names exposed: sitrep %d, node_exporter %d, both %d' % (len(a1), len(n), len(shared)))
     for name in shared:
         why = next((r for p, r in NOT_COMPARED.items() if name.startswith(p)), None)
         if why:
-            print('  %-55s not compared: %s' % (name, why))
+            report.append('  %-55s not compared: %s' % (name, why))
             skipped += 1
             continue
         typ = t_a1.get(name)
         if typ != t_n.get(name):
-            failures.append('%s: TYPE %s in sitrep, %s in node_exporter' % (name, typ, t_n.get(name)))
+            failures[name] = '%s: TYPE %s in sitrep, %s in node_exporter' % (name, typ, t_n.get(name))
         nser = 0
         for key, nv in n[name].items():
+            series = name + fmt(key)
             if key not in a1[name] or key not in a2.get(name, {}):
                 known = next((r for p, r in KNOWN_DIFFERENCES.items() if name.startswith(p)), None)
                 if not known:
-                    failures.append('%s%s: in node_exporter, missing in sitrep' % (name, fmt(key)))
+                    failures[series] = '%s: in node_exporter, missing in sitrep' % series
                 continue
             v1, v2 = a1[name][key], a2[name][key]
             nser += 1
             if typ == 'counter':
                 eps = 1e-6 * max(abs(v2), 1.0) + 0.011  # /proc times are in 10 ms ticks
                 if v2 < v1:
-                    failures.append('%s%s: counter went down %g -> %g' % (name, fmt(key), v1, v2))
-                if not (v1 - eps <= nv <= v2 + eps):
-                    failures.append('%s%s: node_exporter %g outside sitrep [%g, %g]'
-                                    % (name, fmt(key), nv, v1, v2))
+                    failures[series] = '%s: counter went down %g -> %g' % (series, v1, v2)
+                elif not (v1 - eps <= nv <= v2 + eps):
+                    failures[series] = ('%s: node_exporter %g outside sitrep [%g, %g]'
+                                        % (series, nv, v1, v2))
             else:
                 lo, hi = min(v1, v2), max(v1, v2)
                 rel = REL_SLACK_BY_NAME.get(name, REL_SLACK)
@@ -184,20 +186,40 @@ def main():
                     mem = (32 << 20) // 4096
                 slack = (hi - lo) + rel * max(abs(nv), abs(hi)) + max(ABS_SLACK.get(name, 0), mem)
                 if not (lo - slack <= nv <= hi + slack):
-                    failures.append('%s%s: node_exporter %g, sitrep %g..%g (slack %g)'
-                                    % (name, fmt(key), nv, v1, v2, slack))
+                    failures[series] = ('%s: node_exporter %g, sitrep %g..%g (slack %g)'
+                                        % (series, nv, v1, v2, slack))
         extra = len(set(a1[name]) - set(n[name]))
-        print('  %-55s %-8s %3d series compared%s' % (name, typ, nser,
-              (', %d more in sitrep' % extra) if extra else ''))
+        report.append('  %-55s %-8s %3d series compared%s' % (name, typ, nser,
+                      (', %d more in sitrep' % extra) if extra else ''))
         compared += 1
     only_ne = sorted(k for k in n if k.startswith('node_') and k not in a1)
-    print('node_exporter names sitrep does not expose (%d): %s' % (len(only_ne), ' '.join(only_ne)))
-    print('overlap: %d names shared, %d compared by value, %d not compared' % (len(shared), compared, skipped))
-    for f in failures:
+    report.append('node_exporter names sitrep does not expose (%d): %s' % (len(only_ne), ' '.join(only_ne)))
+    report.append('overlap: %d names shared, %d compared by value, %d not compared'
+                  % (len(shared), compared, skipped))
+    return failures, report, compared
+
+
+def main():
+    sitrep_url, ne_url = sys.argv[1], sys.argv[2]
+    a1_text, n_text, *snap = snapshot(sitrep_url, ne_url)
+    failures, report, compared = compare(*snap)
+    # The host moves while three scrapes happen: a burst of work elsewhere
+    # (CI runs on a shared machine) can push one gauge past its slack. A
+    # mismatch counts only if a second snapshot, taken at once, shows it
+    # again; a unit or field mix-up shows in every snapshot.
+    if failures:
+        again, _, _ = compare(*snapshot(sitrep_url, ne_url)[2:])
+        for series in sorted(set(failures) - set(again)):
+            print('not repeated in a second snapshot, not counted: ' + failures[series])
+        failures = {k: v for k, v in failures.items() if k in again}
+    problems = ['promtool: ' + p for p in promtool(a1_text, n_text)] + sorted(failures.values())
+    # Failures first: CI shows the head of a failing test's output.
+    for f in problems:
         print('FAIL: ' + f)
-    ok = compared - len({f.split('{')[0].split(':')[0] for f in failures})
-    print('%d passed, %d failed' % (max(ok, 0), len(failures)))
-    sys.exit(1 if failures else 0)
+    print('\n'.join(report))
+    ok = compared - len({f.split('{')[0].split(':')[0] for f in failures.values()})
+    print('%d passed, %d failed' % (max(ok, 0), len(problems)))
+    sys.exit(1 if problems else 0)
 
 
 if __name__ == '__main__':
