@@ -139,6 +139,7 @@ struct tsdb {
     atomic_int blocked; /* free space below the floor or a write failed */
     atomic_uint_fast64_t wal_failures, blocks_written, block_failures, compactions,
         retention_deleted, size_deleted, checkpoints, checkpoint_failures, bad_chunks;
+    atomic_uint_fast64_t series_forgotten, gc_runs; /* gc.c */
     /* Damage found at open: WAL/checkpoint ranges skipped, blocks not served. */
     atomic_uint_fast64_t wal_corrupt_ranges, blocks_unreadable;
     atomic_uint_fast64_t disk_bytes; /* measured by maint */
@@ -161,6 +162,13 @@ void tsdb__log_series(struct tsdb *db, uint32_t id, const struct tsdb__label *ls
  * segments and checkpoints it replaces. Returns 0 or -1 (logged).
  */
 int tsdb__checkpoint(struct tsdb *db);
+
+/*
+ * Forget the series with no samples in the head (gc.c): when enough are
+ * dead to pay for the rebuild, or when force and any is. Takes epoch and
+ * append; renumbers the rest. Returns how many were forgotten.
+ */
+int tsdb__gc(struct tsdb *db, int force);
 
 /* The background thread (maint.c): started by open if o.background. */
 int tsdb__maint_start(struct tsdb *db, char *err, size_t errlen);

@@ -90,18 +90,22 @@ struct tsdb__head *tsdb__head_new(int64_t span_ms)
     return h;
 }
 
+/* Give back what a series holds (its struct stays in its slab). */
+static void series_release(struct tsdb__head_series *s)
+{
+    for (size_t k = 0; k < s->nchunks; k++)
+        tsdb__chunk_release(&s->chunks[k]);
+    free(s->chunks);
+    free(s->raw);
+}
+
 void tsdb__head_free(struct tsdb__head *h)
 {
     if (!h)
         return;
     for (size_t i = 0; i < h->nseries; i++) {
-        struct tsdb__head_series *s = h->series[i];
-        if (!s)
-            continue;
-        for (size_t k = 0; k < s->nchunks; k++)
-            tsdb__chunk_release(&s->chunks[k]);
-        free(s->chunks);
-        free(s->raw);
+        if (h->series[i])
+            series_release(h->series[i]);
     }
     for (size_t i = 0; i < h->nslabs; i++)
         free(h->slabs[i]);
@@ -535,6 +539,55 @@ void tsdb__head_range(struct tsdb__head *h, int64_t *oldest, int64_t *newest)
     pthread_rwlock_unlock(&h->grow);
     *oldest = lo;
     *newest = hi;
+}
+
+uint32_t tsdb__head_live(struct tsdb__head *h, uint8_t *live, uint32_t n)
+{
+    uint32_t count = 0;
+    pthread_rwlock_rdlock(&h->grow);
+    for (uint32_t id = 0; id < n; id++) {
+        struct tsdb__head_series *s = find(h, id);
+        live[id] = 0;
+        if (!s)
+            continue;
+        pthread_mutex_lock(&h->stripe[s->stripe]);
+        live[id] = s->nchunks || s->nraw;
+        pthread_mutex_unlock(&h->stripe[s->stripe]);
+        count += live[id];
+    }
+    pthread_rwlock_unlock(&h->grow);
+    return count;
+}
+
+void tsdb__head_renumber(struct tsdb__head *h, const uint32_t *newid, uint32_t n, uint32_t kept)
+{
+    pthread_rwlock_wrlock(&h->grow);
+    struct tsdb__head_series **old = h->series, **oslabs = h->slabs;
+    size_t nold = h->nseries, noslabs = h->nslabs;
+    h->series = xcalloc(kept ? kept : 1, sizeof(*h->series));
+    h->nseries = h->cap = kept;
+    h->slabs = NULL;
+    h->nslabs = h->slab_used = 0;
+    /* New slabs in the new order, so a batch in stripe order walks neighbours again. */
+    for (size_t id = 0; id < nold; id++) {
+        struct tsdb__head_series *s = old[id];
+        uint32_t to = id < n ? newid[id] : UINT32_MAX;
+        if (!s)
+            continue; /* a kept id the head never saw: its slot comes on first use */
+        if (to == UINT32_MAX || to >= kept) {
+            series_release(s);
+            continue;
+        }
+        struct tsdb__head_series *d = slab_get(h);
+        *d = *s;
+        d->stripe = (to / 16) % STRIPES; /* as tsdb__head_ref assigns it */
+        h->series[to] = d;
+    }
+    for (size_t i = 0; i < noslabs; i++)
+        free(oslabs[i]);
+    free(oslabs);
+    free(old);
+    pthread_rwlock_unlock(&h->grow);
 }
 
 uint32_t tsdb__head_nseries(struct tsdb__head *h)

@@ -11,7 +11,8 @@
  * Locking: 64 mutexes striped by series id guard the series' samples; the
  * series array itself grows under `grow` (a rwlock), so appends and reads
  * of existing series run concurrently. A series' struct never moves, so a
- * reference (tsdb__head_ref) stays valid until tsdb__head_free.
+ * reference (tsdb__head_ref) stays valid until tsdb__head_renumber or
+ * tsdb__head_free.
  */
 #ifndef SITREP_TSDB_HEAD_H
 #define SITREP_TSDB_HEAD_H
@@ -129,6 +130,20 @@ void tsdb__head_range(struct tsdb__head *h, int64_t *oldest, int64_t *newest);
  * daemon's CPU.
  */
 void tsdb__head_hints(struct tsdb__head *h, int64_t *lo, int64_t *hi);
+
+/*
+ * live[id] = 1 if series id holds samples (raw or in chunks), else 0, for
+ * id < n. Returns how many do.
+ */
+uint32_t tsdb__head_live(struct tsdb__head *h, uint8_t *live, uint32_t n);
+
+/*
+ * Renumber the series after the index forgot some (tsdb__index_compact):
+ * series id becomes newid[id] (ids below n), kept in all; the others (and
+ * ids from n on) are freed with what they hold. The caller keeps every
+ * other user of the head out: references taken before are invalid after.
+ */
+void tsdb__head_renumber(struct tsdb__head *h, const uint32_t *newid, uint32_t n, uint32_t kept);
 
 /* Number of series slots (ids below it may have data). */
 uint32_t tsdb__head_nseries(struct tsdb__head *h);

@@ -259,6 +259,58 @@ static void test_refs(void **state)
     tsdb__head_free(h);
 }
 
+/*
+ * Series with samples (raw, encoded, or both) are live; renumbering keeps
+ * their samples under the new ids, frees the rest, and appends go on.
+ */
+static void test_live_and_renumber(void **state)
+{
+    (void)state;
+    const int64_t span = 60000;
+    struct tsdb__head *h = tsdb__head_new(span);
+    /* 0: cut away, 1: 200 samples (chunks + raw), 2: never appended,
+     * 3: 10 raw samples, 4: cut away, 5: samples after the cut. */
+    for (int64_t t = 0; t < 200; t++) {
+        assert_int_equal(tsdb__head_append(h, 1, t * 1000, (double)t), 0);
+        if (t < 30) {
+            assert_int_equal(tsdb__head_append(h, 0, t * 1000, 1.0), 0);
+            assert_int_equal(tsdb__head_append(h, 4, t * 1000, 4.0), 0);
+        }
+    }
+    tsdb__head_ref(h, 2);
+    for (int64_t t = 0; t < 10; t++)
+        assert_int_equal(tsdb__head_append(h, 3, 120000 + t * 1000, -(double)t), 0);
+    assert_int_equal(tsdb__head_append(h, 5, 61000, 5.0), 0);
+    for (uint32_t id = 0; id < 6; id++)
+        tsdb__head_seal_before(h, id, span);
+    tsdb__head_set_min_valid(h, span);
+    tsdb__head_drop_before(h, span);
+    uint8_t live[6];
+    assert_int_equal(tsdb__head_live(h, live, 6), 3);
+    const uint8_t want[6] = {0, 1, 0, 1, 0, 1};
+    assert_memory_equal(live, want, 6);
+    const uint32_t newid[6] = {UINT32_MAX, 0, UINT32_MAX, 1, UINT32_MAX, 2};
+    tsdb__head_renumber(h, newid, 6, 3);
+    assert_int_equal(tsdb__head_nseries(h), 3);
+    struct tsdb_sample *out = NULL;
+    size_t cap = 0;
+    assert_int_equal(tsdb__head_read(h, 0, INT64_MIN, INT64_MAX, &out, &cap), 140);
+    for (int i = 0; i < 140; i++)
+        assert_true(out[i].ts == (60 + i) * 1000ll && out[i].v == 60 + i);
+    assert_int_equal(tsdb__head_read(h, 1, INT64_MIN, INT64_MAX, &out, &cap), 10);
+    assert_true(out[9].ts == 129000 && out[9].v == -9.0);
+    assert_int_equal(tsdb__head_read(h, 2, INT64_MIN, INT64_MAX, &out, &cap), 1);
+    assert_true(out[0].ts == 61000 && out[0].v == 5.0);
+    /* Order checks go on per series; new ids get fresh slots. */
+    assert_int_equal(tsdb__head_append(h, 1, 129000, 0), TSDB__EORDER);
+    assert_int_equal(tsdb__head_append(h, 0, 200000, 200), 0);
+    assert_int_equal(tsdb__head_append(h, 3, 200000, 7), 0);
+    assert_int_equal(tsdb__head_read(h, 3, INT64_MIN, INT64_MAX, &out, &cap), 1);
+    assert_int_equal(tsdb__head_live(h, live, 4), 4);
+    free(out);
+    tsdb__head_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_append_run),
         cmocka_unit_test(test_hints),
         cmocka_unit_test(test_refs),
+        cmocka_unit_test(test_live_and_renumber),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -506,24 +507,62 @@ int tsdb__index_get(struct tsdb__index *idx, const struct tsdb__label *labels, s
     return 0;
 }
 
+/* tsdb__index_labels without the lock (caller holds it). */
+static int labels_locked(const struct tsdb__index *idx, uint32_t id, struct tsdb__label *out,
+                         size_t cap)
+{
+    if (id >= idx->nseries)
+        return TSDB__EBADARG;
+    if (idx->off[id + 1] - idx->off[id] > cap)
+        return TSDB__ELABEL_LIMIT;
+    int r = (int)(idx->off[id + 1] - idx->off[id]);
+    for (int i = 0; i < r; i++) {
+        uint32_t pid = idx->lab[idx->off[id] + (uint32_t)i];
+        out[i].name = tsdb__strtab_str(&idx->st, idx->names[idx->pair_name[pid]].str);
+        out[i].value = tsdb__strtab_str(&idx->st, idx->pairs[pid].value);
+    }
+    return r;
+}
+
 int tsdb__index_labels(struct tsdb__index *idx, uint32_t id, struct tsdb__label *out, size_t cap)
 {
-    int r;
     pthread_rwlock_rdlock(&idx->lock);
-    if (id >= idx->nseries) {
-        r = TSDB__EBADARG;
-    } else if (idx->off[id + 1] - idx->off[id] > cap) {
-        r = TSDB__ELABEL_LIMIT;
-    } else {
-        r = (int)(idx->off[id + 1] - idx->off[id]);
-        for (int i = 0; i < r; i++) {
-            uint32_t pid = idx->lab[idx->off[id] + (uint32_t)i];
-            out[i].name = tsdb__strtab_str(&idx->st, idx->names[idx->pair_name[pid]].str);
-            out[i].value = tsdb__strtab_str(&idx->st, idx->pairs[pid].value);
-        }
-    }
+    int r = labels_locked(idx, id, out, cap);
     pthread_rwlock_unlock(&idx->lock);
     return r;
+}
+
+uint32_t tsdb__index_compact(struct tsdb__index *idx, const uint8_t *keep, uint32_t *newid)
+{
+    struct tsdb__index_opts o = {.max_series = idx->max_series, .max_labels = idx->max_labels};
+    struct tsdb__index *fresh = tsdb__index_new(&o);
+    struct tsdb__label ls[TSDB_MAX_LABELS_LIMIT];
+    pthread_rwlock_wrlock(&idx->lock);
+    uint32_t kept = 0;
+    for (uint32_t id = 0; id < idx->nseries; id++) {
+        newid[id] = UINT32_MAX;
+        if (!keep[id])
+            continue;
+        int nl = labels_locked(idx, id, ls, TSDB_MAX_LABELS_LIMIT);
+        uint32_t nid;
+        /* Same limits, valid labels, distinct sets: creation cannot fail,
+         * and ids come out dense in the old order. */
+        if (nl < 0 || tsdb__index_get_or_create(fresh, ls, (size_t)nl, &nid) != 1 || nid != kept)
+            abort();
+        newid[id] = kept++;
+    }
+    /*
+     * Swap everything but the lock: idx takes the new tables, fresh the old
+     * ones, which go (strings included) with it.
+     */
+    size_t at = offsetof(struct tsdb__index, max_series);
+    unsigned char tmp[sizeof(struct tsdb__index)];
+    memcpy(tmp, (unsigned char *)idx + at, sizeof(*idx) - at);
+    memcpy((unsigned char *)idx + at, (unsigned char *)fresh + at, sizeof(*idx) - at);
+    memcpy((unsigned char *)fresh + at, tmp, sizeof(*idx) - at);
+    pthread_rwlock_unlock(&idx->lock);
+    tsdb__index_free(fresh);
+    return kept;
 }
 
 uint32_t tsdb__index_series_count(struct tsdb__index *idx)

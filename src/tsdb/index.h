@@ -22,8 +22,9 @@
  * same name twice is an error. The metric name value is not checked against
  * the metric-name syntax (the producer does that).
  *
- * Series ids are dense and increase from 0 in creation order; a series is
- * never removed (retention of the index is the store's later concern).
+ * Series ids are dense and increase from 0 in creation order; the store
+ * forgets series it holds no samples of with tsdb__index_compact(), which
+ * renumbers the rest.
  *
  * Errors: functions return 0 (or a documented non-negative value) or a
  * negative TSDB__E* code below; tsdb__index_strerror() names it. The codes
@@ -269,6 +270,16 @@ int tsdb__index_labels(struct tsdb__index *idx, uint32_t id, struct tsdb__label 
 
 /* Number of series (ids are 0 .. count-1). */
 uint32_t tsdb__index_series_count(struct tsdb__index *idx);
+
+/*
+ * Forget every series whose keep[id] is 0 (keep has one entry per series):
+ * the others are renumbered densely in their old order, newid[id] gets the
+ * new id (UINT32_MAX for a forgotten one), and strings no kept series uses
+ * are freed. Returns the number kept. Runs under the write lock, but ids
+ * and strings handed out before are invalid afterwards: the caller keeps
+ * every other user of the index out (the store's append lock and epoch).
+ */
+uint32_t tsdb__index_compact(struct tsdb__index *idx, const uint8_t *keep, uint32_t *newid);
 
 /* A reusable list of strings owned by the index (valid until it is freed). */
 struct tsdb__strlist {

@@ -684,6 +684,68 @@ static void test_listing(void **state)
     tsdb__index_free(idx);
 }
 
+/* Forgetting series: the rest renumbered in order, postings, strings and the limit follow. */
+static void test_compact(void **state)
+{
+    (void)state;
+    struct tsdb__index_opts o = {.max_series = 8};
+    struct tsdb__index *idx = tsdb__index_new(&o);
+    const char *specs[] = {
+        "__name__=cpu,pid=1", "__name__=cpu,pid=2",   "__name__=mem,pid=1", "__name__=cpu,pid=3",
+        "__name__=mem,pid=3", "__name__=up,job=node", "__name__=cpu,pid=4", "__name__=mem,pid=4",
+    };
+    uint32_t id;
+    for (size_t i = 0; i < ARRAY_SIZE(specs); i++) {
+        assert_int_equal(add(idx, specs[i], &id), 1);
+        assert_int_equal(id, i);
+    }
+    assert_int_equal(add(idx, "__name__=cpu,pid=5", &id), TSDB__ESERIES_LIMIT);
+    struct tsdb__index_stats before, after;
+    tsdb__index_stats(idx, &before);
+    /* Processes 2 and 3 are gone. */
+    const uint8_t keep[] = {1, 0, 1, 0, 0, 1, 1, 1};
+    uint32_t newid[ARRAY_SIZE(keep)];
+    assert_int_equal(tsdb__index_compact(idx, keep, newid), 5);
+    const uint32_t want[] = {0, UINT32_MAX, 1, UINT32_MAX, UINT32_MAX, 2, 3, 4};
+    for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
+        assert_int_equal(newid[i], want[i]);
+        if (keep[i])
+            assert_string_equal(render(idx, newid[i]), specs[i]);
+    }
+    assert_int_equal(tsdb__index_series_count(idx), 5);
+    assert_int_equal(get(idx, "__name__=cpu,pid=2", &id), TSDB__ENOTFOUND);
+    assert_int_equal(get(idx, "__name__=mem,pid=4", &id), 0);
+    assert_int_equal(id, 4);
+    /* Postings and the listings speak of the survivors only. */
+    assert_string_equal(select_str(idx, 0, (const char *const[]){"__name__=cpu", NULL}), "0,3");
+    assert_string_equal(select_str(idx, 0, (const char *const[]){"pid=~[23]", NULL}), "");
+    assert_string_equal(select_str(idx, 0, (const char *const[]){"pid!=1", NULL}), "2,3,4");
+    struct tsdb__strlist l;
+    tsdb__strlist_init(&l);
+    tsdb__index_label_values(idx, "pid", &l);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.s[0], "1");
+    assert_string_equal(l.s[1], "4");
+    tsdb__strlist_release(&l);
+    tsdb__index_stats(idx, &after);
+    assert_int_equal(after.series, 5);
+    assert_int_equal(after.pairs, before.pairs - 2);     /* pid=2, pid=3 */
+    assert_int_equal(after.strings, before.strings - 2); /* "2", "3" */
+    /* Room again under the cap; new series continue the dense ids. */
+    assert_int_equal(add(idx, "__name__=cpu,pid=5", &id), 1);
+    assert_int_equal(id, 5);
+    assert_int_equal(add(idx, "__name__=cpu,pid=2", &id), 1);
+    assert_int_equal(id, 6);
+    /* Forgetting everything leaves an empty, working index. */
+    uint8_t none[7] = {0};
+    uint32_t ids[7];
+    assert_int_equal(tsdb__index_compact(idx, none, ids), 0);
+    assert_int_equal(tsdb__index_series_count(idx), 0);
+    assert_int_equal(add(idx, "__name__=up,job=node", &id), 1);
+    assert_int_equal(id, 0);
+    tsdb__index_free(idx);
+}
+
 /* ------------------------------------------------------------ oracle */
 
 static const char *const o_names[] = {"__name__", "a", "b", "c", "d"};
@@ -1247,6 +1309,7 @@ int main(void)
         cmocka_unit_test(test_match_limit),
         cmocka_unit_test(test_matchers_check),
         cmocka_unit_test(test_listing),
+        cmocka_unit_test(test_compact),
         cmocka_unit_test(test_oracle),
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_scale),

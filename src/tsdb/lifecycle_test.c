@@ -422,6 +422,131 @@ static void test_reads_during_cuts(void **state)
     tu_rmrf(dir);
 }
 
+/* The value of a self-metric without labels from tsdb_expose. */
+static double self_metric(struct tsdb *db, const char *name)
+{
+    struct metric_buf b;
+    metric_buf_init(&b);
+    metric_buf_reset(&b, 0);
+    tsdb_expose(db, &b);
+    double v = tu_value(&b, name, "");
+    metric_buf_release(&b);
+    return v;
+}
+
+#define PID_EVERY_MS 30000 /* a new process id every 30 s */
+#define MAX_KEPT     ((NSERIES + 4) * 4 / 3)
+
+/* One tick: NSERIES steady counters and the cpu of the current process id. */
+static void churn_tick(struct tsdb *db, struct metric_buf *b, int64_t t)
+{
+    metric_buf_reset(b, t);
+    metric_fam(b, "requests_total", "R.", METRIC_COUNTER);
+    for (int s = 0; s < NSERIES; s++) {
+        char v[8];
+        snprintf(v, sizeof(v), "%d", s);
+        metric_add1(b, value_at(s, t), "id", v);
+    }
+    char pid[24];
+    snprintf(pid, sizeof(pid), "%lld", (long long)(t / PID_EVERY_MS));
+    metric_fam(b, "process_cpu", "P.", METRIC_GAUGE);
+    metric_add1(b, (double)(t % 1000003), "pid", pid);
+    struct tsdb_append_stats st = {0};
+    assert_int_equal(tsdb_append_batch(db, "test", b, &st), 0);
+    assert_int_equal(st.accepted, NSERIES + 1);
+}
+
+/* Every process series over all time, each with all its samples at step. */
+static void check_pids(struct tsdb *db, int64_t from, int64_t to, int64_t step)
+{
+    struct tsdb_matcher ms[] = {{TSDB_EQ, "__name__", "process_cpu"}};
+    struct tsdb_range r = {.mint = INT64_MIN, .maxt = INT64_MAX};
+    struct tsdb_query *q;
+    char err[256];
+    assert_int_equal(tsdb_query_open(db, ms, 1, &r, &q, err, sizeof(err)), 0);
+    const struct metric_label *ls;
+    const struct tsdb_sample *ss;
+    size_t nl, ns, total = 0;
+    int series = 0, rc;
+    while ((rc = tsdb_query_next(q, &ls, &nl, &ss, &ns)) > 0) {
+        int64_t pid = atoll(ls[1].value);
+        for (size_t i = 0; i < ns; i++)
+            if (ss[i].ts / PID_EVERY_MS != pid || ss[i].v != (double)(ss[i].ts % 1000003))
+                fail_msg("pid %lld: sample (%lld, %g) is not its own", (long long)pid,
+                         (long long)ss[i].ts, ss[i].v);
+        total += ns;
+        series++;
+    }
+    assert_int_equal(rc, 0);
+    tsdb_query_close(q);
+    assert_int_equal(total, (size_t)((to - from) / step));
+    int64_t first = from / PID_EVERY_MS, last = (to - step) / PID_EVERY_MS;
+    assert_int_equal(series, (int)(last - first + 1));
+}
+
+/*
+ * Series that stop (a process id of a top-N family) are forgotten once
+ * their samples are all in blocks, so the index stays near the live set;
+ * their data stays readable from the blocks, the live series go on, and
+ * both a reopen and an unclean stop right after the forgetting read every
+ * sample once (the WAL re-declares the renumbered series).
+ */
+static void test_series_forgotten(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("tsdb");
+    const int64_t span = 60000, step = 5000, from = T0, to = T0 + 20 * 60000;
+    struct tsdb *db = open_span(dir, span, 0);
+    struct metric_buf b;
+    metric_buf_init(&b);
+    for (int64_t t = from; t < to; t += step) {
+        churn_tick(db, &b, t);
+        assert_int_equal(tsdb_maintain(db, 0), 0);
+    }
+    /*
+     * 41 process ids came and went. The head holds a window and a half at
+     * most (4 ids), and the store forgets once a quarter of its series are
+     * dead: at most 4/3 of the live ones remain (60 without forgetting).
+     */
+    int64_t pids = (to - step) / PID_EVERY_MS - from / PID_EVERY_MS + 1;
+    uint32_t n = tsdb_series_count(db);
+    double forgotten = self_metric(db, "sitrep_tsdb_series_forgotten_total");
+    assert_true(n <= MAX_KEPT);
+    assert_int_equal((int64_t)n + (int64_t)forgotten, NSERIES + pids);
+    struct check c = {.from = from, .to = to, .step = step, .series = NSERIES};
+    check_raw(db, &c, INT64_MIN, INT64_MAX);
+    check_pids(db, from, to, step);
+
+    /* An unclean stop after more ticks and another forgetting. */
+    int64_t to2 = to + 5 * 60000;
+    for (int64_t t = to; t < to2; t += step) {
+        churn_tick(db, &b, t);
+        assert_int_equal(tsdb_maintain(db, 0), 0);
+    }
+    assert_true(self_metric(db, "sitrep_tsdb_series_forgotten_total") > forgotten);
+    struct tsdb *lost = db; /* not closed: as after kill -9 */
+    db = open_span(dir, span, 0);
+    c.to = to2;
+    check_raw(db, &c, INT64_MIN, INT64_MAX);
+    check_pids(db, from, to2, step);
+    assert_true(tsdb_series_count(db) <= MAX_KEPT);
+    /* And a clean reopen after more ticks on the new instance. */
+    int64_t to3 = to2 + 3 * 60000;
+    for (int64_t t = to2; t < to3; t += step) {
+        churn_tick(db, &b, t);
+        assert_int_equal(tsdb_maintain(db, 0), 0);
+    }
+    tsdb_close(db);
+    db = open_span(dir, span, 0);
+    c.to = to3;
+    check_raw(db, &c, INT64_MIN, INT64_MAX);
+    check_pids(db, from, to3, step);
+    tsdb_close(db);
+    tsdb_close(lost);
+    metric_buf_release(&b);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -432,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_tiers_cut_then_compacted),
         cmocka_unit_test(test_stale_only_windows),
         cmocka_unit_test(test_tiers_partial_merge_window),
+        cmocka_unit_test(test_series_forgotten),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

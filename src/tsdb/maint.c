@@ -399,10 +399,11 @@ static int cut_window(struct tsdb *db, int64_t w0, int64_t w1)
     return 0;
 }
 
-/* Cut every complete window (all of them with TSDB_MAINT_FLUSH). */
+/* Cut every complete window (all of them with TSDB_MAINT_FLUSH): how many, or -1. */
 static int cut(struct tsdb *db, int flags)
 {
     int64_t span = tsdb__head_span(db->head), last = INT64_MIN;
+    int done = 0;
     if (!(flags & TSDB_MAINT_FLUSH)) {
         /* Every sample held is at or after both the min valid time and the
          * oldest hint, so the first window starts no earlier than floor's:
@@ -422,7 +423,7 @@ static int cut(struct tsdb *db, int flags)
         int64_t oldest, newest;
         tsdb__head_range(db->head, &oldest, &newest);
         if (oldest == INT64_MAX)
-            return 0;
+            return done;
         int64_t w0 = tsdb__head_window(db->head, oldest), w1 = w0 + span;
         if (w0 <= last) {
             log_error("tsdb: window %" PRId64 " still holds samples after its cut", w0);
@@ -430,9 +431,10 @@ static int cut(struct tsdb *db, int flags)
         }
         last = w0;
         if (!(flags & TSDB_MAINT_FLUSH) && newest < w1 + span / 2)
-            return 0;
+            return done;
         if (cut_window(db, w0, w1) < 0)
             return -1;
+        done++;
     }
 }
 
@@ -787,10 +789,14 @@ int tsdb_maintain(struct tsdb *db, int flags)
         atomic_store(&db->blocked, 1);
         blocked = 1;
     }
-    if (!blocked && cut(db, flags) < 0) {
+    int cuts = blocked ? 0 : cut(db, flags);
+    if (cuts < 0) {
         rc = -1;
         if (errno == ENOSPC || errno == EDQUOT)
             atomic_store(&db->blocked, 1);
+    } else if (cuts > 0) {
+        /* Series whose last samples went to disk now hold nothing here. */
+        tsdb__gc(db, 0);
     }
     for (int t = 0; t < TSDB__TIERS && !atomic_load(&db->blocked); t++)
         if (compact_tier(db, t) < 0 || (t == TSDB__TIER_RAW && fill_tiers(db) < 0))

@@ -78,6 +78,7 @@ int tsdb_open(struct tsdb **out, const struct tsdb_opts *opts, char *err, size_t
      * ever speaks of this run's series ids. Failing here (disk full) is not
      * fatal: the old checkpoint and segments are still there.
      */
+    tsdb__gc(db, 1); /* series replayed without samples (theirs are in blocks) */
     if (tsdb__checkpoint(db) < 0)
         log_warn("tsdb: %s: could not write the startup checkpoint; the previous one stays",
                  db->dir);
@@ -302,6 +303,10 @@ void tsdb_expose(struct tsdb *db, struct metric_buf *b)
          "Damaged byte ranges of the WAL or checkpoint skipped at start (logged with file and "
          "range).",
          &db->wal_corrupt_ranges},
+        {"sitrep_tsdb_series_forgotten_total",
+         "Series dropped from memory once their samples were all on disk (queries still find "
+         "them in blocks).",
+         &db->series_forgotten},
         {"sitrep_tsdb_blocks_unreadable_total",
          "Blocks not served because their index or files are damaged (logged, kept on disk).",
          &db->blocks_unreadable},
