@@ -113,10 +113,35 @@ E2E_PIDS+=($!)
 python3 "$d/burst.py" "$((secs + 10))" &
 E2E_PIDS+=($!)
 
+# The hypervisor's steal, sampled each second: on a shared VM it can starve
+# the whole machine for a while, and then CPUSaturated and the latency
+# alerts tell the truth about the host, not a false alarm of the pack. As in
+# the baseline drill (tests/drills/README.md), an alert that fires within 60 s
+# after at least a quarter of the CPU was stolen over some 15 s is excused
+# and printed; any other firing fails the run.
+steal_j=() total_j=()
+cpu_sample() {
+    local _ u n s i w q sq st rest
+    read -r _ u n s i w q sq st rest </proc/stat
+    steal_j+=("$st")
+    total_j+=("$((u + n + s + i + w + q + sq + st))")
+}
+# Largest steal share over any 15 s span within the last 60 samples.
+worst_steal() {
+    local k=${#steal_j[@]} best=0 a b share
+    for ((b = k - 1; b >= 15 && b >= k - 60; b--)); do
+        a=$((b - 15))
+        share=$(((steal_j[b] - steal_j[a]) * 100 / (total_j[b] - total_j[a] + 1)))
+        ((share > best)) && best=$share
+    done
+    echo "$best"
+}
 firing_seen=0
 pending_seen=""
+cpu_sample
 for ((i = 0; i < secs; i++)); do
     sleep 1
+    cpu_sample
     a=$(curl -fsS "$url/api/v1/alerts") || { not_ok "GET /api/v1/alerts"; break; }
     f=$(printf '%s' "$a" | python3 -c '
 import json, sys
@@ -127,7 +152,14 @@ for a in d["data"]["alerts"]:
     if [ -n "$f" ]; then
         while IFS= read -r line; do
             case $line in
-            firing*) firing_seen=1; echo "at ${i}s: $line" ;;
+            firing*)
+                st=$(worst_steal)
+                if ((st >= 25)); then
+                    echo "at ${i}s: excused (hypervisor steal ${st}% over 15 s): $line"
+                else
+                    firing_seen=1
+                    echo "at ${i}s: $line"
+                fi ;;
             pending*) case $pending_seen in *"${line#pending }"*) ;; *)
                 pending_seen="$pending_seen|${line#pending }"; echo "at ${i}s: $line" ;; esac ;;
             esac
