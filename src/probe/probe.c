@@ -354,8 +354,23 @@ static void judge(struct target *t, CURLcode res, struct result *r)
     r->success = 1;
 }
 
-/* Append one target's latest result to b. */
-static void emit_result(struct metric_buf *b, const struct target *t, const struct result *r)
+/* Prometheus' staleness marker: the series ended (a NaN the store keeps bit-exact). */
+static double stale_nan(void)
+{
+    const uint64_t bits = 0x7ff0000000000002ull;
+    double v;
+    memcpy(&v, &bits, sizeof(v));
+    return v;
+}
+
+/*
+ * Append one target's latest result to b. prev, for the store only, is the
+ * result before it: a failure reason that no longer holds gets a staleness
+ * marker, so a query stops seeing it at once instead of for the 5-minute
+ * lookback (the /metrics snapshot simply leaves it out).
+ */
+static void emit_result(struct metric_buf *b, const struct target *t, const struct result *r,
+                        const struct result *prev)
 {
     const char *svc = t->cfg->name, *tg = t->cfg->target;
     struct metric_label l[3] = {{"service", svc}, {"target", tg}, {NULL, NULL}};
@@ -402,13 +417,20 @@ static void emit_result(struct metric_buf *b, const struct target *t, const stru
                    "When the first certificate of the chain expires, in unixtime.", METRIC_GAUGE);
         metric_add(b, r->cert_expiry, 2, l);
     }
-    if (!r->success) {
+    int ended = prev && prev->valid && !prev->success && (r->success || r->reason != prev->reason);
+    if (!r->success || ended) {
         metric_fam(b, "sitrep_probe_failure_reason",
                    "1 for the reason the latest probe failed (dns, connect, tls, timeout, "
                    "status, regex, other).",
                    METRIC_GAUGE);
-        l[2] = (struct metric_label){"reason", reason_names[r->reason]};
-        metric_add(b, 1, 3, l);
+        if (ended) {
+            l[2] = (struct metric_label){"reason", reason_names[prev->reason]};
+            metric_add(b, stale_nan(), 3, l);
+        }
+        if (!r->success) {
+            l[2] = (struct metric_label){"reason", reason_names[r->reason]};
+            metric_add(b, 1, 3, l);
+        }
     }
 }
 
@@ -426,7 +448,7 @@ static void finish_one(struct probe *p, struct target *t, CURLcode res)
     int64_t ts = t->start_ms > t->last_ts_ms ? t->start_ms : t->last_ts_ms + 1;
     t->last_ts_ms = ts;
     metric_buf_reset(&p->work, ts);
-    emit_result(&p->work, t, &r);
+    emit_result(&p->work, t, &r, &t->last); /* t->last: written by this thread only */
     if (p->sink)
         p->sink(p->sink_ctx, &p->work);
     if (!r.success && !t->failing)
@@ -539,7 +561,7 @@ void probe_tick(struct probe *p, int64_t ts_ms)
     metric_buf_reset(&p->work, ts_ms);
     for (size_t i = 0; i < p->n; i++)
         if (last[i].valid)
-            emit_result(&p->work, &p->targets[i], &last[i]);
+            emit_result(&p->work, &p->targets[i], &last[i], NULL);
     emit_network_ok(p, &p->work, last);
     probe_emit_self(p, &p->work);
     pthread_mutex_lock(&p->lock);

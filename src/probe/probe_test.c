@@ -1,8 +1,9 @@
 /*
  * probe_test.c: probes against real peers on loopback: Python's http.server
  * over HTTP and over HTTPS (a self-signed certificate made by openssl, to
- * read its expiry back), a closed port, an unresolvable name and a slow
- * endpoint; sitrep_probe_network_ok when all or only some targets fail;
+ * read its expiry back), a closed port, an unresolvable name, a slow
+ * endpoint and one whose first byte comes late (the phases add up);
+ * sitrep_probe_network_ok when all or only some targets fail;
  * the config parser's positions; the thread. Skips, saying why, when
  * python3 or openssl is missing.
  */
@@ -34,6 +35,7 @@ static const char peer_py[] =
     "        if p == '/teapot': code, body = 418, b'short and stout'\n"
     "        elif p == '/moved': code, body, extra = 302, b'', {'Location': '/ok'}\n"
     "        elif p == '/slow': time.sleep(3)\n"
+    "        elif p == '/late': time.sleep(0.5)\n"
     "        elif p == '/hdr': body = (self.headers.get('X-Probe') or 'none').encode()\n"
     "        self.send_response(code)\n"
     "        for k, v in extra.items(): self.send_header(k, v)\n"
@@ -142,6 +144,35 @@ static double get(struct probe *p, const char *name, const char *labels)
     return v;
 }
 
+/*
+ * An HTTP probe's phases are there, none negative, the resolve phase is
+ * probe_dns_lookup_time_seconds, processing (to the first byte) is at least
+ * min_first_byte, and together they do not exceed the whole probe.
+ */
+static void check_phases(struct probe *p, const char *svc, int port, const char *path,
+                         double min_first_byte)
+{
+    static const char *const phases[] = {"resolve", "connect", "tls", "processing", "transfer"};
+    char l[256];
+    double sum = 0, v[ARRAY_SIZE(phases)];
+    for (size_t i = 0; i < ARRAY_SIZE(phases); i++) {
+        snprintf(l, sizeof(l), "service=\"%s\",target=\"http://127.0.0.1:%d%s\",phase=\"%s\"", svc,
+                 port, path, phases[i]);
+        v[i] = get(p, "probe_http_duration_seconds", l);
+        if (!(v[i] >= 0))
+            fail_msg("%s: phase %s is %f", svc, phases[i], v[i]);
+        sum += v[i];
+    }
+    snprintf(l, sizeof(l), "service=\"%s\",target=\"http://127.0.0.1:%d%s\"", svc, port, path);
+    double total = get(p, "probe_duration_seconds", l);
+    assert_true(get(p, "probe_dns_lookup_time_seconds", l) == v[0]);
+    if (v[3] < min_first_byte)
+        fail_msg("%s: processing %f, want at least %f", svc, v[3], min_first_byte);
+    /* 1 ms: curl's times are whole microseconds, the phases their differences. */
+    if (sum > total + 1e-3)
+        fail_msg("%s: phases add up to %f, more than the total %f", svc, sum, total);
+}
+
 static void test_http_and_tcp(void **state)
 {
     (void)state;
@@ -161,12 +192,13 @@ static void test_http_and_tcp(void **state)
              "- {name: moved, url: 'http://127.0.0.1:%d/moved'}\n"
              "- {name: nofollow, url: 'http://127.0.0.1:%d/moved', follow_redirects: false}\n"
              "- {name: slow, url: 'http://127.0.0.1:%d/slow', timeout: 1s}\n"
+             "- {name: late, url: 'http://127.0.0.1:%d/late', timeout: 3s}\n"
              "- {name: hdr, url: 'http://127.0.0.1:%d/hdr', headers: {X-Probe: yes},\n"
              "   body_regex: '^yes$'}\n"
              "- {name: tcp_ok, tcp: '127.0.0.1:%d'}\n"
              "- {name: tcp_closed, tcp: '127.0.0.1:%d'}\n"
              "- {name: nxdomain, url: 'http://no-such-host.invalid/'}\n",
-             port, port, port, port, port, port, port, port, port, closed);
+             port, port, port, port, port, port, port, port, port, port, closed);
     struct probe *p = make(yaml, NULL, NULL);
     probe_run_once(p);
     probe_tick(p, util_now_ms());
@@ -184,6 +216,10 @@ static void test_http_and_tcp(void **state)
     snprintf(l, sizeof(l), "service=\"ok\",target=\"http://127.0.0.1:%d/ok\",phase=\"connect\"",
              port);
     assert_true(get(p, "probe_http_duration_seconds", l) > 0);
+    check_phases(p, "ok", port, "/ok", 0);
+    /* The peer sleeps 0.5 s before its first byte: that is processing time. */
+    assert_true(get(p, "probe_success", L("late", "/late")) == 1);
+    check_phases(p, "late", port, "/late", 0.5);
     assert_true(get(p, "probe_success", L("teapot", "/teapot")) == 0);
     assert_true(get(p, "probe_http_status_code", L("teapot", "/teapot")) == 418);
     snprintf(l, sizeof(l),
@@ -219,7 +255,7 @@ static void test_http_and_tcp(void **state)
             "service=\"nxdomain\",target=\"http://no-such-host.invalid/\",reason=\"dns\"") == 1);
     /* Some succeed: the network is fine, the failing services are the problem. */
     assert_true(get(p, "sitrep_probe_network_ok", "") == 1);
-    assert_true(get(p, "sitrep_probe_targets", "state=\"up\"") == 5);
+    assert_true(get(p, "sitrep_probe_targets", "state=\"up\"") == 6);
     assert_true(get(p, "sitrep_probe_targets", "state=\"down\"") == 6);
     assert_true(get(p, "sitrep_probe_checks_total", "service=\"ok\"") == 1);
     assert_true(get(p, "sitrep_probe_failures_total", "service=\"slow\",reason=\"timeout\"") == 1);
@@ -336,6 +372,66 @@ static void test_thread(void **state)
     probe_free(p);
 }
 
+/* What the store got for sitrep_probe_failure_reason{reason="connect"}, per batch. */
+struct reasons {
+    int batches, stale, ones;
+};
+
+static void reason_sink(void *ctx, const struct metric_buf *b)
+{
+    struct reasons *r = ctx;
+    for (size_t f = 0; f < b->nfams; f++) {
+        const struct metric_fam_rec *fam = &b->fams[f];
+        if (strcmp(metric_str(b, fam->name), "sitrep_probe_failure_reason") != 0)
+            continue;
+        r->batches++;
+        for (uint32_t k = 0; k < fam->count; k++) {
+            double v = b->samples[fam->first + k].value;
+            uint64_t bits;
+            memcpy(&bits, &v, sizeof(bits));
+            r->stale += bits == 0x7ff0000000000002ull;
+            r->ones += v == 1;
+        }
+    }
+}
+
+/*
+ * A failure reason that no longer holds is ended in the store with a
+ * staleness marker (else a query would see it for 5 more minutes), and the
+ * /metrics snapshot leaves it out.
+ */
+static void test_reason_ends(void **state)
+{
+    (void)state;
+    int port = tu_free_port();
+    char yaml[256];
+    snprintf(yaml, sizeof(yaml), "- {name: a, tcp: '127.0.0.1:%d'}\n", port);
+    struct reasons seen = {0};
+    struct probe *p = make(yaml, reason_sink, &seen);
+    probe_run_once(p); /* nothing listens: connect fails */
+    assert_int_equal(seen.ones, 1);
+    assert_int_equal(seen.stale, 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    probe_run_once(p); /* succeeds */
+    assert_int_equal(seen.ones, 1);
+    assert_int_equal(seen.stale, 1);
+    probe_tick(p, util_now_ms());
+    char l[128];
+    snprintf(l, sizeof(l), "service=\"a\",target=\"127.0.0.1:%d\"", port);
+    assert_true(get(p, "probe_success", l) == 1);
+    assert_int_equal(tu_count(probe_last(p), "sitrep_probe_failure_reason"), 0);
+    probe_run_once(p); /* succeeds again: nothing more to end */
+    assert_int_equal(seen.stale, 1);
+    close(fd);
+    probe_free(p);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -382,7 +478,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_errors), cmocka_unit_test(test_network_down),
         cmocka_unit_test(test_http_and_tcp),  cmocka_unit_test(test_tls),
-        cmocka_unit_test(test_thread),
+        cmocka_unit_test(test_thread),        cmocka_unit_test(test_reason_ends),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

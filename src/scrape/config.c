@@ -16,18 +16,27 @@ void scrape_config_init(struct scrape_config *c)
     memset(c, 0, sizeof(*c));
 }
 
+static void targets_release(char **targets, size_t n, struct scrape_pair *labels, size_t nlabels)
+{
+    for (size_t i = 0; i < n; i++)
+        free(targets[i]);
+    free(targets);
+    for (size_t i = 0; i < nlabels; i++) {
+        free(labels[i].name);
+        free(labels[i].value);
+    }
+}
+
 static void job_release(struct scrape_job *j)
 {
     free(j->job);
-    for (size_t i = 0; i < j->ntargets; i++)
-        free(j->targets[i]);
-    free(j->targets);
+    targets_release(j->targets, j->ntargets, j->labels, j->nlabels);
+    for (size_t i = 0; i < j->ngroups; i++)
+        targets_release(j->groups[i].targets, j->groups[i].ntargets, j->groups[i].labels,
+                        j->groups[i].nlabels);
+    free(j->groups);
     free(j->scheme);
     free(j->metrics_path);
-    for (size_t i = 0; i < j->nlabels; i++) {
-        free(j->labels[i].name);
-        free(j->labels[i].value);
-    }
     for (size_t i = 0; i < j->nheaders; i++) {
         free(j->headers[i].name);
         free(j->headers[i].value);
@@ -57,6 +66,28 @@ static int pairs_equal(const struct scrape_pair *a, const struct scrape_pair *b,
     return 1;
 }
 
+static int targets_equal(char *const *a, char *const *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!streq(a[i], b[i]))
+            return 0;
+    return 1;
+}
+
+static int groups_equal(const struct scrape_job *x, const struct scrape_job *y)
+{
+    if (x->ngroups != y->ngroups)
+        return 0;
+    for (size_t i = 0; i < x->ngroups; i++) {
+        const struct scrape_group *a = &x->groups[i], *b = &y->groups[i];
+        if (a->ntargets != b->ntargets || a->nlabels != b->nlabels ||
+            !targets_equal(a->targets, b->targets, a->ntargets) ||
+            !pairs_equal(a->labels, b->labels, a->nlabels))
+            return 0;
+    }
+    return 1;
+}
+
 int scrape_config_equal(const struct scrape_config *a, const struct scrape_config *b)
 {
     if (a->njobs != b->njobs)
@@ -70,11 +101,9 @@ int scrape_config_equal(const struct scrape_config *a, const struct scrape_confi
             x->body_limit != y->body_limit || x->sample_limit != y->sample_limit ||
             x->tls_insecure != y->tls_insecure || !streq(x->ca_file, y->ca_file) ||
             !pairs_equal(x->labels, y->labels, x->nlabels) ||
-            !pairs_equal(x->headers, y->headers, x->nheaders))
+            !pairs_equal(x->headers, y->headers, x->nheaders) ||
+            !targets_equal(x->targets, y->targets, x->ntargets) || !groups_equal(x, y))
             return 0;
-        for (size_t k = 0; k < x->ntargets; k++)
-            if (!streq(x->targets[k], y->targets[k]))
-                return 0;
     }
     return 1;
 }
@@ -87,25 +116,115 @@ static int header_safe(const char *s)
 
 struct job_ctx {
     struct scrape_job *j;
-    yaml_node_t *targets_node;
+    yaml_node_t *targets_node, *groups_node;
+    int groups_bad;             /* static_configs is no list (reported) */
+    yaml_node_t **group_labels; /* each group's `labels:` node (or its entry), for errors */
+};
+
+/* A `labels:` mapping, of a job or of one of its static_configs. */
+struct labels_ctx {
+    struct scrape_pair *labels;
+    size_t *n;
+    const char *where;
 };
 
 static void on_label(struct yamlcfg *w, const char *key, yaml_node_t *k, yaml_node_t *v, void *ctx)
 {
-    struct scrape_job *j = ctx;
+    struct labels_ctx *lc = ctx;
     char *val = NULL;
+    /* job stays the job's name: failures and scrapes are counted by it. */
     if (!metric_label_name_valid(key) || (key[0] == '_' && key[1] == '_') ||
         strcmp(key, "job") == 0) {
-        yamlcfg_err(w, k, "scrape.labels: '%s' is not a label name sitrep can set here", key);
+        yamlcfg_err(w, k, "%s: '%s' is not a label name sitrep can set here", lc->where, key);
         return;
     }
-    if (j->nlabels == SCRAPE_MAX_LABELS) {
-        yamlcfg_err(w, k, "scrape.labels: at most %d labels", SCRAPE_MAX_LABELS);
+    if (*lc->n == SCRAPE_MAX_LABELS) {
+        yamlcfg_err(w, k, "%s: at most %d labels", lc->where, SCRAPE_MAX_LABELS);
         return;
     }
-    if (yamlcfg_str(w, v, "scrape.labels", &val) < 0)
+    if (yamlcfg_str(w, v, lc->where, &val) < 0)
         return;
-    j->labels[j->nlabels++] = (struct scrape_pair){xstrdup(key), val};
+    lc->labels[(*lc->n)++] = (struct scrape_pair){xstrdup(key), val};
+}
+
+/* A `targets:` list into *list; each must be host:port or an http(s) URL. 0, or -1 (reported). */
+static int get_targets(struct yamlcfg *w, yaml_node_t *v, const char *where, char ***list,
+                       size_t *n)
+{
+    int nerr = w->nerr;
+    if (yamlcfg_str_list(w, v, where, list, n) < 0)
+        return -1;
+    for (size_t i = 0; i < *n; i++) {
+        const char *t = (*list)[i];
+        if (!*t || !header_safe(t) || strchr(t, ' '))
+            yamlcfg_err(w, v, "%s: '%s' is no host:port or URL", where, t);
+        else if (strstr(t, "://") && strncmp(t, "http://", 7) != 0 &&
+                 strncmp(t, "https://", 8) != 0)
+            yamlcfg_err(w, v, "%s: only http:// and https:// URLs", where);
+    }
+    return w->nerr == nerr ? 0 : -1;
+}
+
+struct group_ctx {
+    struct scrape_group *g;
+    yaml_node_t *targets_node, *labels_node;
+};
+
+static void on_group_key(struct yamlcfg *w, const char *key, yaml_node_t *k, yaml_node_t *v,
+                         void *ctx)
+{
+    struct group_ctx *gc = ctx;
+    if (strcmp(key, "targets") == 0) {
+        struct scrape_group *g = gc->g;
+        gc->targets_node = v;
+        if (get_targets(w, v, "scrape.static_configs.targets", &g->targets, &g->ntargets) == 0 &&
+            !g->ntargets)
+            yamlcfg_err(w, v, "scrape.static_configs.targets: want at least one host:port or URL");
+    } else if (strcmp(key, "labels") == 0) {
+        gc->labels_node = v;
+        struct labels_ctx lc = {gc->g->labels, &gc->g->nlabels, "scrape.static_configs.labels"};
+        yamlcfg_each_key(w, v, "scrape.static_configs.labels", on_label, &lc);
+    } else {
+        yamlcfg_err(w, k, "scrape.static_configs: unknown key '%s' (want targets, labels)", key);
+    }
+}
+
+/* `static_configs: [{targets: [...], labels: {...}}, ...]` into the job's groups. */
+static void get_groups(struct yamlcfg *w, yaml_node_t *v, struct job_ctx *jc)
+{
+    struct scrape_job *j = jc->j;
+    yaml_node_item_t *items;
+    size_t n;
+    jc->groups_node = v;
+    if (yamlcfg_seq(w, v, "scrape.static_configs", &items, &n) < 0) {
+        jc->groups_bad = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *gn = yamlcfg_node(w, items[i]);
+        struct scrape_group g = {0};
+        struct group_ctx gc = {&g, NULL, NULL};
+        if (yamlcfg_each_key(w, gn, "scrape.static_configs[]", on_group_key, &gc) == 0 &&
+            !gc.targets_node)
+            yamlcfg_err(w, gn, "scrape.static_configs: each entry needs targets: [host:port, ...]");
+        j->groups = xrealloc(j->groups, (j->ngroups + 1) * sizeof(*j->groups));
+        jc->group_labels = xrealloc(jc->group_labels, (j->ngroups + 1) * sizeof(*jc->group_labels));
+        jc->group_labels[j->ngroups] = gc.labels_node ? gc.labels_node : gn;
+        j->groups[j->ngroups++] = g;
+    }
+}
+
+/* Distinct label names of the job's labels and group g's together. */
+static size_t union_labels(const struct scrape_job *j, const struct scrape_group *g)
+{
+    size_t n = j->nlabels;
+    for (size_t i = 0; i < g->nlabels; i++) {
+        int dup = 0;
+        for (size_t k = 0; k < j->nlabels && !dup; k++)
+            dup = strcmp(g->labels[i].name, j->labels[k].name) == 0;
+        n += !dup;
+    }
+    return n;
 }
 
 static void on_header(struct yamlcfg *w, const char *key, yaml_node_t *k, yaml_node_t *v, void *ctx)
@@ -139,15 +258,9 @@ static void on_job_key(struct yamlcfg *w, const char *key, yaml_node_t *k, yaml_
             yamlcfg_err(w, v, "scrape.job: must not be empty");
     } else if (strcmp(key, "targets") == 0) {
         jc->targets_node = v;
-        if (yamlcfg_str_list(w, v, "scrape.targets", &j->targets, &j->ntargets) == 0)
-            for (size_t i = 0; i < j->ntargets; i++) {
-                const char *t = j->targets[i];
-                if (!*t || !header_safe(t) || strchr(t, ' '))
-                    yamlcfg_err(w, v, "scrape.targets: '%s' is no host:port or URL", t);
-                else if (strstr(t, "://") && strncmp(t, "http://", 7) != 0 &&
-                         strncmp(t, "https://", 8) != 0)
-                    yamlcfg_err(w, v, "scrape.targets: only http:// and https:// URLs");
-            }
+        get_targets(w, v, "scrape.targets", &j->targets, &j->ntargets);
+    } else if (strcmp(key, "static_configs") == 0) {
+        get_groups(w, v, jc);
     } else if (strcmp(key, "scheme") == 0) {
         if (yamlcfg_str(w, v, "scrape.scheme", &j->scheme) == 0 && strcmp(j->scheme, "http") != 0 &&
             strcmp(j->scheme, "https") != 0)
@@ -163,7 +276,8 @@ static void on_job_key(struct yamlcfg *w, const char *key, yaml_node_t *k, yaml_
     } else if (strcmp(key, "honor_labels") == 0) {
         yamlcfg_bool(w, v, "scrape.honor_labels", &j->honor_labels);
     } else if (strcmp(key, "labels") == 0) {
-        yamlcfg_each_key(w, v, "scrape.labels", on_label, j);
+        struct labels_ctx lc = {j->labels, &j->nlabels, "scrape.labels"};
+        yamlcfg_each_key(w, v, "scrape.labels", on_label, &lc);
     } else if (strcmp(key, "headers") == 0) {
         yamlcfg_each_key(w, v, "scrape.headers", on_header, j);
     } else if (strcmp(key, "body_limit") == 0 || strcmp(key, "body_size_limit") == 0) {
@@ -199,10 +313,12 @@ int scrape_config_parse_node(struct scrape_config *c, const char *file, struct y
         j->interval_ms = SCRAPE_DEFAULT_INTERVAL_MS;
         j->body_limit = SCRAPE_DEFAULT_BODY_LIMIT;
         j->sample_limit = SCRAPE_DEFAULT_SAMPLES;
-        struct job_ctx jc = {j, NULL};
+        struct job_ctx jc = {j, NULL, NULL, 0, NULL};
         int timeout_set = 0;
-        if (yamlcfg_each_key(&w, jn, "scrape[]", on_job_key, &jc) < 0)
+        if (yamlcfg_each_key(&w, jn, "scrape[]", on_job_key, &jc) < 0) {
+            free(jc.group_labels);
             continue;
+        }
         /* Defaults that depend on other keys, then the checks across keys. */
         for (yaml_node_pair_t *p = jn->data.mapping.pairs.start; p < jn->data.mapping.pairs.top;
              p++) {
@@ -216,9 +332,22 @@ int scrape_config_parse_node(struct scrape_config *c, const char *file, struct y
             yamlcfg_err(&w, jn, "scrape: timeout is longer than interval");
         if (!j->job)
             yamlcfg_err(&w, jn, "scrape: each entry needs job: NAME");
-        if (!j->ntargets)
-            yamlcfg_err(&w, jc.targets_node ? jc.targets_node : jn,
-                        "scrape: each entry needs targets: [host:port, ...]");
+        size_t all = j->ntargets;
+        for (size_t g = 0; g < j->ngroups; g++) {
+            all += j->groups[g].ntargets;
+            if (union_labels(j, &j->groups[g]) > SCRAPE_MAX_LABELS)
+                yamlcfg_err(&w, jc.group_labels[g],
+                            "scrape.static_configs.labels: at most %d labels with the job's",
+                            SCRAPE_MAX_LABELS);
+        }
+        free(jc.group_labels);
+        /* A static_configs entry without targets was reported at its place. */
+        if (!all && !j->ngroups && !jc.groups_bad)
+            yamlcfg_err(&w,
+                        jc.targets_node  ? jc.targets_node
+                        : jc.groups_node ? jc.groups_node
+                                         : jn,
+                        "scrape: each entry needs targets: [host:port, ...] or static_configs");
         for (size_t k = 0; j->job && k + 1 < c->njobs; k++)
             if (c->jobs[k].job && strcmp(c->jobs[k].job, j->job) == 0)
                 yamlcfg_err(&w, jn, "scrape: job '%s' is given twice", j->job);

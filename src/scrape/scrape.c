@@ -45,7 +45,7 @@ struct job_stats {
 struct target {
     const struct scrape_job *job; /* in the scraper's config copy */
     size_t job_idx;
-    char *url, *instance;
+    char *url, *instance;                              /* instance: the label's value */
     struct metric_label labels[SCRAPE_MAX_LABELS + 2]; /* job, instance, extras; sorted */
     size_t nlabels;
     CURL *easy;
@@ -110,7 +110,18 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
-static void target_init(struct scrape *s, struct target *t, size_t ji, const char *spec)
+/* The value of label name in a's n pairs, or NULL. */
+static const char *pair_get(const struct scrape_pair *a, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(a[i].name, name) == 0)
+            return a[i].value;
+    return NULL;
+}
+
+/* Target spec of job ji, with group g's labels over the job's (g NULL: none). */
+static void target_init(struct scrape *s, struct target *t, size_t ji, const char *spec,
+                        const struct scrape_group *g)
 {
     const struct scrape_job *j = &s->cfg.jobs[ji];
     t->job = j;
@@ -122,15 +133,21 @@ static void target_init(struct scrape *s, struct target *t, size_t ji, const cha
         t->url = xmalloc(n);
         snprintf(t->url, n, "%s://%s%s", j->scheme, spec, j->metrics_path);
     }
-    t->instance = instance_of(t->url);
+    const struct scrape_pair *gl = g ? g->labels : NULL;
+    size_t ngl = g ? g->nlabels : 0;
+    const char *inst = pair_get(gl, ngl, "instance");
+    if (!inst)
+        inst = pair_get(j->labels, j->nlabels, "instance");
+    t->instance = inst ? xstrdup(inst) : instance_of(t->url);
     t->labels[t->nlabels++] = (struct metric_label){"job", j->job};
-    int has_instance = 0;
-    for (size_t i = 0; i < j->nlabels; i++) {
-        has_instance |= strcmp(j->labels[i].name, "instance") == 0;
-        t->labels[t->nlabels++] = (struct metric_label){j->labels[i].name, j->labels[i].value};
-    }
-    if (!has_instance)
-        t->labels[t->nlabels++] = (struct metric_label){"instance", t->instance};
+    t->labels[t->nlabels++] = (struct metric_label){"instance", t->instance};
+    /* The config parser keeps the union at SCRAPE_MAX_LABELS; the bound guards hand-made ones. */
+    for (size_t i = 0; i < j->nlabels && t->nlabels < ARRAY_SIZE(t->labels); i++)
+        if (strcmp(j->labels[i].name, "instance") != 0 && !pair_get(gl, ngl, j->labels[i].name))
+            t->labels[t->nlabels++] = (struct metric_label){j->labels[i].name, j->labels[i].value};
+    for (size_t i = 0; i < ngl && t->nlabels < ARRAY_SIZE(t->labels); i++)
+        if (strcmp(gl[i].name, "instance") != 0)
+            t->labels[t->nlabels++] = (struct metric_label){gl[i].name, gl[i].value};
     qsort(t->labels, t->nlabels, sizeof(t->labels[0]), cmp_label);
     sbuf_init(&t->body, (size_t)j->body_limit);
 
@@ -171,6 +188,20 @@ static void target_init(struct scrape *s, struct target *t, size_t ji, const cha
         curl_easy_setopt(e, CURLOPT_CAINFO, j->ca_file);
 }
 
+static char **strs_copy(char *const *a, size_t n)
+{
+    char **b = xcalloc(n ? n : 1, sizeof(char *));
+    for (size_t k = 0; k < n; k++)
+        b[k] = xstrdup(a[k]);
+    return b;
+}
+
+static void pairs_copy(struct scrape_pair *dst, const struct scrape_pair *src, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        dst[k] = (struct scrape_pair){xstrdup(src[k].name), xstrdup(src[k].value)};
+}
+
 static void config_copy(struct scrape_config *dst, const struct scrape_config *src)
 {
     dst->njobs = src->njobs;
@@ -183,16 +214,18 @@ static void config_copy(struct scrape_config *dst, const struct scrape_config *s
         b->scheme = xstrdup(a->scheme ? a->scheme : "http");
         b->metrics_path = xstrdup(a->metrics_path ? a->metrics_path : "/metrics");
         b->ca_file = a->ca_file ? xstrdup(a->ca_file) : NULL;
-        b->targets = xcalloc(a->ntargets ? a->ntargets : 1, sizeof(char *));
-        for (size_t k = 0; k < a->ntargets; k++)
-            b->targets[k] = xstrdup(a->targets[k]);
-        for (size_t k = 0; k < a->nlabels; k++)
-            b->labels[k] =
-                (struct scrape_pair){xstrdup(a->labels[k].name), xstrdup(a->labels[k].value)};
+        b->targets = strs_copy(a->targets, a->ntargets);
+        pairs_copy(b->labels, a->labels, a->nlabels);
+        b->groups = xcalloc(a->ngroups ? a->ngroups : 1, sizeof(*b->groups));
+        for (size_t k = 0; k < a->ngroups; k++) {
+            const struct scrape_group *ga = &a->groups[k];
+            struct scrape_group *gb = &b->groups[k];
+            *gb = *ga;
+            gb->targets = strs_copy(ga->targets, ga->ntargets);
+            pairs_copy(gb->labels, ga->labels, ga->nlabels);
+        }
         b->headers = xcalloc(a->nheaders ? a->nheaders : 1, sizeof(*b->headers));
-        for (size_t k = 0; k < a->nheaders; k++)
-            b->headers[k] =
-                (struct scrape_pair){xstrdup(a->headers[k].name), xstrdup(a->headers[k].value)};
+        pairs_copy(b->headers, a->headers, a->nheaders);
         if (b->interval_ms <= 0)
             b->interval_ms = SCRAPE_DEFAULT_INTERVAL_MS;
         if (b->timeout_ms <= 0 || b->timeout_ms > b->interval_ms)
@@ -214,25 +247,34 @@ struct scrape *scrape_new(const struct scrape_opts *o)
     metric_buf_init(&s->work);
     pthread_mutex_init(&s->lock, NULL);
     s->stats = xcalloc(s->cfg.njobs ? s->cfg.njobs : 1, sizeof(*s->stats));
-    for (size_t i = 0; i < s->cfg.njobs; i++)
+    for (size_t i = 0; i < s->cfg.njobs; i++) {
         s->ntargets += s->cfg.jobs[i].ntargets;
+        for (size_t g = 0; g < s->cfg.jobs[i].ngroups; g++)
+            s->ntargets += s->cfg.jobs[i].groups[g].ntargets;
+    }
     s->targets = xcalloc(s->ntargets ? s->ntargets : 1, sizeof(*s->targets));
     s->multi = curl_multi_init();
     size_t n = 0;
     int64_t now = util_now_ms();
-    for (size_t i = 0; i < s->cfg.njobs; i++)
-        for (size_t k = 0; k < s->cfg.jobs[i].ntargets; k++) {
-            struct target *t = &s->targets[n++];
-            target_init(s, t, i, s->cfg.jobs[i].targets[k]);
-            /* Spread targets over their interval (by URL), as Prometheus does. */
-            uint64_t h = 1469598103934665603ULL;
-            for (const char *p = t->url; *p; p++)
-                h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-            int64_t iv = t->job->interval_ms;
-            t->next_due_ms = (now / iv) * iv + (int64_t)(h % (uint64_t)iv);
-            if (t->next_due_ms < now)
-                t->next_due_ms += iv;
-        }
+    for (size_t i = 0; i < s->cfg.njobs; i++) {
+        const struct scrape_job *j = &s->cfg.jobs[i];
+        for (size_t k = 0; k < j->ntargets; k++)
+            target_init(s, &s->targets[n++], i, j->targets[k], NULL);
+        for (size_t g = 0; g < j->ngroups; g++)
+            for (size_t k = 0; k < j->groups[g].ntargets; k++)
+                target_init(s, &s->targets[n++], i, j->groups[g].targets[k], &j->groups[g]);
+    }
+    for (size_t i = 0; i < s->ntargets; i++) {
+        /* Spread targets over their interval (by URL), as Prometheus does. */
+        struct target *t = &s->targets[i];
+        uint64_t h = 1469598103934665603ULL;
+        for (const char *p = t->url; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        int64_t iv = t->job->interval_ms;
+        t->next_due_ms = (now / iv) * iv + (int64_t)(h % (uint64_t)iv);
+        if (t->next_due_ms < now)
+            t->next_due_ms += iv;
+    }
     return s;
 }
 

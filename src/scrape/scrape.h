@@ -39,16 +39,30 @@ struct scrape_pair {
     char *name, *value;
 };
 
+/*
+ * One `static_configs:` entry: targets that share labels (Prometheus' shape),
+ * so targets of one job can carry different labels, instance included.
+ */
+struct scrape_group {
+    char **targets; /* as scrape_job.targets; >= 1 */
+    size_t ntargets;
+    struct scrape_pair labels[SCRAPE_MAX_LABELS]; /* win over the job's labels of the same name */
+    size_t nlabels; /* with the job's labels: at most SCRAPE_MAX_LABELS names */
+};
+
 /* One `scrape:` entry: a job and its targets. config_release frees it. */
 struct scrape_job {
-    char *job;                         /* the job label; unique among jobs */
-    char **targets;                    /* "host:port" (scheme + metrics_path added) or a full URL */
-    size_t ntargets;                   /* >= 1 */
+    char *job;                   /* the job label; unique among jobs */
+    char **targets;              /* "host:port" (scheme + metrics_path added) or a full URL */
+    size_t ntargets;             /* with the groups' targets: >= 1 */
+    struct scrape_group *groups; /* `static_configs:`, scraped after `targets:` */
+    size_t ngroups;
     char *scheme;                      /* "http" */
     char *metrics_path;                /* "/metrics" */
     long long interval_ms, timeout_ms; /* 15 s, 10 s; timeout <= interval */
     int honor_labels; /* scraped labels win over job/instance/labels (else exported_*) */
-    struct scrape_pair labels[SCRAPE_MAX_LABELS]; /* extra target labels; may set instance */
+    struct scrape_pair
+        labels[SCRAPE_MAX_LABELS]; /* extra labels of every target; may set instance */
     size_t nlabels;
     struct scrape_pair *headers; /* extra request headers */
     size_t nheaders;
@@ -69,8 +83,9 @@ void scrape_config_release(struct scrape_config *c);
 int scrape_config_equal(const struct scrape_config *a, const struct scrape_config *b);
 /*
  * Read the `scrape:` list `node` into c (appending jobs). Per job: job,
- * targets, scheme, metrics_path, interval, timeout, honor_labels, labels,
- * headers, body_limit, sample_limit, tls_insecure_skip_verify, ca_file.
+ * targets, static_configs (a list of {targets, labels}), scheme,
+ * metrics_path, interval, timeout, honor_labels, labels, headers,
+ * body_limit, sample_limit, tls_insecure_skip_verify, ca_file.
  * On error returns -1 and appends "file:line:col: message\n" per problem.
  */
 int scrape_config_parse_node(struct scrape_config *c, const char *file, struct yaml_document_s *doc,

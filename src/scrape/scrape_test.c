@@ -142,8 +142,15 @@ static void test_scrape_peer(void **state)
              "            '127.0.0.1:%d']\n"
              "- job: limited\n"
              "  sample_limit: 3\n"
-             "  targets: ['127.0.0.1:%d']\n",
-             port, port, port, port, port, port, port, port, port, closed, port);
+             "  targets: ['127.0.0.1:%d']\n"
+             "- job: fleet\n"
+             "  labels: {env: e, zone: z}\n"
+             "  static_configs:\n"
+             "    - targets: ['127.0.0.1:%d']\n"
+             "      labels: {instance: web-1, zone: a}\n"
+             "    - targets: ['http://127.0.0.1:%d/om']\n"
+             "      labels: {instance: web-2}\n",
+             port, port, port, port, port, port, port, port, port, closed, port, port, port);
     struct scrape_config c;
     load(&c, yaml);
     struct seen seen = {.batches = 0};
@@ -156,9 +163,9 @@ static void test_scrape_peer(void **state)
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     unlink(script);
-    assert_int_equal(seen.batches, 11);
+    assert_int_equal(seen.batches, 13);
     /* Every sample lands at the scrape's start, whatever timestamp the target wrote. */
-    for (int i = 0; i < 11; i++)
+    for (int i = 0; i < 13; i++)
         assert_true(seen.ts[i] >= before && seen.ts[i] <= before + 5000);
     const char *t = seen.text.buf;
     /* Clashing scraped labels become exported_*; an empty one is dropped; target labels added. */
@@ -170,6 +177,14 @@ static void test_scrape_peer(void **state)
     assert_non_null(strstr(t, "app_requests_total{code=\"500\",job=\"honor\"} 2\n"));
     assert_non_null(strstr(t, "lat_bucket{env=\"test\",instance="));
     assert_non_null(strstr(t, "q{instance=\"127.0.0.1:"));
+    /* static_configs: two targets of one job, each with its instance; a group's zone wins. */
+    assert_non_null(strstr(t, "app_requests_total{code=\"200\",env=\"e\",exported_job=\"inner\","
+                              "instance=\"web-1\",job=\"fleet\",zone=\"a\"} 7\n"));
+    assert_non_null(strstr(t, "app_requests_total{code=\"500\",env=\"e\",instance=\"web-1\","
+                              "job=\"fleet\",zone=\"a\"} 2\n"));
+    assert_non_null(strstr(t, "q{env=\"e\",instance=\"web-2\",job=\"fleet\",name=\"jobs\","
+                              "zone=\"z\"} 5\n"));
+    assert_non_null(strstr(t, "up{env=\"e\",instance=\"web-2\",job=\"fleet\",zone=\"z\"} 1\n"));
     char want[256];
     snprintf(want, sizeof(want), "up{instance=\"127.0.0.1:%d\",job=\"om\"} 1", port);
     assert_non_null(strstr(t, want));
@@ -280,6 +295,97 @@ static void test_config_errors(void **state)
     sbuf_release(&err);
 }
 
+/* static_configs: groups of targets with their own labels, over the job's. */
+static void test_static_configs(void **state)
+{
+    (void)state;
+    struct scrape_config c, d;
+    const char *y = "- job_name: fleet\n"
+                    "  labels: {env: prod, zone: z}\n"
+                    "  targets: ['127.0.0.1:9100']\n"
+                    "  static_configs:\n"
+                    "    - targets: ['127.0.0.1:8080', 'http://10.0.0.5:9100/m']\n"
+                    "      labels: {instance: web-1, zone: a}\n"
+                    "    - targets: ['127.0.0.1:8081']\n";
+    load(&c, y);
+    assert_int_equal(c.njobs, 1);
+    const struct scrape_job *j = &c.jobs[0];
+    assert_string_equal(j->job, "fleet");
+    assert_true(j->ntargets == 1 && j->ngroups == 2 && j->nlabels == 2);
+    assert_true(j->groups[0].ntargets == 2 && j->groups[0].nlabels == 2);
+    assert_string_equal(j->groups[0].targets[1], "http://10.0.0.5:9100/m");
+    assert_string_equal(j->groups[0].labels[0].name, "instance");
+    assert_string_equal(j->groups[0].labels[0].value, "web-1");
+    assert_true(j->groups[1].ntargets == 1 && j->groups[1].nlabels == 0);
+    /* A reload sees a group's label change. */
+    load(&d, y);
+    assert_true(scrape_config_equal(&c, &d));
+    free(d.jobs[0].groups[0].labels[1].value);
+    d.jobs[0].groups[0].labels[1].value = xstrdup("b");
+    assert_false(scrape_config_equal(&c, &d));
+    scrape_config_release(&d);
+    /* Four targets, each with its own diagnosis entry and instance. */
+    struct scrape_opts o = {.config = &c};
+    struct scrape *s = scrape_new(&o);
+    struct sbuf out;
+    sbuf_init(&out, 1 << 16);
+    scrape_diagnose(s, &out);
+    assert_non_null(strstr(out.buf, "\"url\":\"http://127.0.0.1:9100/metrics\","
+                                    "\"instance\":\"127.0.0.1:9100\""));
+    assert_non_null(strstr(out.buf, "\"url\":\"http://127.0.0.1:8080/metrics\","
+                                    "\"instance\":\"web-1\""));
+    assert_non_null(strstr(out.buf, "\"url\":\"http://10.0.0.5:9100/m\",\"instance\":\"web-1\""));
+    assert_non_null(strstr(out.buf, "\"url\":\"http://127.0.0.1:8081/metrics\","
+                                    "\"instance\":\"127.0.0.1:8081\""));
+    sbuf_release(&out);
+    scrape_free(s);
+    scrape_config_release(&c);
+
+    struct sbuf err;
+    sbuf_init(&err, 1 << 16);
+    scrape_config_init(&c);
+    const char *bad = "- job: g\n"
+                      "  static_configs:\n"
+                      "    - targets: ['ftp://x/']\n"
+                      "      labels: {job: x, __y: 1}\n"
+                      "    - labels: {instance: a}\n"
+                      "    - targets: []\n"
+                      "      what: 1\n"
+                      "    - 7\n"
+                      "- job: h\n"
+                      "  static_configs: {targets: [a:1]}\n"
+                      "- job: k\n"
+                      "  labels: {a: 1, b: 1, c: 1, d: 1, e: 1}\n"
+                      "  static_configs:\n"
+                      "    - targets: [k:1]\n"
+                      "      labels: {f: 1, g: 1, h: 1, a: 2}\n"
+                      "    - targets: [k:2]\n"
+                      "      labels: {f: 1, g: 1, h: 1, i: 1}\n"
+                      "- job: e\n"
+                      "  static_configs: []\n";
+    assert_int_equal(yamlcfg_parse_text("s.yml", bad, &err, parse_node, &c), -1);
+    static const char *const want[] = {
+        "s.yml:3:16: scrape.static_configs.targets: only http",
+        "s.yml:4:16: scrape.static_configs.labels: 'job' is not a label name",
+        "s.yml:4:24: scrape.static_configs.labels: '__y' is not a label name",
+        "s.yml:5:7: scrape.static_configs: each entry needs targets",
+        "s.yml:6:16: scrape.static_configs.targets: want at least one",
+        "s.yml:7:7: scrape.static_configs: unknown key 'what'",
+        "s.yml:8:7: scrape.static_configs[]: want a mapping",
+        "s.yml:10:19: scrape.static_configs: want a list",
+        "s.yml:17:15: scrape.static_configs.labels: at most 8 labels with the job's",
+        "s.yml:19:19: scrape: each entry needs targets",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+        if (!strstr(err.buf, want[i]))
+            fail_msg("missing '%s' in:\n%s", want[i], err.buf);
+    /* Group k:1 overrides a of the job: 8 names, no error at its line; one error per place. */
+    assert_null(strstr(err.buf, "s.yml:15:"));
+    assert_null(strstr(err.buf, "s.yml:10:19: scrape: each entry"));
+    scrape_config_release(&c);
+    sbuf_release(&err);
+}
+
 static void test_expfmt_hostile(void **state)
 {
     (void)state;
@@ -335,9 +441,8 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_errors),
-        cmocka_unit_test(test_expfmt_hostile),
-        cmocka_unit_test(test_scrape_peer),
+        cmocka_unit_test(test_config_errors),  cmocka_unit_test(test_static_configs),
+        cmocka_unit_test(test_expfmt_hostile), cmocka_unit_test(test_scrape_peer),
         cmocka_unit_test(test_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

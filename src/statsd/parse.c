@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +99,35 @@ static int number(const char *p, size_t n, double *v)
     errno = 0;
     *v = strtod(tmp, &end);
     return end != tmp + n || !isfinite(*v) ? -1 : 0;
+}
+
+/*
+ * Seconds from the text of a valid millisecond value (as number() took it),
+ * rounded once: the decimal point moves in the text ("2.1" -> "2.1e-3").
+ * 2.1 / 1000.0 is one ulp above 0.0021, so a value on a bucket bound would
+ * miss its bucket; about one fractional value in eight does.
+ */
+static double ms_to_seconds(const char *p, size_t n)
+{
+    char tmp[96];
+    long e = 0;
+    size_t m = n;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == 'e' || p[i] == 'E') {
+            char ex[64];
+            memcpy(ex, p + i + 1, n - i - 1);
+            ex[n - i - 1] = 0;
+            e = strtol(ex, NULL, 10);
+            m = i;
+            break;
+        }
+    /* Beyond these the result is 0 or overflows however far it is shifted. */
+    if (e > 100000)
+        e = 100000;
+    if (e < -100000)
+        e = -100000;
+    snprintf(tmp, sizeof(tmp), "%.*se%ld", (int)m, p, e - 3);
+    return strtod(tmp, NULL);
 }
 
 static int type_of(const char *p, size_t n, enum statsd_type *t)
@@ -215,6 +245,8 @@ int statsd_parse_line(const char *line, size_t len, struct statsd_line *out, enu
                 *why = STATSD_BAD_VALUE;
                 return -1;
             }
+            if (out->type == STATSD_TIMER)
+                out->values[out->nvalues] = ms_to_seconds(v, (size_t)(ve - v));
             out->nvalues++;
             v = c ? c + 1 : bar;
             if (c && v == bar) { /* "a:1:|c" */

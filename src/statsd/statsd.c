@@ -317,7 +317,7 @@ static void apply(struct statsd *s, const struct statsd_line *l, int64_t now_ms)
         break;
     case STATSD_TIMER:
         for (size_t i = 0; i < l->nvalues; i++)
-            observe(se, l->values[i] / 1000.0, 1.0 / l->rate);
+            observe(se, l->values[i], 1.0 / l->rate); /* already seconds */
         break;
     case STATSD_HISTOGRAM:
         for (size_t i = 0; i < l->nvalues; i++)

@@ -76,7 +76,7 @@ int statsd_config_parse_node(struct statsd_config *c, const char *file, struct y
 enum statsd_type {
     STATSD_COUNTER,   /* c */
     STATSD_GAUGE,     /* g */
-    STATSD_TIMER,     /* ms: milliseconds, observed in seconds */
+    STATSD_TIMER,     /* ms: milliseconds in the line, seconds in statsd_line.values */
     STATSD_HISTOGRAM, /* h, and d (DogStatsD distribution) */
     STATSD_SET,       /* s */
 };
@@ -102,7 +102,7 @@ struct statsd_tag {
 struct statsd_line {
     char name[STATSD_MAX_NAME + 1]; /* sanitised: [a-zA-Z_][a-zA-Z0-9_]* */
     enum statsd_type type;
-    double values[STATSD_MAX_VALUES];
+    double values[STATSD_MAX_VALUES];       /* timers: in seconds, rounded once from the text */
     unsigned char delta[STATSD_MAX_VALUES]; /* gauges: the value had a sign (+/-) */
     size_t nvalues;
     const char *member; /* sets: the member bytes, inside the parsed line */

@@ -39,6 +39,7 @@ static void test_parse_good(void **state)
     assert_true(!l.delta[0] && strcmp(l.name, "_9lives") == 0);
     assert_int_equal(parse("t:1:2.5:300|ms", &l, &why), 0);
     assert_int_equal(l.nvalues, 3);
+    assert_true(l.values[0] == 0.001 && l.values[1] == 0.0025 && l.values[2] == 0.3); /* seconds */
     assert_int_equal(parse("users:al:ice|s", &l, &why), 0);
     assert_true(l.member_len == 6 && memcmp(l.member, "al:ice", 6) == 0);
     assert_int_equal(parse("d:1e3|d|#k:\xc3\xa9t\xc3\xa9", &l, &why), 0);
@@ -187,6 +188,68 @@ static void test_aggregate(void **state)
     statsd_free(s);
 }
 
+/*
+ * A classic histogram's buckets (cumulative, +Inf last), _sum and _count:
+ * counts exactly, the sum to rounding. tags is "" or `k="v"`.
+ */
+static void check_hist(const struct metric_buf *b, const char *name, const char *tags,
+                       const char *const *les, const double *want, size_t n, double sum,
+                       double count)
+{
+    char fam[128], lab[256];
+    double v;
+    snprintf(fam, sizeof(fam), "%s_bucket", name);
+    assert_int_equal(tu_count(b, fam) % n, 0); /* no bucket beside those listed */
+    for (size_t i = 0; i < n; i++) {
+        snprintf(lab, sizeof(lab), "%s%sle=\"%s\"", tags, *tags ? "," : "", les[i]);
+        if (!tu_find(b, fam, lab, &v) || v != want[i])
+            fail_msg("%s{%s}: %g, want %g", fam, lab, tu_find(b, fam, lab, &v) ? v : -1, want[i]);
+    }
+    snprintf(fam, sizeof(fam), "%s_count", name);
+    if (!tu_find(b, fam, tags, &v) || v != count)
+        fail_msg("%s{%s}: %g, want %g", fam, tags, v, count);
+    snprintf(fam, sizeof(fam), "%s_sum", name);
+    if (!tu_find(b, fam, tags, &v) || fabs(v - sum) > 1e-9)
+        fail_msg("%s{%s}: %.17g, want %g", fam, tags, v, sum);
+}
+
+/*
+ * |h and |d land in histogram_buckets in their own unit, |ms in
+ * timer_buckets in seconds; a value on a bound counts in that bound's
+ * bucket (le is <=); a sampled timer value counts 1/rate times, in the
+ * buckets, _count and _sum alike (docs/SIGNALS.md).
+ */
+static void test_histograms(void **state)
+{
+    (void)state;
+    struct statsd *s = new_statsd("histogram_buckets: [1, 5, 10]\n");
+    int64_t t0 = 1700000000000;
+    feed(s, "size:0.5:1|h\nsize:3|h\nsize:5|h\nsize:11|h\n", t0);
+    feed(s, "dist:-2|d\ndist:10|d\ndist:10.5|d|#k:v\n", t0);
+    feed(s, "t:250|ms|@0.1\n", t0); /* two packets: 20 observations of 0.25 s */
+    feed(s, "t:250|ms|@0.1\nt:5|ms\nt:1:3000|ms|@0.5\n", t0);
+    statsd_tick(s, t0 + 1000);
+    const struct metric_buf *b = statsd_last(s);
+    static const char *const hle[] = {"1", "5", "10", "+Inf"};
+    check_hist(b, "size", "", hle, (const double[]){2, 4, 4, 5}, 4, 20.5, 5);
+    /* Same name, other tags: another series; |d and |h are one type. */
+    check_hist(b, "dist", "", hle, (const double[]){1, 1, 2, 2}, 4, 8, 2);
+    check_hist(b, "dist", "k=\"v\"", hle, (const double[]){0, 0, 0, 1}, 4, 10.5, 1);
+    static const char *const tle[] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+                                      "0.5",   "1",    "2.5",   "5",    "10",  "+Inf"};
+    /* 5 ms and 1 ms (x2) in le=0.005; 250 ms (x10 x2) on the 0.25 bound; 3 s (x2). */
+    static const double tw[] = {3, 3, 3, 3, 3, 23, 23, 23, 23, 25, 25, 25};
+    check_hist(b, "t", "", tle, tw, ARRAY_SIZE(tle), 20 * 0.25 + 0.005 + 2 * 0.001 + 2 * 3, 25);
+    statsd_free(s);
+    /* Fractional milliseconds on a bound: 2.1 / 1000.0 would be an ulp above 0.0021. */
+    s = new_statsd("timer_buckets: [0.0021, 0.0049]\n");
+    feed(s, "e:2.1|ms\ne:2.1e0|ms\ne:4.9|ms\ne:0.0049e3|ms\ne:4900E-3|ms\n", t0);
+    statsd_tick(s, t0 + 1000);
+    static const char *const ele[] = {"0.0021", "0.0049", "+Inf"};
+    check_hist(statsd_last(s), "e", "", ele, (const double[]){2, 5, 5}, 3, 0.0189, 5);
+    statsd_free(s);
+}
+
 static void test_config(void **state)
 {
     (void)state;
@@ -287,9 +350,9 @@ static void test_udp_listener(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_good),   cmocka_unit_test(test_parse_hostile),
-        cmocka_unit_test(test_aggregate),    cmocka_unit_test(test_config),
-        cmocka_unit_test(test_udp_listener),
+        cmocka_unit_test(test_parse_good), cmocka_unit_test(test_parse_hostile),
+        cmocka_unit_test(test_aggregate),  cmocka_unit_test(test_histograms),
+        cmocka_unit_test(test_config),     cmocka_unit_test(test_udp_listener),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # queues.sh: the queue, exec and services sources inside the real daemon,
 # end to end through PromQL: a real redis-server with a list and a stream
-# read by a consumer group without acknowledging (depth, pending and lag
-# follow changes); an exec source producing metrics (one in the shared
+# read by a consumer group (depth, pending and lag follow changes, step by
+# step while the stream grows for 24 s faster than the group reads, and the
+# built-in growth rule records it); an exec source producing metrics (one in the shared
 # sitrep_queue_depth shape) and one that fails; a services: entry whose
 # default probe goes up, then down when its HTTP server stops (while
 # sitrep_probe_network_ok stays 1: another target answers); its access
@@ -78,6 +79,37 @@ is 'sitrep_queue_depth{queue="jobs"}' 5
 is 'sitrep_queue_pending{queue="events",group="workers"}' 3
 is 'sitrep_queue_lag{queue="events",group="workers"}' 1
 is 'sitrep_queue_consumers{queue="events",group="workers"}' 2
+# The stream grows while sitrep watches and the group reads slower: every
+# 2 s, 5 entries added, c1 reads 2 and acknowledges 1 (lag +3, pending +1).
+# 12 steps span the growth rule's 30 s and two 10 s windows.
+rule='queue:sitrep_queue_depth:growth_per_second{queue="events"}'
+is "$rule" none
+events() { # depth lag pending of events/workers, as sitrep has them now
+    q '{__name__=~"sitrep_queue_(depth|lag|pending)",queue="events"}' | python3 -c '
+import json, sys
+v = {r["metric"]["__name__"][13:]: r["value"][1] for r in json.load(sys.stdin)["data"]["result"]}
+print(*(v.get(k, "none") for k in ("depth", "lag", "pending")))'
+}
+lag=1 pending=3
+for step in $(seq 1 12); do
+    t0=$(date +%s%N)
+    for i in 1 2 3 4 5; do rc XADD events '*' n "s${step}i$i"; done
+    id=$(redis-cli -p "$rport" XREADGROUP GROUP workers c1 COUNT 2 STREAMS events '>' |
+        grep -E '^[0-9]+-[0-9]+$' | head -1)
+    rc XACK events workers "$id"
+    lag=$((lag + 3)) pending=$((pending + 1))
+    want="$(redis-cli -p "$rport" XLEN events) $lag $pending"
+    for i in $(seq 1 15); do # until sitrep's next poll is in
+        got=$(events)
+        [ "$got" = "$want" ] && break
+        sleep 0.1
+    done
+    check "step $step: depth lag pending = $want (XLEN; got $got)" [ "$got" = "$want" ]
+    sleep "$(python3 -c "print(max(0, 2 - ($(date +%s%N) - $t0) / 1e9))")"
+done
+# Still growing, by 2.5 entries/s: the built-in rule says so.
+g=$(q "$rule" | val)
+check "$rule > 1 while the stream grows (got $g)" python3 -c 'import sys; sys.exit(not float(sys.argv[1]) > 1)' "${g/none/0}"
 # exec: a metric with job=demo; the shared queue shape; a failing command.
 is 'demo_value{job="demo",kind="x"}' 42
 is 'sitrep_exec_success{job="demo"}' 1
