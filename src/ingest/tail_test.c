@@ -3,10 +3,10 @@
  * starts, partial lines, rotation by rename (the renamed file still read)
  * and by copytruncate (also when the file grows back past the old position
  * between two polls), a file that disappears and comes back, restarts with
- * saved offsets (also across a rotation while stopped), overlong lines,
- * globs and their cap, malformed lines kept for diagnosis, a corrupt
- * offsets file, and the thread with its final flush. Counts are checked
- * exactly: nothing lost, nothing counted twice.
+ * saved offsets (also across a rotation or a truncation while stopped),
+ * overlong lines, globs and their cap, malformed lines kept for diagnosis,
+ * a corrupt offsets file, and the thread with its final flush. Counts are
+ * checked exactly: nothing lost, nothing counted twice.
  */
 #include "testutil.h"
 #include "ingest/ingest_internal.h"
@@ -264,6 +264,47 @@ static void test_restart(void **state)
     ingest_free(ing);
 }
 
+/*
+ * copytruncate while sitrep is down: the file keeps its inode but is now
+ * shorter than the saved position, so the saved offset must not be trusted.
+ */
+static void test_truncate_while_stopped(void **state)
+{
+    (void)state;
+    struct opts o = {.paths = {"access.log"}};
+    struct ingest *ing = make(&o);
+    assert_int_equal(requests(ing), 0); /* started before the file exists */
+    append_lines("access.log", 5, 0);
+    assert_int_equal(requests(ing), 5);
+    ingest_free(ing);
+    struct stat before, after;
+    assert_int_equal(stat(path_of("access.log"), &before), 0);
+    assert_int_equal(truncate(path_of("access.log"), 0), 0);
+    append_lines("access.log", 2, 100);
+    assert_int_equal(stat(path_of("access.log"), &after), 0);
+    assert_true(after.st_ino == before.st_ino && after.st_size < before.st_size);
+    ing = make(&o);
+    assert_int_equal(requests(ing), 2); /* the new lines, from byte 0 */
+    assert_int_equal(
+        file_value(ing, "sitrep_ingest_rotations_total", "access.log", ",kind=\"truncate\""), 1);
+    append_lines("access.log", 1, 102);
+    assert_int_equal(requests(ing), 3); /* and on from there, nothing read twice */
+    ingest_free(ing);
+    /* cut to nothing while stopped, written only after the start */
+    assert_int_equal(truncate(path_of("access.log"), 0), 0);
+    ing = make(&o);
+    assert_int_equal(requests(ing), 0);
+    append_lines("access.log", 4, 200);
+    assert_int_equal(requests(ing), 4);
+    ingest_free(ing);
+    /* cut and written past the saved position while stopped: still read from 0 */
+    assert_int_equal(truncate(path_of("access.log"), 0), 0);
+    append_lines("access.log", 8, 10000);
+    ing = make(&o);
+    assert_int_equal(requests(ing), 8);
+    ingest_free(ing);
+}
+
 static void test_overlong(void **state)
 {
     (void)state;
@@ -465,6 +506,7 @@ int main(void)
         T(test_copytruncate),
         T(test_disappear_and_return),
         T(test_restart),
+        T(test_truncate_while_stopped),
         T(test_overlong),
         T(test_globs),
         T(test_malformed_kept),
