@@ -6,6 +6,10 @@
 #     with the same value;
 #   - no series appears twice and no timestamp twice or out of order;
 #   - the store opened without help (the daemon is healthy again).
+# An exec source makes 50 new series every 3 s (crash_churn{gen,k}), as
+# processes coming and going do, so the store forgets dead series (and
+# renumbers the rest, re-declaring them in the WAL) between and at the kills;
+# their samples are compared like the rest.
 # Randomness is seeded (CRASH_SEED, default: the date) and printed, so a
 # failure can be replayed.
 set -u
@@ -18,8 +22,14 @@ port=$(free_port)
 data=$E2E_TMP/data
 cfg=$E2E_TMP/sitrep.yml
 store_config "$cfg"
+cat >>"$cfg" <<'YML'
+exec:
+  - job: churn
+    interval: 1s
+    command: [sh, -c, 'g=$(($(date +%s) / 3)); for k in $(seq 1 50); do echo "crash_churn{gen=\"$g\",k=\"$k\"} $g"; done']
+YML
 url=http://127.0.0.1:$port
-sel='{__name__=~"node_time_seconds|node_load1|sitrep_tsdb_series|node_cpu_seconds_total"}'
+sel='{__name__=~"node_time_seconds|node_load1|sitrep_tsdb_series|node_cpu_seconds_total|crash_churn"}'
 
 start() { start_sitrep "$cfg" "$port" "$data"; }
 
@@ -65,5 +75,8 @@ blocks=$(find "$data/tsdb/raw" -maxdepth 1 -name 'b-*' | wc -l)
 check "raw blocks were cut during the run ($blocks)" [ "$blocks" -ge 1 ]
 leftover=$(find "$data/tsdb" -name '*tmp*')
 check "no unfinished block or checkpoint left after the restarts" [ -z "$leftover" ]
+# Dead churn series were forgotten (after cuts and at starts) between the kills.
+runs=$(grep -c "forgot .* series with no samples left in memory" "$E2E_TMP/log")
+check "the store forgot dead series during the run ($runs times)" [ "$runs" -ge 2 ]
 check "the log reports no damaged data" bash -c "! grep -Ei 'corrupt|damaged' '$E2E_TMP/log'"
 finish
