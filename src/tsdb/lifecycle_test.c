@@ -547,6 +547,35 @@ static void test_series_forgotten(void **state)
     tu_rmrf(dir);
 }
 
+/*
+ * What forgetting is for: a series cap that only the live series should
+ * fill. 20 steady series and a new process id every 30 s under a cap of 40:
+ * without forgetting, the 21st process would be refused (churn_tick checks
+ * that every sample of every tick is accepted); with it, 41 come and go.
+ */
+static void test_series_cap_with_churn(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("tsdb");
+    struct tsdb *db;
+    char err[256];
+    struct tsdb_opts o = {.dir = dir, .block_span_ms = 60000, .max_series = 40};
+    if (tsdb_open(&db, &o, err, sizeof(err)) < 0)
+        fail_msg("open: %s", err);
+    struct metric_buf b;
+    metric_buf_init(&b);
+    const int64_t from = T0, to = T0 + 20 * 60000, step = 5000;
+    for (int64_t t = from; t < to; t += step) {
+        churn_tick(db, &b, t);
+        assert_int_equal(tsdb_maintain(db, 0), 0);
+        assert_true(tsdb_series_count(db) <= 40);
+    }
+    check_pids(db, from, to, step);
+    tsdb_close(db);
+    metric_buf_release(&b);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -558,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_stale_only_windows),
         cmocka_unit_test(test_tiers_partial_merge_window),
         cmocka_unit_test(test_series_forgotten),
+        cmocka_unit_test(test_series_cap_with_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
