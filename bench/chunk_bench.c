@@ -489,7 +489,7 @@ static void run_ours(const struct corpus *c, struct result *r, int reps)
                     double bv[TSDB_BLOCK_MAX];
                     while (off < ch.len) {
                         int tm, vm;
-                        tsdb__block_methods(ch.buf + off, ch.len - off, &tm, &vm);
+                        tsdb__block_methods(&ctx, ch.buf + off, ch.len - off, &tm, &vm);
                         r->methods[tm][vm]++;
                         if (tsdb__block_decode(&ctx, ch.buf + off, ch.len - off, bts, bv,
                                                TSDB_BLOCK_MAX, &bn, &used))

@@ -111,10 +111,10 @@ static void raw(const uint8_t *data, size_t size)
     memcpy(chk, c.p + cut, clen);
     if ((mode & 1) && ilen >= 9) {
         memcpy(idx, "SITRBIX1", 8);
-        idx[8] = 2; /* the index version */
+        idx[8] = 3; /* the index version */
     }
     if ((mode & 2) && clen >= 8)
-        memcpy(chk, "SITRBCH1", 8);
+        memcpy(chk, "SITRBCH2", 8);
     if ((mode & 4) && ilen >= 4) {
         uint32_t crc = tsdb__crc32c(0, idx, ilen - 4);
         for (int i = 0; i < 4; i++)
@@ -147,7 +147,7 @@ struct gen {
 
 /* What a clean open served of one chunk: for comparison after damage. */
 struct seen {
-    size_t off, len; /* its record in the chunks file */
+    size_t off, len; /* its record in the chunks file: len bytes, then a u32 CRC */
     int64_t mint;
     int col; /* with mint, names the chunk */
 };
@@ -249,8 +249,7 @@ static void roundtrip(const uint8_t *data, size_t size)
                 j++;
             }
             CHECK(r == 0 && j == g.n[src][k]);
-            seen[i][nseen[i]++] =
-                (struct seen){(size_t)(ch.buf - chk) - 4, ch.len, ch.mint, ch.col};
+            seen[i][nseen[i]++] = (struct seen){(size_t)(ch.buf - chk), ch.len, ch.mint, ch.col};
             k++;
         }
         CHECK(k == g.series[src].nchunks);
@@ -260,7 +259,7 @@ static void roundtrip(const uint8_t *data, size_t size)
             for (k = 0; k < g.series[src].nchunks; k++)
                 if (g.refs[src][k].col == col)
                     CHECK(tsdb__block_iter_next(&it, &ch) && ch.col == col &&
-                          ch.buf == chk + seen[i][k].off + 4);
+                          ch.buf == chk + seen[i][k].off);
             CHECK(!tsdb__block_iter_next(&it, &ch));
         }
     }
@@ -284,18 +283,12 @@ static void roundtrip(const uint8_t *data, size_t size)
             int have = tsdb__block_iter_next(&it, &ch);
             for (size_t k = 0; k < nseen[i]; k++) {
                 const struct seen *s = &seen[i][k];
-                int hit = pos >= s->off && pos < s->off + 8 + s->len;
-                if (hit && pos >= s->off + 4) {
+                if (pos >= s->off && pos < s->off + s->len + 4) {
                     CHECK(!have || ch.mint != s->mint || ch.col != s->col); /* a CRC catches it */
                     continue;
                 }
-                if (hit) { /* its length field: anything inside the buffer, or nothing */
-                    if (have && ch.mint == s->mint && ch.col == s->col)
-                        have = tsdb__block_iter_next(&it, &ch);
-                    continue;
-                }
                 CHECK(have && ch.mint == s->mint && ch.col == s->col && ch.len == s->len &&
-                      ch.buf == chk + s->off + 4);
+                      ch.buf == chk + s->off);
                 have = tsdb__block_iter_next(&it, &ch);
             }
             CHECK(!have);

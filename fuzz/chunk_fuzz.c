@@ -58,6 +58,7 @@ static void reencode(const struct tsdb__block_ctx *before, const int64_t *ts, co
     for (size_t i = 0; i < n; i++)
         CHECK(ts2[i] == ts[i] && bits_of(v2[i]) == bits_of(v[i]));
     CHECK(memcmp(&ec, &dc, sizeof(ec)) == 0);
+    /* The methods (hdr, dec) are the encoder's choice, not necessarily the input's. */
     CHECK(ec.ts == after->ts && ec.delta == after->delta && ec.v == after->v);
 }
 
@@ -87,6 +88,8 @@ static void decode_garbage(const uint8_t *data, size_t size)
             ctx.ts = (int64_t)take(&c, 8);
             ctx.delta = (int64_t)take(&c, 2);
             ctx.v = take(&c, 1) & 1 ? take(&c, 8) : bits_of((double)take(&c, 2) / 100);
+            ctx.hdr = (uint8_t)(take(&c, 1) & 63); /* the last block's header */
+            ctx.dec = (uint8_t)(take(&c, 1) & 63); /* 32 | scale: a decimal block was seen */
         }
         struct tsdb__block_ctx before = ctx;
         size_t n, used;

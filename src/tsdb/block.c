@@ -8,13 +8,15 @@
  * LEB128 (7 bits a byte, low first, at most 10 bytes).
  *
  * chunks:
- *   magic "SITRBCH1" (8 bytes)
- *   then one record per chunk, in the order of the index's entries:
- *     u32 len | len bytes (a struct tsdb__chunk's buf[0..len)) |
- *     u32 crc32c(those len bytes)
+ *   magic "SITRBCH2" (8 bytes)
+ *   then one record per chunk, back to back in the order of the index's
+ *   entries: len bytes (a struct tsdb__chunk's buf[0..len)) |
+ *   u32 crc32c(those len bytes). The index gives each len, so a record's
+ *   offset is the magic plus every record before it (the reader sums them
+ *   once at open).
  *
  * index:
- *   magic "SITRBIX1" (8) | u8 version (2) | i64 mint | i64 maxt
+ *   magic "SITRBIX1" (8) | u8 version (3) | i64 mint | i64 maxt
  *   symbols: uvarint count, then per symbol: uvarint len, len bytes, one
  *            0 byte. Every distinct label name and value once, sorted
  *            bytewise, no duplicates, no 0 byte inside. A symbol's ref is
@@ -30,7 +32,8 @@
  *                uvarint column (< TSDB_BLOCK_MAX_COLS)
  *                uvarint (chunk mint - block mint)
  *                uvarint (chunk maxt - chunk mint)
- *                uvarint offset of the chunk's record in `chunks`
+ *                uvarint len of the chunk's bytes (TSDB_CHUNK_HEADER ..
+ *                  TSDB_CHUNK_MAX_BYTES)
  *              with mint <= chunk mint <= chunk maxt < maxt, and within a
  *              column each chunk's mint above the previous chunk's maxt
  *              (columns are independent in time).
@@ -38,9 +41,10 @@
  *
  * No postings section yet: a reader that needs label lookups builds them
  * from the series list (a later version adds the section and bumps the
- * version byte). Chunk records are verified lazily, so the index does not
- * repeat their lengths. Version 1 (no column field) never left development
- * and is refused like any other unknown version.
+ * version byte). Chunk records are verified lazily, on first read. Versions
+ * 1 (no column field) and 2 (a u32 length in each record and its absolute
+ * offset in the index: 6 bytes a chunk more) never left development and are
+ * refused like any other unknown version.
  */
 #include "tsdb/block.h"
 #include "tsdb/crc32c.h"
@@ -62,12 +66,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CHUNKS_MAGIC  "SITRBCH1"
+#define CHUNKS_MAGIC  "SITRBCH2"
 #define INDEX_MAGIC   "SITRBIX1"
 #define MAGIC_LEN     8
-#define INDEX_VERSION 2
+#define INDEX_VERSION 3
 #define INDEX_HEADER  (MAGIC_LEN + 1 + 16)
-#define REC_OVERHEAD  8 /* u32 len + u32 crc around a chunk's bytes */
+#define REC_OVERHEAD  4 /* the u32 crc after a chunk's bytes */
 #define TMP_PREFIX    "tmp-"
 
 void tsdb__block_dirname(char *buf, size_t cap, int64_t mint, int64_t maxt)
@@ -167,7 +171,6 @@ struct plan {
     size_t nsyms;
     uint32_t *refs; /* all series' refs */
     struct plan_series *order;
-    uint64_t *offsets; /* per chunk of order[], the offset of its record */
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -194,7 +197,6 @@ static void plan_release(struct plan *p)
     free(p->syms);
     free(p->refs);
     free(p->order);
-    free(p->offsets);
     memset(p, 0, sizeof(*p));
 }
 
@@ -260,7 +262,6 @@ static int plan_build(struct plan *p, int64_t mint, int64_t maxt,
 
     p->refs = xmalloc((nstr ? nstr : 1) * sizeof(*p->refs));
     p->order = xmalloc((n ? n : 1) * sizeof(*p->order));
-    size_t nchunks = 0;
     k = 0;
     for (size_t i = 0; i < n; i++) {
         p->order[i] = (struct plan_series){p->refs + k, (uint32_t)in[i].nlabels, i};
@@ -270,29 +271,25 @@ static int plan_build(struct plan *p, int64_t mint, int64_t maxt,
                 const char **hit = bsearch(&s, p->syms, p->nsyms, sizeof(*p->syms), cmp_str);
                 p->refs[k++] = (uint32_t)(hit - p->syms);
             }
-        nchunks += in[i].nchunks;
     }
     if (n)
         qsort(p->order, n, sizeof(*p->order), cmp_series);
     for (size_t i = 1; i < n; i++)
         if (cmp_series(&p->order[i - 1], &p->order[i]) == 0)
             return invalid(err, errlen, p->order[i].src, "the same label set twice");
-    p->offsets = xmalloc((nchunks ? nchunks : 1) * sizeof(*p->offsets));
     return 0;
 }
 
 /* Stream the chunks file, then the index. 0, or -1 with errno from a sink. */
 static int plan_emit(struct plan *p, struct sink *chunks, struct sink *index)
 {
-    size_t c = 0;
     if (sink_put(chunks, CHUNKS_MAGIC, MAGIC_LEN) < 0)
         return -1;
     for (size_t i = 0; i < p->n; i++) {
         const struct tsdb__block_series *s = &p->in[p->order[i].src];
         for (size_t k = 0; k < s->nchunks; k++) {
             const struct tsdb__block_chunk *ch = &s->chunks[k];
-            p->offsets[c++] = chunks->total;
-            if (sink_u32(chunks, (uint32_t)ch->len) < 0 || sink_put(chunks, ch->buf, ch->len) < 0 ||
+            if (sink_put(chunks, ch->buf, ch->len) < 0 ||
                 sink_u32(chunks, tsdb__crc32c(0, ch->buf, ch->len)) < 0)
                 return -1;
         }
@@ -312,7 +309,6 @@ static int plan_emit(struct plan *p, struct sink *chunks, struct sink *index)
     }
     if (sink_uvarint(index, p->n) < 0)
         return -1;
-    c = 0;
     for (size_t i = 0; i < p->n; i++) {
         const struct plan_series *o = &p->order[i];
         const struct tsdb__block_series *s = &p->in[o->src];
@@ -328,7 +324,7 @@ static int plan_emit(struct plan *p, struct sink *chunks, struct sink *index)
             if (sink_uvarint(index, ch->col) < 0 ||
                 sink_uvarint(index, (uint64_t)ch->mint - (uint64_t)p->mint) < 0 ||
                 sink_uvarint(index, (uint64_t)ch->maxt - (uint64_t)ch->mint) < 0 ||
-                sink_uvarint(index, p->offsets[c++]) < 0)
+                sink_uvarint(index, ch->len) < 0)
                 return -1;
         }
     }
@@ -534,6 +530,7 @@ struct block_series {
     uint32_t chunks; /* offset in the index of nchunks */
     uint32_t first;  /* block-wide number of its first chunk */
     uint32_t last;   /* offset in the index of its last chunk entry (0: none) */
+    uint64_t off;    /* offset in the chunks file of its first chunk's record */
 };
 
 struct tsdb__block {
@@ -558,7 +555,7 @@ struct tsdb__block {
  * A chunk's seek point, remembered for the next read of the same recent
  * data (an instant query, a rule every second): the start of the last
  * block a reader decoded. Direct-mapped by chunk number and bounded, so a
- * block costs at most SEEK_SLOTS slots (160 KiB) however many chunks it
+ * block costs at most SEEK_SLOTS slots (192 KiB) however many chunks it
  * has; a collision just forgets the older point.
  */
 #define SEEK_SLOTS 4096
@@ -621,17 +618,19 @@ static size_t rd_left(const struct rd *r)
 struct entry {
     int col;
     int64_t mint, maxt;
-    uint64_t off; /* of the chunk's record in the chunks file (unchecked) */
+    uint32_t len; /* of the chunk's bytes (its record adds REC_OVERHEAD) */
+    uint64_t off; /* of its record in the chunks file (iter_entry's, unchecked) */
 };
 
 /* Decode one chunk entry against the block window; 0, or -1 if invalid. */
 static int rd_chunk(struct rd *r, int64_t bmint, int64_t bmaxt, struct entry *e)
 {
-    uint64_t col = rd_uvarint(r), d1 = rd_uvarint(r), d2 = rd_uvarint(r);
-    e->off = rd_uvarint(r);
+    uint64_t col = rd_uvarint(r), d1 = rd_uvarint(r), d2 = rd_uvarint(r), len = rd_uvarint(r);
     uint64_t w = (uint64_t)bmaxt - (uint64_t)bmint;
-    if (r->bad || col >= TSDB_BLOCK_MAX_COLS || d1 >= w || d2 >= w - d1)
+    if (r->bad || col >= TSDB_BLOCK_MAX_COLS || d1 >= w || d2 >= w - d1 ||
+        len < TSDB_CHUNK_HEADER || len > TSDB_CHUNK_MAX_BYTES)
         return -1;
+    e->len = (uint32_t)len;
     e->col = (int)col;
     e->mint = (int64_t)((uint64_t)bmint + d1);
     e->maxt = (int64_t)((uint64_t)e->mint + d2);
@@ -677,7 +676,7 @@ static int parse_index(struct tsdb__block *b, char *err, size_t errlen)
     b->series = xmalloc((n ? n : 1) * sizeof(*b->series));
     uint32_t prev[2 * TSDB_MAX_LABELS_LIMIT], cur[2 * TSDB_MAX_LABELS_LIMIT];
     uint32_t nprev = 0;
-    uint64_t nchunks = 0;
+    uint64_t nchunks = 0, off = MAGIC_LEN;
     for (uint32_t i = 0; i < b->nseries; i++) {
         struct block_series *s = &b->series[i];
         s->labels = (uint32_t)(r.p - b->idx);
@@ -707,6 +706,7 @@ static int parse_index(struct tsdb__block *b, char *err, size_t errlen)
 
         s->chunks = (uint32_t)(r.p - b->idx);
         s->first = (uint32_t)nchunks;
+        s->off = off;
         uint64_t nc = rd_uvarint(&r);
         if (r.bad || nc > rd_left(&r) / 4 || nc > UINT32_MAX - nchunks) {
             why = "bad chunk count";
@@ -726,6 +726,7 @@ static int parse_index(struct tsdb__block *b, char *err, size_t errlen)
                 goto bad;
             }
             last = e;
+            off += e.len + REC_OVERHEAD;
         }
     }
     if (r.p != r.end) {
@@ -950,6 +951,7 @@ void tsdb__block_iter_init(struct tsdb__block_iter *it, struct tsdb__block *b, u
     it->p = r.p;
     it->end = r.end;
     it->chunk = b->series[i].first;
+    it->off = b->series[i].off;
     /*
      * Reading recent data (instant queries, rules) wants the series' last
      * chunk: when the range starts at or after it, every earlier chunk of its
@@ -960,6 +962,10 @@ void tsdb__block_iter_init(struct tsdb__block_iter *it, struct tsdb__block *b, u
         struct rd l = {b->idx + b->series[i].last, r.end, 0};
         struct entry e;
         if (rd_chunk(&l, b->mint, b->maxt, &e) == 0 && e.col == col && e.mint <= mint) {
+            /* Its record follows the others': add up their lengths (no chunk is read). */
+            struct rd w = r;
+            for (uint64_t k = 0; k + 1 < n && rd_chunk(&w, b->mint, b->maxt, &e) == 0; k++)
+                it->off += e.len + REC_OVERHEAD;
             it->p = b->idx + b->series[i].last;
             it->left = 1;
             it->chunk += (uint32_t)n - 1;
@@ -968,30 +974,24 @@ void tsdb__block_iter_init(struct tsdb__block_iter *it, struct tsdb__block *b, u
 }
 
 /*
- * Check chunk number num, whose record the index puts at off: bounds, length
- * and CRC, once per open block (the verdict is kept). 1 with *c if good.
+ * Check chunk number num, whose record e locates (its offset summed from the
+ * index's lengths): bounds and CRC, once per open block (the verdict is
+ * kept). 1 with *c if good.
  */
-static int check_chunk(struct tsdb__block *b, uint32_t num, uint32_t series, uint64_t off,
+static int check_chunk(struct tsdb__block *b, uint32_t num, uint32_t series, const struct entry *e,
                        struct tsdb__block_chunk *c)
 {
     unsigned char st = atomic_load_explicit(&b->state[num], memory_order_relaxed);
     if (st == CHUNK_BAD)
         return 0;
     const char *why = NULL;
-    uint64_t len = 0, end = b->chk_len;
-    if (off < MAGIC_LEN || off > b->chk_len || b->chk_len - off < REC_OVERHEAD) {
-        why = "record outside the file";
-    } else {
-        len = tsdb__get32(b->chk + off);
-        if (len < TSDB_CHUNK_HEADER || len > TSDB_CHUNK_MAX_BYTES)
-            why = "bad length";
-        else if (len > b->chk_len - off - REC_OVERHEAD)
-            why = "runs past the end of the file";
-        else
-            end = off + REC_OVERHEAD + len;
-    }
+    uint64_t off = e->off, len = e->len, end = off + len + REC_OVERHEAD;
+    if (off > b->chk_len)
+        why = "record outside the file (chunks file truncated)";
+    else if (len + REC_OVERHEAD > b->chk_len - off)
+        why = "runs past the end of the file";
     if (!why && st == CHUNK_UNCHECKED) {
-        if (tsdb__crc32c(0, b->chk + off + 4, len) != tsdb__get32(b->chk + off + 4 + len))
+        if (tsdb__crc32c(0, b->chk + off, len) != tsdb__get32(b->chk + off + len))
             why = "checksum mismatch";
         else
             atomic_store_explicit(&b->state[num], CHUNK_GOOD, memory_order_relaxed);
@@ -1006,7 +1006,7 @@ static int check_chunk(struct tsdb__block *b, uint32_t num, uint32_t series, uin
         }
         return 0;
     }
-    c->buf = b->chk + off + 4;
+    c->buf = b->chk + off;
     c->len = (size_t)len;
     return 1;
 }
@@ -1024,6 +1024,8 @@ static int iter_entry(struct tsdb__block_iter *it, struct entry *e, uint32_t *nu
     it->p = r.p;
     it->left--;
     *num = it->chunk++;
+    e->off = it->off;
+    it->off += e->len + REC_OVERHEAD;
     return 1;
 }
 
@@ -1045,7 +1047,7 @@ int tsdb__block_iter_next(struct tsdb__block_iter *it, struct tsdb__block_chunk 
                 it->left = 0;
             continue;
         }
-        if (check_chunk(it->b, num, it->series, e.off, c)) {
+        if (check_chunk(it->b, num, it->series, &e, c)) {
             c->mint = e.mint;
             c->maxt = e.maxt;
             c->col = (uint8_t)e.col;
@@ -1142,7 +1144,7 @@ static void merge_collect(struct merge_out *o, struct tsdb__block *b, uint32_t i
     tsdb__block_iter_init(&it, b, i, -1, INT64_MIN, INT64_MAX);
     while (iter_entry(&it, &e, &num)) {
         struct tsdb__block_chunk c;
-        if (!check_chunk(b, num, i, e.off, &c)) {
+        if (!check_chunk(b, num, i, &e, &c)) {
             (*bad)++;
             continue;
         }

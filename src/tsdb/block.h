@@ -174,6 +174,7 @@ struct tsdb__block_iter {
     const uint8_t *p, *end; /* the series' chunk list in the index */
     uint32_t left;          /* entries not yet read */
     uint32_t chunk;         /* block-wide number of the next entry */
+    uint64_t off;           /* where the next entry's record starts in the chunks file */
     uint32_t series;
     int col; /* -1: every column */
     int64_t mint, maxt;

@@ -220,7 +220,7 @@ static size_t record_offset(const uint8_t *chunks, size_t len, struct fixture *f
     const uint8_t *p = memmem(chunks, len, c->buf, c->len);
     assert_non_null(p);
     assert_null(memmem(p + 1, len - (size_t)(p + 1 - chunks), c->buf, c->len)); /* unique */
-    return (size_t)(p - chunks) - 4;
+    return (size_t)(p - chunks); /* a record is the chunk's bytes, then its CRC */
 }
 
 static uint8_t *read_file(const char *path, size_t *len)
@@ -377,7 +377,7 @@ static void test_damaged_chunk(void **state)
     const int S = 42, K = 1;
     size_t off = record_offset(chk, clen, f, S, K);
     free(chk);
-    flip_byte(file, off + 4 + f->chunks[S][K].len / 2);
+    flip_byte(file, off + f->chunks[S][K].len / 2);
 
     /* Capture the log to see the report. */
     char logpath[300];
@@ -409,7 +409,7 @@ static void test_damaged_chunk(void **state)
     log[loglen] = 0;
     char want[400];
     snprintf(want, sizeof(want), "%s/chunks: bytes %zu-%zu: ", path, off,
-             off + 8 + f->chunks[S][K].len);
+             off + 4 + f->chunks[S][K].len);
     const char *hit = strstr((char *)log, want);
     if (!hit)
         fail_msg("no report like '%s' in: %s", want, log);
@@ -466,7 +466,7 @@ static void test_truncated_chunks(void **state)
     static size_t end[NSERIES][NCHUNKS];
     for (int s = 0; s < NSERIES; s++)
         for (int k = 0; k < NCHUNKS; k++)
-            end[s][k] = record_offset(chk, clen, f, s, k) + 8 + f->chunks[s][k].len;
+            end[s][k] = record_offset(chk, clen, f, s, k) + 4 + f->chunks[s][k].len;
     free(chk);
     static int got[NSERIES][NCHUNKS];
     /* Cut in the middle, one byte short of a record, and down to the magic alone. */
@@ -671,10 +671,11 @@ static int64_t col_ts(int c, int k, int i)
 
 /*
  * Encode {a="1"} with the chunks two[0..2) over [1000, 2000), set the column
- * of the last entry (4 one-byte uvarints just before the CRC) to col, make
- * the CRC good again and open it: 0 or -1.
+ * of the last entry (4 one-byte uvarints just before the CRC) to col and,
+ * if len >= 0, its chunk length to len, make the CRC good again and open
+ * it: 0 or -1.
  */
-static int open_patched(const struct tsdb__block_chunk *two, uint8_t col)
+static int open_patched(const struct tsdb__block_chunk *two, uint8_t col, int len)
 {
     struct tsdb__label l = {"a", "1"};
     struct tsdb__block_series one = {&l, 1, two, 2};
@@ -684,9 +685,11 @@ static int open_patched(const struct tsdb__block_chunk *two, uint8_t col)
     assert_int_equal(
         tsdb__block_encode_mem(1000, 2000, &one, 1, &idx, &ilen, &chk, &clen, err, sizeof(err)), 0);
     assert_true(two[1].len < 100 && two[1].mint - 1000 < 128 && two[1].maxt == two[1].mint);
-    uint8_t entry[] = {two[1].col, (uint8_t)(two[1].mint - 1000), 0, (uint8_t)(16 + two[0].len)};
+    uint8_t entry[] = {two[1].col, (uint8_t)(two[1].mint - 1000), 0, (uint8_t)two[1].len};
     assert_memory_equal(idx + ilen - 8, entry, sizeof(entry));
     idx[ilen - 8] = col;
+    if (len >= 0)
+        idx[ilen - 5] = (uint8_t)len;
     uint32_t crc = tsdb__crc32c(0, idx, ilen - 4);
     for (int k = 0; k < 4; k++)
         idx[ilen - 4 + (size_t)k] = (uint8_t)(crc >> (8 * k));
@@ -831,16 +834,19 @@ static void test_columns(void **state)
     struct tsdb__block_chunk two[2] = {refs[0], refs[0]};
     two[0].mint = two[0].maxt = two[1].mint = two[1].maxt = 1000;
     two[1].col = 1;
-    assert_int_equal(open_patched(two, 1), 0);
-    assert_int_equal(open_patched(two, 0), -1); /* overlapping in one column */
-    assert_int_equal(open_patched(two, TSDB_BLOCK_MAX_COLS), -1);
-    assert_int_equal(open_patched(two, 0x7f), -1);
+    assert_int_equal(open_patched(two, 1, -1), 0);
+    assert_int_equal(open_patched(two, 0, -1), -1); /* overlapping in one column */
+    assert_int_equal(open_patched(two, TSDB_BLOCK_MAX_COLS, -1), -1);
+    assert_int_equal(open_patched(two, 0x7f, -1), -1);
+    /* A chunk length below a chunk header is refused at open, like any malformed entry. */
+    assert_int_equal(open_patched(two, 1, (int)two[1].len), 0);
+    assert_int_equal(open_patched(two, 1, TSDB_CHUNK_HEADER - 1), -1);
     two[0].col = 1;
     two[1].col = 2;
     two[1].mint = two[1].maxt = 1001;
-    assert_int_equal(open_patched(two, 2), 0);
-    assert_int_equal(open_patched(two, 1), 0);  /* one column, in order */
-    assert_int_equal(open_patched(two, 0), -1); /* columns out of order */
+    assert_int_equal(open_patched(two, 2, -1), 0);
+    assert_int_equal(open_patched(two, 1, -1), 0);  /* one column, in order */
+    assert_int_equal(open_patched(two, 0, -1), -1); /* columns out of order */
     for (p = 0; p <= ARRAY_SIZE(plan); p++)
         tsdb__chunk_release(&ch[p]);
     tu_rmrf(dir);

@@ -4,15 +4,19 @@
  * is smallest for that block, chained into chunks. Decoding is defensive:
  * any byte string gives samples or an error, never a crash or a long loop.
  *
- * Format (version 1). All multi-byte integers are little-endian.
+ * Format (version 2). All multi-byte integers are little-endian. Version 1
+ * spent 6 bits on every block header and decimal scale and 5 on every gcd,
+ * about 4% of the store; it never left development and is refused.
  *
- * Chunk:  u8 version (1) | u32 sample count | blocks...
+ * Chunk:  u8 version (2) | u32 sample count | blocks...
  *         The blocks hold exactly `count` samples and end at the chunk's end.
  *
  * Block:  a bit string, LSB-first within each byte, padded with zero bits
  *         to a whole byte. Fields, in order:
  *
- *   ts_method:2  v_method:3  full:1
+ *   header: ts_method:2  v_method:3  full:1; after a chunk's first block
+ *           it is preceded by one bit: 1 says "the previous block's header
+ *           again" and the 6 bits are left out (four blocks in five repeat)
  *   [uvar n-1]                    only when !full (full: n = TSDB_BLOCK_MAX)
  *   [uvar zz(ts0)] [xor1(v0, 0)]  only in a chunk's first block: the first
  *                                 sample is written explicitly and the methods
@@ -22,7 +26,9 @@
  *
  * Every method codes the m samples against "prev", the sample before them
  * (the previous block's last one, or the explicit first). With m = 0 both
- * methods must be SAME.
+ * methods must be SAME. A block is read against the context its chunk's
+ * earlier blocks leave (struct tsdb__block_ctx: the last sample and step,
+ * the last header and decimal scale), which seek points keep whole.
  *
  * Building blocks:
  *   uvar       unsigned varint: 4-bit groups, low group first, each followed
@@ -32,10 +38,10 @@
  *              then the len meaningful bits of d (d = 0 is lz 63, len 1, bit 0).
  *   pack(s[m]) mode:1, then
  *              mode 0, frame of reference: uvar zz(min), w:6 (63 means
- *                64); if w > 0: uvar (g-1), then m fields of w bits:
+ *                64); if w > 0: gcd(g), then m fields of w bits:
  *                (s[i]-min)/g, g being the gcd of all s[i]-min;
  *              mode 1, Exp-Golomb around a reference (the median): uvar
- *                zz(ref), uvar (g-1), k:6 (<= 55), then for each value
+ *                zz(ref), gcd(g), k:6 (<= 55), then for each value
  *                u = zz((s[i]-ref)/g) (below 2^55) as an order-k Exp-Golomb
  *                code: q = (u >> k) + 1 has len+1 bits; len zero bits, a
  *                one bit, the low len bits of q, the low k bits of u.
@@ -45,6 +51,8 @@
  *                in bitlen(m-1) bits, then u-1 (u as above, >= 1) as an
  *                order-k2 Exp-Golomb code; every other value is ref.
  *              All arithmetic is mod 2^64.
+ *   gcd(g)     0 (one bit) for g = 1, which nearly every pack has; else 1
+ *              and uvar (g-2)
  *   seq1(x[m], base)  deltas d[i] = x[i] - x[i-1] (x[-1] = base): pack(d)
  *   seq2(x[m], base)  uvar zz(d[0]), then pack(d[i] - d[i-1]) for i >= 1
  *
@@ -57,12 +65,14 @@
  * Value methods (values as their 64 IEEE bits):
  *   0 SAME    all equal prev, bit for bit: 0 bits
  *   1 CONST   all equal one value c: xor1(c, prev)
- *   2 DEC     decimal: k:3, mode:2, explicit:1, then integers x[i] such
+ *   2 DEC     decimal: scale, explicit:1, then integers x[i] such
  *             that v[i] is, to the bit, x[i] / 10^e (mode 0), x[i] * 1e-e
  *             (mode 1: producers that multiply by 0.001) or x[i] / 10^e /
  *             100 (mode 2: a parsed percentage turned into a ratio); e is
  *             0..6 for k = 0..6 and 9 (nanoseconds) for k = 7; |x| <= 2^53.
- *             Mode 3 is invalid.
+ *             Mode 3 is invalid. The scale is k:3 mode:2 (5 bits) in a
+ *             chunk's first decimal block; in later ones a 1 bit says "the
+ *             last decimal block's k and mode again", a 0 bit precedes the 5.
  *             explicit = 0: prev converts the same way and is the base;
  *             explicit = 1: uvar zz(x[0]) and x[1..] use x[0] as base.
  *             Then seq1 of the integers.
@@ -137,6 +147,12 @@ static inline unsigned uvar_bits(uint64_t u)
     return 5 * (g ? g : 1);
 }
 
+/* Bits of a gcd field (see put_g). */
+static inline unsigned g_bits(uint64_t g)
+{
+    return g == 1 ? 1 : 1 + uvar_bits(g - 2);
+}
+
 static uint64_t gcd64(uint64_t a, uint64_t b)
 {
     if (!a)
@@ -180,6 +196,8 @@ static inline int64_t as_i64(uint64_t u)
 }
 
 enum { DEC_DIV, DEC_MUL, DEC_PERCENT, DEC_MODES };
+/* In struct tsdb__block_ctx's dec: set once a decimal block was seen (k | mode << 3 below). */
+#define DEC_KNOWN 32u
 
 static inline double dec_value(int64_t x, unsigned k, unsigned mode)
 {
@@ -226,6 +244,17 @@ static void put_uvar(struct tsdb__bitw *w, uint64_t u)
         u >>= 4;
     }
     tsdb__bitw_put(w, u, 5);
+}
+
+/* A gcd field: one 0 bit for g = 1 (nearly every pack), else a 1 bit and uvar (g-2). */
+static void put_g(struct tsdb__bitw *w, uint64_t g)
+{
+    if (g == 1) {
+        tsdb__bitw_put(w, 0, 1);
+        return;
+    }
+    tsdb__bitw_put(w, 1, 1);
+    put_uvar(w, g - 2);
 }
 
 static void xor1_parts(uint64_t d, unsigned *lz, unsigned *len)
@@ -378,8 +407,8 @@ static void sparse_plan(const uint64_t *s, size_t m, struct pack *best)
     unsigned bmax = bitlen(maxu);
     if (bmax > EG_MAX_BITS)
         return;
-    uint64_t bits = 1 + uvar_bits(zz(ref)) + uvar_bits(g - 1) + 6 + 6 + uvar_bits(c) +
-                    (uint64_t)c * bitlen(m - 1);
+    uint64_t bits =
+        1 + uvar_bits(zz(ref)) + g_bits(g) + 6 + 6 + uvar_bits(c) + (uint64_t)c * bitlen(m - 1);
     eg_offer(best, 2, ref, g, u, c, eg_pick(hist, bmax, c), bits);
 }
 
@@ -403,7 +432,7 @@ static void eg_plan(const uint64_t *s, size_t m, struct pack *best)
     unsigned bmax = bitlen(maxu);
     if (bmax > EG_MAX_BITS)
         return;
-    uint64_t bits = 1 + uvar_bits(zz(ref)) + uvar_bits(g - 1) + 6;
+    uint64_t bits = 1 + uvar_bits(zz(ref)) + g_bits(g) + 6;
     eg_offer(best, 1, ref, g, u, m, eg_pick(hist, bmax, m), bits);
 }
 
@@ -435,7 +464,7 @@ static void pack_plan(const uint64_t *s, size_t m, struct pack *p)
     }
     p->bits = 1 + uvar_bits(zz(p->ref)) + 6;
     if (p->w) {
-        p->bits += uvar_bits(p->g - 1) + (uint64_t)m * p->w;
+        p->bits += g_bits(p->g) + (uint64_t)m * p->w;
         if (m > 2 && p->w > 2)
             eg_plan(s, m, p); /* at 1..2 bits a value, FOR is as good as it gets... */
         if (m >= 16)
@@ -450,7 +479,7 @@ static void put_pack(struct tsdb__bitw *w, const uint64_t *s, size_t m, const st
     tsdb__bitw_put(w, p->mode != 0, 1);
     put_uvar(w, zz(p->ref));
     if (p->mode == 1) {
-        put_uvar(w, p->g - 1);
+        put_g(w, p->g);
         tsdb__bitw_put(w, p->w, 6);
         for (size_t i = 0; i < m; i++) {
             int64_t d = as_i64(s[i] - p->ref);
@@ -459,7 +488,7 @@ static void put_pack(struct tsdb__bitw *w, const uint64_t *s, size_t m, const st
         return;
     }
     if (p->mode == 2) {
-        put_uvar(w, p->g - 1);
+        put_g(w, p->g);
         tsdb__bitw_put(w, EG_SPARSE, 6);
         tsdb__bitw_put(w, p->w, 6);
         size_t c = 0;
@@ -479,7 +508,7 @@ static void put_pack(struct tsdb__bitw *w, const uint64_t *s, size_t m, const st
     tsdb__bitw_put(w, p->w == 64 ? 63 : p->w, 6);
     if (!p->w)
         return;
-    put_uvar(w, p->g - 1);
+    put_g(w, p->g);
     if (p->g == 1) {
         for (size_t i = 0; i < m; i++)
             tsdb__bitw_put64(w, s[i] - p->ref, p->w);
@@ -632,11 +661,12 @@ static int dec_find(const uint64_t *vb, size_t m, unsigned *k_out, unsigned *mod
     return 0;
 }
 
-static void plan_dec(uint64_t prev, const uint64_t *vb, size_t m, struct vplan *best,
-                     struct seq *tmp);
+static void plan_dec(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_t m,
+                     struct vplan *best, struct seq *tmp);
 
-static void plan_values(uint64_t prev, const uint64_t *vb, size_t m, struct vplan *best,
-                        struct seq *tmp)
+/* Plan m values against prev; last_dec is the context's (struct tsdb__block_ctx dec). */
+static void plan_values(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_t m,
+                        struct vplan *best, struct seq *tmp)
 {
     size_t i = 0;
     while (i < m && vb[i] == prev)
@@ -667,7 +697,7 @@ static void plan_values(uint64_t prev, const uint64_t *vb, size_t m, struct vpla
     for (i = 1; i < m; i++)
         changes += vb[i] != vb[i - 1];
     uint64_t xor_floor = m + 2 * changes;
-    plan_dec(prev, vb, m, best, tmp);
+    plan_dec(prev, last_dec, vb, m, best, tmp);
     if (best->method != TSDB__V_RAW && best->bits < xor_floor)
         return;
     uint64_t xb = xor_run(NULL, prev, vb, m);
@@ -678,9 +708,17 @@ static void plan_values(uint64_t prev, const uint64_t *vb, size_t m, struct vpla
     }
 }
 
+/* The bits of a decimal block's scale and mode: 1 when they repeat the last ones. */
+static inline unsigned dec_param_bits(unsigned last_dec, unsigned code)
+{
+    if (!(last_dec & DEC_KNOWN))
+        return 5;
+    return (last_dec & 31) == code ? 1 : 6;
+}
+
 /* The best decimal coding if it beats best (RAW on entry). */
-static void plan_dec(uint64_t prev, const uint64_t *vb, size_t m, struct vplan *best,
-                     struct seq *tmp)
+static void plan_dec(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_t m,
+                     struct vplan *best, struct seq *tmp)
 {
     size_t i;
     int64_t xi[TSDB_BLOCK_MAX];
@@ -698,7 +736,7 @@ static void plan_dec(uint64_t prev, const uint64_t *vb, size_t m, struct vplan *
      */
     int64_t px;
     unsigned expl = !dec_int(bitsd(prev), k, mode, &px);
-    uint64_t head = 6 + (expl ? uvar_bits(zz(xs[0])) : 0);
+    uint64_t head = dec_param_bits(last_dec, k | mode << 3) + 1 + (expl ? uvar_bits(zz(xs[0])) : 0);
     const uint64_t *sx = expl ? xs + 1 : xs, sbase = expl ? xs[0] : (uint64_t)px;
     size_t sm = expl ? m - 1 : m;
     for (int order = 1; order <= 2; order++) {
@@ -719,8 +757,8 @@ static void plan_dec(uint64_t prev, const uint64_t *vb, size_t m, struct vplan *
     }
 }
 
-static void put_values(struct tsdb__bitw *w, uint64_t prev, const uint64_t *vb, size_t m,
-                       const struct vplan *p)
+static void put_values(struct tsdb__bitw *w, uint64_t prev, unsigned last_dec, const uint64_t *vb,
+                       size_t m, const struct vplan *p)
 {
     switch (p->method) {
     case TSDB__V_SAME:
@@ -729,8 +767,17 @@ static void put_values(struct tsdb__bitw *w, uint64_t prev, const uint64_t *vb, 
         put_xor1(w, vb[0], prev);
         break;
     case TSDB__V_DEC:
-    case TSDB__V_DEC_DOD:
-        tsdb__bitw_put(w, p->k | p->mode << 3 | p->explicit_base << 5, 6);
+    case TSDB__V_DEC_DOD: {
+        unsigned code = p->k | p->mode << 3;
+        if (!(last_dec & DEC_KNOWN)) {
+            tsdb__bitw_put(w, code, 5);
+        } else if ((last_dec & 31) == code) {
+            tsdb__bitw_put(w, 1, 1);
+        } else {
+            tsdb__bitw_put(w, 0, 1);
+            tsdb__bitw_put(w, code, 5);
+        }
+        tsdb__bitw_put(w, p->explicit_base, 1);
         if (p->explicit_base) {
             put_uvar(w, zz((uint64_t)p->x0));
             put_seq(w, m - 1, &p->seq);
@@ -738,6 +785,7 @@ static void put_values(struct tsdb__bitw *w, uint64_t prev, const uint64_t *vb, 
             put_seq(w, m, &p->seq);
         }
         break;
+    }
     case TSDB__V_XOR:
         xor_run(w, prev, vb, m);
         break;
@@ -817,7 +865,7 @@ size_t tsdb__block_encode(struct tsdb__block_ctx *ctx, const int64_t *ts, const 
         vb[i] = dbits(v[i]);
 
     struct tsdb__block_ctx c = *ctx;
-    uint64_t bits = 6 + (n == TSDB_BLOCK_MAX ? 0 : uvar_bits(n - 1));
+    uint64_t bits = n == TSDB_BLOCK_MAX ? 0 : uvar_bits(n - 1);
     size_t first = 0;
     if (!c.valid) {
         bits += uvar_bits(zz((uint64_t)ts[0])) + xor1_bits(vb[0], 0);
@@ -834,15 +882,20 @@ size_t tsdb__block_encode(struct tsdb__block_ctx *ctx, const int64_t *ts, const 
         struct seq tmp;
     } pl;
     plan_times(&c, ts + first, m, &pl.t, &pl.tmp);
-    plan_values(c.v, vb + first, m, &pl.v, &pl.tmp);
-    bits += pl.t.bits + pl.v.bits;
+    plan_values(c.v, ctx->dec, vb + first, m, &pl.v, &pl.tmp);
+    unsigned hdr =
+        (unsigned)pl.t.method | (unsigned)pl.v.method << 2 | (n == TSDB_BLOCK_MAX ? FULL_BIT : 0);
+    int same = ctx->valid && hdr == ctx->hdr;
+    bits += (ctx->valid ? 1 : 0) + (same ? 0 : 6) + pl.t.bits + pl.v.bits;
     if ((bits + 7) / 8 > cap)
         return 0;
 
     struct tsdb__bitw w;
     tsdb__bitw_init(&w, out, cap);
-    unsigned hdr = (unsigned)pl.t.method | (unsigned)pl.v.method << 2;
-    tsdb__bitw_put(&w, hdr | (n == TSDB_BLOCK_MAX ? FULL_BIT : 0), 6);
+    if (ctx->valid)
+        tsdb__bitw_put(&w, (unsigned)same, 1);
+    if (!same)
+        tsdb__bitw_put(&w, hdr, 6);
     if (n != TSDB_BLOCK_MAX)
         put_uvar(&w, n - 1);
     if (first) {
@@ -850,13 +903,16 @@ size_t tsdb__block_encode(struct tsdb__block_ctx *ctx, const int64_t *ts, const 
         put_xor1(&w, vb[0], 0);
     }
     put_times(&w, &c, ts + first, m, &pl.t);
-    put_values(&w, c.v, vb + first, m, &pl.v);
+    put_values(&w, c.v, ctx->dec, vb + first, m, &pl.v);
     size_t used = tsdb__bitw_finish(&w);
     assert(used == (bits + 7) / 8); /* the plans' costs are exact */
     if (!used)
         return 0;
 
     ctx_advance(ctx, ts, n, vb[n - 1]);
+    ctx->hdr = (uint8_t)hdr;
+    if (pl.v.method == TSDB__V_DEC || pl.v.method == TSDB__V_DEC_DOD)
+        ctx->dec = (uint8_t)(DEC_KNOWN | pl.v.k | pl.v.mode << 3);
     return used;
 }
 
@@ -878,6 +934,18 @@ static uint64_t get_uvar(struct rd *r)
     }
     r->bad = 1; /* a 17th group would not fit 64 bits */
     return 0;
+}
+
+static uint64_t get_g(struct rd *r)
+{
+    if (!tsdb__bitr_get(&r->b, 1))
+        return 1;
+    uint64_t u = get_uvar(r);
+    if (u > UINT64_MAX - 2) {
+        r->bad = 1; /* g would wrap to 0 or 1, which the writer never spells this way */
+        return 1;
+    }
+    return u + 2;
 }
 
 static uint64_t get_xor1(struct rd *r, uint64_t prev)
@@ -935,7 +1003,7 @@ static void get_pack(struct rd *r, uint64_t *s, size_t m)
     unsigned mode = (unsigned)tsdb__bitr_get(&r->b, 1);
     uint64_t ref = unzz(get_uvar(r));
     if (mode == 1) {
-        uint64_t g = get_uvar(r) + 1;
+        uint64_t g = get_g(r);
         unsigned k = (unsigned)tsdb__bitr_get(&r->b, 6);
         if (k == EG_SPARSE) {
             get_sparse(r, s, m, ref, g);
@@ -957,7 +1025,7 @@ static void get_pack(struct rd *r, uint64_t *s, size_t m)
     }
     if (w == 63)
         w = 64;
-    uint64_t g = get_uvar(r) + 1;
+    uint64_t g = get_g(r);
     if (w <= 56 && tsdb__bitr_unpack(&r->b, w, ref, g, s, m))
         return;
     if (w <= 56) {
@@ -1043,8 +1111,8 @@ static void get_xor(struct rd *r, uint64_t prev, uint64_t *x, size_t m)
  * x[m - 1] need be right (a block the reader skips still has to be decoded
  * to the end for the next block's context, but not every value converted).
  */
-static void get_values(struct rd *r, int method, uint64_t prev, uint64_t *x, size_t m,
-                       int last_only)
+static void get_values(struct rd *r, int method, uint64_t prev, uint8_t *last_dec, uint64_t *x,
+                       size_t m, int last_only)
 {
     switch (method) {
     case TSDB__V_SAME:
@@ -1059,13 +1127,19 @@ static void get_values(struct rd *r, int method, uint64_t prev, uint64_t *x, siz
     }
     case TSDB__V_DEC:
     case TSDB__V_DEC_DOD: {
-        uint64_t f = tsdb__bitr_get(&r->b, 6);
-        unsigned k = (unsigned)(f & 7), mode = (unsigned)(f >> 3) & 3, expl = (unsigned)(f >> 5);
+        uint64_t f;
+        if ((*last_dec & DEC_KNOWN) && tsdb__bitr_get(&r->b, 1))
+            f = *last_dec & 31;
+        else
+            f = tsdb__bitr_get(&r->b, 5);
+        unsigned k = (unsigned)(f & 7), mode = (unsigned)(f >> 3) & 3;
+        unsigned expl = (unsigned)tsdb__bitr_get(&r->b, 1);
         int64_t base;
         if (mode >= DEC_MODES) {
             r->bad = 1;
             return;
         }
+        *last_dec = (uint8_t)(DEC_KNOWN | f);
         int order = method == TSDB__V_DEC ? 1 : 2;
         if (expl) {
             x[0] = unzz(get_uvar(r));
@@ -1094,12 +1168,24 @@ static void get_values(struct rd *r, int method, uint64_t prev, uint64_t *x, siz
     }
 }
 
-int tsdb__block_methods(const uint8_t *in, size_t len, int *ts_method, int *v_method)
+/* A block's header against ctx (see the format); sets r->b.err if the input ends. */
+static unsigned get_hdr(struct rd *r, const struct tsdb__block_ctx *ctx)
 {
-    if (!len)
+    if (ctx->valid && tsdb__bitr_get(&r->b, 1))
+        return ctx->hdr;
+    return (unsigned)tsdb__bitr_get(&r->b, 6);
+}
+
+int tsdb__block_methods(const struct tsdb__block_ctx *ctx, const uint8_t *in, size_t len,
+                        int *ts_method, int *v_method)
+{
+    struct rd r = {.bad = 0};
+    tsdb__bitr_init(&r.b, in, len);
+    unsigned hdr = get_hdr(&r, ctx);
+    if (r.b.err)
         return TSDB__ETRUNC;
-    *ts_method = in[0] & 3;
-    *v_method = (in[0] >> 2) & 7;
+    *ts_method = (int)(hdr & 3);
+    *v_method = (int)(hdr >> 2) & 7;
     return *v_method > TSDB__V_RAW ? TSDB__ECORRUPT : 0;
 }
 
@@ -1115,7 +1201,7 @@ int tsdb__block_decode_from(struct tsdb__block_ctx *ctx, const uint8_t *in, size
 {
     struct rd r = {.bad = 0};
     tsdb__bitr_init(&r.b, in, len);
-    unsigned hdr = (unsigned)tsdb__bitr_get(&r.b, 6);
+    unsigned hdr = get_hdr(&r, ctx);
     int tm = (int)(hdr & 3), vm = (int)(hdr >> 2) & 7;
     uint64_t n = TSDB_BLOCK_MAX;
     if (!(hdr & FULL_BIT)) {
@@ -1146,7 +1232,7 @@ int tsdb__block_decode_from(struct tsdb__block_ctx *ctx, const uint8_t *in, size
         return TSDB__ECORRUPT;
     get_times(&r, tm, &c, ts + first, m);
     int skip = ts[n - 1] < from; /* the reader wants none of this block's values */
-    get_values(&r, vm, c.v, vb + first, m, skip);
+    get_values(&r, vm, c.v, &c.dec, vb + first, m, skip);
     if (r.bad)
         return TSDB__ECORRUPT;
     if (r.b.err)
@@ -1160,6 +1246,8 @@ int tsdb__block_decode_from(struct tsdb__block_ctx *ctx, const uint8_t *in, size
     for (size_t i = skip ? n - 1 : 0; i < n; i++)
         v[i] = bitsd(vb[i]);
     ctx_advance(ctx, ts, n, vb[n - 1]);
+    ctx->hdr = (uint8_t)hdr;
+    ctx->dec = c.dec;
     *n_out = (size_t)n;
     *consumed = tsdb__bitr_consumed(&r.b);
     return 0;
@@ -1190,11 +1278,8 @@ static void note_block(struct tsdb__chunk *c)
     if (++c->nblocks % TSDB_SEEK_BLOCKS)
         return;
     c->seek[1] = c->seek[0];
-    c->seek[0] = (struct tsdb__chunk_seek){.off = (uint32_t)c->len,
-                                           .before = c->nsamples,
-                                           .ts = c->ctx.ts,
-                                           .delta = c->ctx.delta,
-                                           .v = c->ctx.v};
+    c->seek[0] =
+        (struct tsdb__chunk_seek){.off = (uint32_t)c->len, .before = c->nsamples, .ctx = c->ctx};
 }
 
 int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v, size_t n)
@@ -1275,12 +1360,13 @@ int tsdb__chunk_iter_init_chunk(struct tsdb__chunk_iter *it, const struct tsdb__
 int tsdb__chunk_iter_seek(struct tsdb__chunk_iter *it, const struct tsdb__chunk_seek *p)
 {
     /* Every sample after the point is after p->ts: none before it is wanted. */
-    if (it->err || it->off != TSDB_CHUNK_HEADER || !p->off || p->ts >= it->mint ||
+    if (it->err || it->off != TSDB_CHUNK_HEADER || !p->off || p->ctx.ts >= it->mint ||
         p->off > it->len || p->off < TSDB_CHUNK_HEADER || p->before > it->left)
         return 0;
     it->off = p->off;
     it->left -= p->before;
-    it->ctx = (struct tsdb__block_ctx){.ts = p->ts, .delta = p->delta, .v = p->v, .valid = 1};
+    it->ctx = p->ctx;
+    it->ctx.valid = 1;
     return 1;
 }
 
@@ -1310,11 +1396,8 @@ int tsdb__chunk_iter_next(struct tsdb__chunk_iter *it, int64_t *ts, double *v)
         }
         size_t n, used;
         int here_valid = it->ctx.valid; /* not a chunk's first block: its context is known */
-        struct tsdb__chunk_seek here = {.off = (uint32_t)it->off,
-                                        .before = it->total - it->left,
-                                        .ts = it->ctx.ts,
-                                        .delta = it->ctx.delta,
-                                        .v = it->ctx.v};
+        struct tsdb__chunk_seek here = {
+            .off = (uint32_t)it->off, .before = it->total - it->left, .ctx = it->ctx};
         int r = tsdb__block_decode_from(&it->ctx, it->buf + it->off, it->len - it->off, it->mint,
                                         it->ts, it->v, TSDB_BLOCK_MAX, &n, &used);
         if (r == 0 && here_valid)

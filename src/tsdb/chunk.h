@@ -46,7 +46,7 @@
 #define TSDB_CHUNK_MAX_BYTES (1u << 20)
 /* Chunk header: format version byte, then the sample count (u32 LE). */
 #define TSDB_CHUNK_HEADER  5
-#define TSDB_CHUNK_VERSION 1
+#define TSDB_CHUNK_VERSION 2
 
 enum {
     TSDB__ECORRUPT = -1, /* input is not a valid encoding */
@@ -69,6 +69,8 @@ struct tsdb__block_ctx {
     int64_t delta; /* last timestamp step (0 if unknown) */
     uint64_t v;    /* bits of the last value */
     int valid;     /* 0 before the first block */
+    uint8_t hdr;   /* the last block's header (methods and full bit), when valid */
+    uint8_t dec;   /* the last decimal block's scale and mode, 0 before one */
 };
 
 void tsdb__block_ctx_init(struct tsdb__block_ctx *ctx);
@@ -117,7 +119,8 @@ enum {
     TSDB__V_XOR,
     TSDB__V_RAW,
 };
-int tsdb__block_methods(const uint8_t *in, size_t len, int *ts_method, int *v_method);
+int tsdb__block_methods(const struct tsdb__block_ctx *ctx, const uint8_t *in, size_t len,
+                        int *ts_method, int *v_method);
 
 /*
  * Every TSDB_SEEK_BLOCKS blocks a chunk remembers where the next block
@@ -130,10 +133,9 @@ int tsdb__block_methods(const uint8_t *in, size_t len, int *ts_method, int *v_me
  */
 #define TSDB_SEEK_BLOCKS 5
 struct tsdb__chunk_seek {
-    uint32_t off;    /* where the next block starts; 0: no point */
-    uint32_t before; /* samples before it */
-    int64_t ts, delta;
-    uint64_t v; /* the context: last sample's timestamp, step and value bits */
+    uint32_t off;               /* where the next block starts; 0: no point */
+    uint32_t before;            /* samples before it */
+    struct tsdb__block_ctx ctx; /* the context to decode it from */
 };
 
 /*

@@ -124,6 +124,14 @@ static void same_samples(struct tsdb__chunk_iter *a, struct tsdb__chunk_iter *b)
  * bytes from the start gives, for ranges starting anywhere; and a chunk
  * loaded from its bytes has the seek points appending gave it.
  */
+static void same_ctx(const struct tsdb__block_ctx *a, const struct tsdb__block_ctx *b)
+{
+    assert_true(a->ts == b->ts && a->delta == b->delta && a->v == b->v);
+    assert_int_equal(a->valid, b->valid);
+    assert_int_equal(a->hdr, b->hdr);
+    assert_int_equal(a->dec, b->dec);
+}
+
 static void check_seek(const struct tsdb__chunk *c, const int64_t *ts, size_t n)
 {
     if (!n)
@@ -131,8 +139,13 @@ static void check_seek(const struct tsdb__chunk *c, const int64_t *ts, size_t n)
     struct tsdb__chunk l;
     assert_int_equal(tsdb__chunk_load(&l, c->buf, c->len), 0);
     assert_int_equal(l.nblocks, c->nblocks);
-    assert_memory_equal(l.seek, c->seek, sizeof(c->seek));
-    assert_memory_equal(&l.ctx, &c->ctx, sizeof(c->ctx));
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(l.seek[k].off, c->seek[k].off);
+        assert_int_equal(l.seek[k].before, c->seek[k].before);
+        if (c->seek[k].off)
+            same_ctx(&l.seek[k].ctx, &c->seek[k].ctx);
+    }
+    same_ctx(&l.ctx, &c->ctx);
     tsdb__chunk_release(&l);
     uint64_t saved = rng_state;
     rng_state = (uint64_t)n * 0x9e3779b97f4a7c15ull ^ c->len;
@@ -158,7 +171,7 @@ static void check_seek(const struct tsdb__chunk *c, const int64_t *ts, size_t n)
         assert_int_equal(tsdb__chunk_iter_init(&c1, c->buf, c->len, mint, maxt), 0);
         assert_int_equal(tsdb__chunk_iter_init(&c2, c->buf, c->len, mint, maxt), 0);
         int moved = tsdb__chunk_iter_seek(&c2, &full.last);
-        assert_true(!moved || (full.last.off && full.last.ts < mint));
+        assert_true(!moved || (full.last.off && full.last.ctx.ts < mint));
         same_samples(&c1, &c2);
     }
     rng_state = saved;
@@ -429,10 +442,78 @@ static size_t steady_block(const int64_t *ts, const double *v, size_t n, double 
     int64_t wts[2] = {ts[0] - 2000, ts[0] - 1000};
     double wv[2] = {warm, warm};
     assert_true(tsdb__block_encode(&ctx, wts, wv, 2, buf, sizeof(buf)) > 0);
+    struct tsdb__block_ctx before = ctx; /* a block's header is read against it */
     size_t len = tsdb__block_encode(&ctx, ts, v, n, buf, sizeof(buf));
     assert_true(len > 0);
-    assert_int_equal(tsdb__block_methods(buf, len, tm, vm), 0);
+    assert_int_equal(tsdb__block_methods(&before, buf, len, tm, vm), 0);
     return len;
+}
+
+/*
+ * A block repeats its predecessor's methods and decimal scale for one bit
+ * each: the same block coded against a context that knows neither costs
+ * 10 bits more (7 instead of 1 for the header, 5 instead of 1 for the scale),
+ * and each decodes only against its own context.
+ */
+static void test_context_repeats(void **state)
+{
+    (void)state;
+    int64_t ts[2 * TSDB_BLOCK_MAX];
+    double v[2 * TSDB_BLOCK_MAX];
+    regular_ts(ts, 2 * TSDB_BLOCK_MAX, T0, 1000);
+    int64_t x = 5000;
+    for (size_t i = 0; i < 2 * TSDB_BLOCK_MAX; i++) {
+        x += (int64_t)(rnd() % 41) - 20;
+        v[i] = (double)x / 100; /* a gauge with two decimals */
+    }
+    struct tsdb__block_ctx ctx;
+    tsdb__block_ctx_init(&ctx);
+    uint8_t a[TSDB_BLOCK_BOUND(TSDB_BLOCK_MAX)], b[TSDB_BLOCK_BOUND(TSDB_BLOCK_MAX)];
+    assert_true(tsdb__block_encode(&ctx, ts, v, TSDB_BLOCK_MAX, a, sizeof(a)) > 0);
+    int tm, vm;
+    /* What the second block's header and scale are, to put them in the context or not. */
+    struct tsdb__block_ctx probe = ctx;
+    assert_true(tsdb__block_encode(&probe, ts + TSDB_BLOCK_MAX, v + TSDB_BLOCK_MAX, TSDB_BLOCK_MAX,
+                                   a, sizeof(a)) > 0);
+    struct tsdb__block_ctx known = ctx, blank = ctx;
+    known.hdr = probe.hdr;
+    known.dec = probe.dec;
+    blank.hdr = probe.hdr ^ 3; /* another timestamp method */
+    blank.dec = 0;             /* no decimal block seen */
+    struct tsdb__block_ctx ka = known, kb = blank;
+    size_t la = tsdb__block_encode(&ka, ts + TSDB_BLOCK_MAX, v + TSDB_BLOCK_MAX, TSDB_BLOCK_MAX, a,
+                                   sizeof(a));
+    size_t lb = tsdb__block_encode(&kb, ts + TSDB_BLOCK_MAX, v + TSDB_BLOCK_MAX, TSDB_BLOCK_MAX, b,
+                                   sizeof(b));
+    assert_int_equal(tsdb__block_methods(&known, a, la, &tm, &vm), 0);
+    assert_true(vm == TSDB__V_DEC || vm == TSDB__V_DEC_DOD);
+    assert_int_equal(tsdb__block_methods(&blank, b, lb, &tm, &vm), 0);
+    assert_true(vm == TSDB__V_DEC || vm == TSDB__V_DEC_DOD);
+    if (!(la > 0 && lb >= la + 1 && lb <= la + 2))
+        fail_msg("la %zu lb %zu", la, lb);
+
+    int64_t dts[TSDB_BLOCK_MAX];
+    double dv[TSDB_BLOCK_MAX];
+    size_t n, used;
+    struct tsdb__block_ctx d = known;
+    assert_int_equal(tsdb__block_decode(&d, a, la, dts, dv, TSDB_BLOCK_MAX, &n, &used), 0);
+    assert_int_equal(n, TSDB_BLOCK_MAX);
+    assert_int_equal(used, la);
+    for (size_t i = 0; i < n; i++)
+        assert_true(dts[i] == ts[TSDB_BLOCK_MAX + i] && dv[i] == v[TSDB_BLOCK_MAX + i]);
+    same_ctx(&d, &ka);
+    d = blank;
+    assert_int_equal(tsdb__block_decode(&d, b, lb, dts, dv, TSDB_BLOCK_MAX, &n, &used), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_true(dts[i] == ts[TSDB_BLOCK_MAX + i] && dv[i] == v[TSDB_BLOCK_MAX + i]);
+    same_ctx(&d, &kb);
+    /* The compact block read against the blank context is not the same samples. */
+    d = blank;
+    int r = tsdb__block_decode(&d, a, la, dts, dv, TSDB_BLOCK_MAX, &n, &used);
+    int differs = r != 0 || n != TSDB_BLOCK_MAX;
+    for (size_t i = 0; !differs && i < n; i++)
+        differs = dts[i] != ts[TSDB_BLOCK_MAX + i] || dv[i] != v[TSDB_BLOCK_MAX + i];
+    assert_true(differs);
 }
 
 static void test_compact_methods(void **state)
@@ -457,9 +538,10 @@ static void test_compact_methods(void **state)
     assert_true(len > 0 && len <= 17);
     /* ... and the next full block costs one byte: SAME times, SAME values. */
     regular_ts(ts, TSDB_BLOCK_MAX, T0 + 32000, 1000);
+    struct tsdb__block_ctx before = ctx;
     len = tsdb__block_encode(&ctx, ts, v, TSDB_BLOCK_MAX, buf, sizeof(buf));
     assert_int_equal(len, 1);
-    assert_int_equal(tsdb__block_methods(buf, len, &tm, &vm), 0);
+    assert_int_equal(tsdb__block_methods(&before, buf, len, &tm, &vm), 0);
     assert_int_equal(tm, TSDB__TS_SAME);
     assert_int_equal(vm, TSDB__V_SAME);
 
@@ -617,7 +699,7 @@ static void test_bound_and_cap(void **state)
         uint8_t *exact = xmalloc(len);
         assert_int_equal(tsdb__block_encode(&c2, ts, v, n, exact, len), len);
         assert_memory_equal(exact, buf, len);
-        assert_memory_equal(&c2, &ctx, sizeof(ctx));
+        same_ctx(&c2, &ctx);
         free(exact);
         /* The next block must start after the last timestamp. */
         assert_int_equal(tsdb__block_encode(&c2, ts + n - 1, v, 1, buf, sizeof(buf)), 0);
@@ -879,7 +961,7 @@ static void test_decode_space(void **state)
     assert_int_equal(tsdb__block_decode(&dctx, buf, len, ots2, ov2, 20, &n, &used), 0);
     assert_int_equal(n, 20);
     assert_int_equal(used, len);
-    assert_memory_equal(&dctx, &ctx, sizeof(ctx));
+    same_ctx(&dctx, &ctx);
     assert_string_equal(tsdb__strerror(TSDB__ECORRUPT), "corrupt encoding");
 }
 
@@ -917,6 +999,7 @@ int main(void)
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_random_shapes),
         cmocka_unit_test(test_compact_methods),
+        cmocka_unit_test(test_context_repeats),
         cmocka_unit_test(test_decimal_modes_and_outliers),
         cmocka_unit_test(test_bound_and_cap),
         cmocka_unit_test(test_chunk_iter_range),
