@@ -1263,23 +1263,35 @@ void tsdb__chunk_init(struct tsdb__chunk *c)
     c->buf[0] = TSDB_CHUNK_VERSION;
     tsdb__put32(c->buf + 1, 0);
     c->len = TSDB_CHUNK_HEADER;
-    tsdb__block_ctx_init(&c->ctx);
 }
 
 void tsdb__chunk_release(struct tsdb__chunk *c)
 {
     free(c->buf);
+    free(c->seek);
     memset(c, 0, sizeof(*c));
 }
 
-/* A block was added (c->len, c->nsamples and c->ctx are past it): maybe a seek point. */
+/* Keep the encoder's context ctx, after a block that ended the chunk. */
+static void set_ctx(struct tsdb__chunk *c, const struct tsdb__block_ctx *ctx)
+{
+    c->delta = ctx->delta;
+    c->v = ctx->v;
+    c->hdr = ctx->hdr;
+    c->dec = ctx->dec;
+}
+
+/* A block was added (len, nsamples and the context are past it): maybe a seek point. */
 static void note_block(struct tsdb__chunk *c)
 {
-    if (++c->nblocks % TSDB_SEEK_BLOCKS)
+    if (++c->since_seek < TSDB_SEEK_BLOCKS)
         return;
+    c->since_seek = 0;
+    if (!c->seek)
+        c->seek = xcalloc(2, sizeof(*c->seek));
     c->seek[1] = c->seek[0];
     c->seek[0] =
-        (struct tsdb__chunk_seek){.off = (uint32_t)c->len, .before = c->nsamples, .ctx = c->ctx};
+        (struct tsdb__chunk_seek){.off = c->len, .before = c->nsamples, .ctx = tsdb__chunk_ctx(c)};
 }
 
 int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v, size_t n)
@@ -1300,7 +1312,7 @@ int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v
      * one, and the head keeps one open chunk per series (memory per series).
      */
     uint8_t scratch[TSDB_BLOCK_BOUND(TSDB_BLOCK_MAX)];
-    struct tsdb__block_ctx ctx = c->ctx;
+    struct tsdb__block_ctx ctx = tsdb__chunk_ctx(c);
     size_t used = tsdb__block_encode(&ctx, ts, v, n, scratch, room);
     if (!used)
         return TSDB__EFULL; /* n and order were checked: only room is left */
@@ -1310,11 +1322,11 @@ int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v
             cap = c->len + used;
         cap = (cap + 15) & ~(size_t)15;
         c->buf = xrealloc(c->buf, cap);
-        c->cap = cap;
+        c->cap = (uint32_t)cap;
     }
     memcpy(c->buf + c->len, scratch, used);
-    c->ctx = ctx;
-    c->len += used;
+    set_ctx(c, &ctx);
+    c->len += (uint32_t)used;
     if (!c->nsamples)
         c->mint = ts[0];
     c->maxt = ts[n - 1];
@@ -1352,7 +1364,7 @@ int tsdb__chunk_iter_init_chunk(struct tsdb__chunk_iter *it, const struct tsdb__
     int r = tsdb__chunk_iter_init(it, c->buf, c->len, mint, maxt);
     if (r)
         return r;
-    for (int k = 0; k < 2 && !tsdb__chunk_iter_seek(it, &c->seek[k]); k++)
+    for (int k = 0; c->seek && k < 2 && !tsdb__chunk_iter_seek(it, &c->seek[k]); k++)
         ;
     return 0;
 }
@@ -1425,7 +1437,8 @@ int tsdb__chunk_load(struct tsdb__chunk *c, const uint8_t *buf, size_t len)
     /* Decode block by block: the checks of a read, and the seek points of an append. */
     struct tsdb__chunk t;
     memset(&t, 0, sizeof(t));
-    tsdb__block_ctx_init(&t.ctx);
+    struct tsdb__block_ctx ctx;
+    tsdb__block_ctx_init(&ctx);
     t.len = TSDB_CHUNK_HEADER;
     uint32_t count = tsdb__get32(buf + 1);
     int64_t *ts = xmalloc(TSDB_BLOCK_MAX * sizeof(*ts));
@@ -1433,9 +1446,9 @@ int tsdb__chunk_load(struct tsdb__chunk *c, const uint8_t *buf, size_t len)
     int r = 0;
     while (r == 0 && t.len < len) {
         size_t n, used;
-        int64_t prev = t.ctx.ts;
-        int had = t.ctx.valid;
-        r = tsdb__block_decode(&t.ctx, buf + t.len, len - t.len, ts, v, TSDB_BLOCK_MAX, &n, &used);
+        int64_t prev = ctx.ts;
+        int had = ctx.valid;
+        r = tsdb__block_decode(&ctx, buf + t.len, len - t.len, ts, v, TSDB_BLOCK_MAX, &n, &used);
         if (r == TSDB__ESPACE)
             r = TSDB__ECORRUPT;
         if (r == 0 && (n > count - t.nsamples || (had && ts[0] <= prev)))
@@ -1446,7 +1459,8 @@ int tsdb__chunk_load(struct tsdb__chunk *c, const uint8_t *buf, size_t len)
             t.mint = ts[0];
         t.maxt = ts[n - 1];
         t.nsamples += (uint32_t)n;
-        t.len += used;
+        t.len += (uint32_t)used;
+        set_ctx(&t, &ctx);
         note_block(&t);
     }
     free(ts);
@@ -1454,9 +1468,11 @@ int tsdb__chunk_load(struct tsdb__chunk *c, const uint8_t *buf, size_t len)
     /* Exactly the samples the header counts, and no bytes after the last block. */
     if (r == 0 && (t.nsamples == 0 || t.nsamples != count || t.len != len))
         r = TSDB__ECORRUPT;
-    if (r < 0)
+    if (r < 0) {
+        free(t.seek);
         return r;
-    t.cap = len;
+    }
+    t.cap = (uint32_t)len;
     t.buf = xmalloc(len);
     memcpy(t.buf, buf, len);
     *c = t;

@@ -140,19 +140,42 @@ struct tsdb__chunk_seek {
 
 /*
  * One series' samples over a time range: header + blocks in buf, always a
- * complete, readable chunk. The chunk owns buf; an append may move it, so
- * an iterator over c->buf must not outlive the next append. Not locked: the
- * store serialises access.
+ * complete, readable chunk. The chunk owns buf (and seek); an append may
+ * move buf, so an iterator over c->buf must not outlive the next append.
+ * Not locked: the store serialises access.
+ *
+ * 64 bytes, as the head keeps one or two per series: the encoder's context
+ * (tsdb__chunk_ctx) is kept as its parts (valid is nsamples > 0, ts is
+ * maxt), and the seek points are allocated with the first of them.
  */
 struct tsdb__chunk {
     uint8_t *buf;
-    size_t len, cap;
+    uint32_t len, cap; /* len <= TSDB_CHUNK_MAX_BYTES */
     uint32_t nsamples;
-    int64_t mint, maxt; /* first and last timestamp; valid when nsamples > 0 */
-    struct tsdb__block_ctx ctx;
-    uint32_t nblocks;
-    struct tsdb__chunk_seek seek[2]; /* [0] the newest */
+    uint8_t hdr, dec;              /* the encoder context's last header and decimal scale */
+    uint8_t since_seek;            /* blocks since the last seek point (< TSDB_SEEK_BLOCKS) */
+    int64_t mint, maxt;            /* first and last timestamp; valid when nsamples > 0 */
+    int64_t delta;                 /* the encoder context's last step */
+    uint64_t v;                    /* the encoder context's last value bits */
+    struct tsdb__chunk_seek *seek; /* NULL, or [2] with [0] the newest */
 };
+
+/* The encoder's context after the chunk's last block. */
+static inline struct tsdb__block_ctx tsdb__chunk_ctx(const struct tsdb__chunk *c)
+{
+    return (struct tsdb__block_ctx){.ts = c->maxt,
+                                    .delta = c->delta,
+                                    .v = c->v,
+                                    .valid = c->nsamples > 0,
+                                    .hdr = c->hdr,
+                                    .dec = c->dec};
+}
+
+/* The heap bytes a chunk holds (its buffer and seek points). */
+static inline size_t tsdb__chunk_bytes(const struct tsdb__chunk *c)
+{
+    return c->cap + (c->seek ? 2 * sizeof(*c->seek) : 0);
+}
 
 /* An empty chunk (header only). Allocates; release with tsdb__chunk_release(). */
 void tsdb__chunk_init(struct tsdb__chunk *c);

@@ -1,17 +1,22 @@
 /*
  * head.c: per-series sample storage in memory (see head.h). A sample goes
- * into the series' raw tail; a full tail (TSDB_BLOCK_MAX samples) is encoded
+ * into the series' tail; a full tail (TSDB_BLOCK_MAX samples) is encoded
  * onto the series' chunk for its aligned window (split at a window
  * boundary), so each chunk belongs to exactly one block window; a chunk that
  * reaches its byte cap is followed by another.
  *
- * The raw tail is a separate allocation (1 KiB), given back when a cut
- * leaves the series empty, so series that stopped reporting cost little.
+ * The tail is a small stream, encoded sample by sample on arrival (see
+ * "The tail" below): 1-4 bytes a sample for the usual counters and gauges
+ * instead of 12 raw, in a buffer that grows in small steps, keeps its size
+ * from one block to the next and is given back when a cut leaves the series
+ * empty, so series that stopped reporting cost little.
  */
 #include "tsdb/head.h"
 #include "tsdb/chunk.h"
 #include "util/util.h"
 
+#include <assert.h>
+#include <endian.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -21,37 +26,178 @@
 #define SLAB_SERIES 256
 
 /*
- * Samples not yet encoded. Timestamps are kept as 32-bit offsets from the
- * first one (a sample more than 49 days after it seals the tail first):
- * 776 bytes instead of 1 KiB, for every series in memory.
+ * One series: 64 bytes (a cache line), in a slab. The tail's encoder state
+ * (last_ts, last_delta, last_v) is kept here so an append is O(1).
  */
-struct raw_tail {
-    int64_t base;
-    uint32_t dt[TSDB_BLOCK_MAX];
-    double v[TSDB_BLOCK_MAX];
-};
-
-static inline int64_t tail_ts(const struct raw_tail *r, uint32_t i)
-{
-    return r->base + (int64_t)r->dt[i];
-}
-
-/* The tail's timestamps as int64 (out holds TSDB_BLOCK_MAX). */
-static void tail_times(const struct raw_tail *r, uint32_t n, int64_t *out)
-{
-    for (uint32_t i = 0; i < n; i++)
-        out[i] = tail_ts(r, i);
-}
-
 struct tsdb__head_series {
     struct tsdb__chunk *chunks; /* oldest first; the last one is open */
+    uint8_t *tail;              /* the encoded tail (NULL until the first sample) */
+    int64_t t0;                 /* the tail's first timestamp (if nraw) */
+    int64_t last_ts;            /* the series' last timestamp (if have_last) */
+    int64_t last_delta;         /* last_ts minus the tail sample before it */
+    uint64_t last_v;            /* bits of the tail's last value */
     uint32_t nchunks, cap;
-    uint32_t nraw;
-    uint32_t stripe;
-    int64_t last_ts;
-    int have_last;
-    struct raw_tail *raw; /* NULL while empty */
+    uint16_t tail_len, tail_cap; /* bytes used and allocated */
+    uint8_t nraw;                /* samples in the tail (at most TSDB_BLOCK_MAX) */
+    uint8_t have_last;
+    uint8_t stripe;
 };
+
+/*
+ * The tail. Each sample is one tag byte, then a varint, then value bytes:
+ *
+ *   tag bit 7      the step is the same as the previous one (the tail's
+ *                  first sample sets it too: its time is s->t0)
+ *   tag bits 4-6   lz: leading zero bytes of x = bits ^ previous bits
+ *                  (the previous value is 0 for the tail's first sample)
+ *   tag bits 0-3   len: the bytes of x from lz on (0: x is 0)
+ *   [uvarint]      without bit 7: zigzag of step - previous step (mod 2^64,
+ *                  the previous step 0 at the tail's first sample), 7 bits
+ *                  a byte, low first
+ *   [len bytes]    x >> 8 * (8 - lz - len), low byte first
+ *
+ * A constant at a steady step takes one byte, a counter 2-4. The stream is
+ * in memory only (never written or read from outside), so its decoder
+ * trusts it.
+ */
+#define TAIL_SAMPLE_MAX 19 /* tag, 10-byte varint, 8 value bytes */
+#define TAIL_SAME_STEP  0x80u
+_Static_assert(TSDB_BLOCK_MAX <= UINT8_MAX && TSDB_BLOCK_MAX * TAIL_SAMPLE_MAX <= UINT16_MAX,
+               "the tail's counters are 8 and 16 bits");
+
+static inline uint64_t dbits(double v)
+{
+    uint64_t b;
+    memcpy(&b, &v, sizeof(b));
+    return b;
+}
+
+static inline double bitsd(uint64_t b)
+{
+    double v;
+    memcpy(&v, &b, sizeof(v));
+    return v;
+}
+
+/* Make room for need bytes in s->tail, in malloc-sized steps (16k + 8). */
+static void tail_reserve(struct tsdb__head_series *s, size_t need)
+{
+    size_t cap = need + need / 8;
+    cap = cap < 24 ? 24 : ((cap + 7) & ~(size_t)15) + 8;
+    if (cap > UINT16_MAX)
+        cap = UINT16_MAX; /* need is at most TSDB_BLOCK_MAX * TAIL_SAMPLE_MAX */
+    s->tail = xrealloc(s->tail, cap);
+    s->tail_cap = (uint16_t)cap;
+}
+
+/*
+ * Encode (ts, bits) at p, which has room for TAIL_SAMPLE_MAX + 8 bytes (the
+ * value is stored as a whole word); returns the bytes it takes. Updates the
+ * encoder state, not the tail's length.
+ */
+static inline size_t tail_encode(struct tsdb__head_series *s, int64_t ts, uint64_t bits,
+                                 uint8_t *out)
+{
+    uint8_t *p = out + 1;
+    unsigned tag = TAIL_SAME_STEP;
+    uint64_t x;
+    if (!s->nraw) {
+        s->t0 = ts;
+        s->last_delta = 0;
+        x = bits;
+    } else {
+        uint64_t delta = (uint64_t)ts - (uint64_t)s->last_ts;
+        uint64_t dod = delta - (uint64_t)s->last_delta;
+        if (dod) {
+            tag = 0;
+            uint64_t u = (dod << 1) ^ (uint64_t)((int64_t)dod >> 63);
+            while (u >= 0x80) {
+                *p++ = (uint8_t)(u | 0x80);
+                u >>= 7;
+            }
+            *p++ = (uint8_t)u;
+        }
+        s->last_delta = (int64_t)delta;
+        x = bits ^ s->last_v;
+    }
+    if (x) {
+        unsigned lz = (unsigned)__builtin_clzll(x) >> 3, tz = (unsigned)__builtin_ctzll(x) >> 3;
+        uint64_t m = htole64(x >> (8 * tz));
+        memcpy(p, &m, 8); /* a fixed-size store; only len bytes count */
+        p += 8 - lz - tz;
+        tag |= lz << 4 | (8 - lz - tz);
+    }
+    out[0] = (uint8_t)tag;
+    s->nraw++;
+    s->last_ts = ts;
+    s->last_v = bits;
+    return (size_t)(p - out);
+}
+
+/* Encode (ts, bits) at the end of the tail (ts after s->last_ts; not full). */
+static inline void tail_push(struct tsdb__head_series *s, int64_t ts, uint64_t bits)
+{
+    enum { ROOM = TAIL_SAMPLE_MAX + 8 };
+    if ((size_t)(s->tail_cap - s->tail_len) >= ROOM) {
+        /* The usual case: the buffer keeps its size from one block to the next. */
+        s->tail_len = (uint16_t)(s->tail_len + tail_encode(s, ts, bits, s->tail + s->tail_len));
+        return;
+    }
+    uint8_t buf[ROOM];
+    size_t n = tail_encode(s, ts, bits, buf);
+    if (s->tail_len + n > s->tail_cap)
+        tail_reserve(s, s->tail_len + n);
+    memcpy(s->tail + s->tail_len, buf, n);
+    s->tail_len = (uint16_t)(s->tail_len + n);
+}
+
+/* Decode the tail into ts[0..s->nraw) and v[0..s->nraw) (TSDB_BLOCK_MAX each). */
+static void tail_decode(const struct tsdb__head_series *s, int64_t *ts, double *v)
+{
+    const uint8_t *p = s->tail;
+    const uint8_t *word_end = s->tail_cap >= 8 ? s->tail + s->tail_cap - 8 : p;
+    uint64_t t = (uint64_t)s->t0, delta = 0, bits = 0;
+    for (uint32_t i = 0; i < s->nraw; i++) {
+        unsigned tag = *p++;
+        if (!(tag & TAIL_SAME_STEP)) {
+            uint64_t u = 0;
+            for (unsigned sh = 0;; sh += 7) {
+                uint8_t b = *p++;
+                u |= (uint64_t)(b & 0x7f) << sh;
+                if (!(b & 0x80))
+                    break;
+            }
+            delta += (u >> 1) ^ (0 - (u & 1));
+        }
+        if (i)
+            t += delta;
+        unsigned len = tag & 15, lz = (tag >> 4) & 7;
+        if (len) {
+            uint64_t m = 0;
+            if (p <= word_end) {
+                memcpy(&m, p, 8); /* within the buffer: one load, then mask */
+                m = le64toh(m);
+                if (len < 8)
+                    m &= ((uint64_t)1 << (8 * len)) - 1;
+            } else {
+                for (unsigned k = 0; k < len; k++)
+                    m |= (uint64_t)p[k] << (8 * k);
+            }
+            p += len;
+            bits ^= m << (8 * (8 - lz - len));
+        }
+        ts[i] = (int64_t)t;
+        v[i] = bitsd(bits);
+    }
+    assert(!s->nraw || p == s->tail + s->tail_len);
+}
+
+/* Forget the tail's samples (its buffer is kept for the next ones). */
+static void tail_reset(struct tsdb__head_series *s)
+{
+    s->nraw = 0;
+    s->tail_len = 0;
+}
 
 struct tsdb__head {
     int64_t span;
@@ -96,7 +242,7 @@ static void series_release(struct tsdb__head_series *s)
     for (size_t k = 0; k < s->nchunks; k++)
         tsdb__chunk_release(&s->chunks[k]);
     free(s->chunks);
-    free(s->raw);
+    free(s->tail);
 }
 
 void tsdb__head_free(struct tsdb__head *h)
@@ -187,7 +333,7 @@ struct tsdb__head_series *tsdb__head_ref(struct tsdb__head *h, uint32_t id)
          * stripe order then walks neighbouring series, which the slab keeps
          * next to each other in memory.
          */
-        s->stripe = (id / 16) % STRIPES;
+        s->stripe = (uint8_t)((id / 16) % STRIPES);
         h->series[id] = s;
     }
     s = h->series[id];
@@ -254,9 +400,10 @@ static int seal_run(struct tsdb__head *h, struct tsdb__head_series *s, const int
 static int seal(struct tsdb__head *h, struct tsdb__head_series *s, int64_t t)
 {
     int64_t ts[TSDB_BLOCK_MAX];
-    tail_times(s->raw, s->nraw, ts);
-    uint32_t i = 0, end = 0;
-    while (end < s->nraw && ts[end] < t)
+    double v[TSDB_BLOCK_MAX];
+    tail_decode(s, ts, v);
+    uint32_t i = 0, end = 0, n = s->nraw;
+    while (end < n && ts[end] < t)
         end++;
     int rc = 0;
     while (i < end && rc == 0) {
@@ -266,17 +413,14 @@ static int seal(struct tsdb__head *h, struct tsdb__head_series *s, int64_t t)
         uint32_t j = i + 1;
         while (j < end && ts[j] < wend)
             j++;
-        rc = seal_run(h, s, ts + i, s->raw->v + i, j - i);
+        rc = seal_run(h, s, ts + i, v + i, j - i);
         i = j;
     }
-    s->nraw -= end;
-    if (s->nraw && end) {
-        /* The rest starts the tail again, from its own first timestamp. */
-        uint32_t d0 = s->raw->dt[end];
-        for (uint32_t k = 0; k < s->nraw; k++)
-            s->raw->dt[k] = s->raw->dt[end + k] - d0;
-        s->raw->base = ts[end];
-        memmove(s->raw->v, s->raw->v + end, s->nraw * sizeof(double));
+    if (end) {
+        /* The rest starts the tail again (rare: only a cut splits a tail). */
+        tail_reset(s);
+        for (uint32_t k = end; k < n; k++)
+            tail_push(s, ts[k], dbits(v[k]));
     }
     return rc;
 }
@@ -289,16 +433,7 @@ static int put(struct tsdb__head *h, struct tsdb__head_series *s, int64_t ts, do
         return 2;
     if (s->have_last && ts <= s->last_ts)
         return 1;
-    if (!s->raw)
-        s->raw = xmalloc(sizeof(*s->raw));
-    if (s->nraw && (uint64_t)(ts - s->raw->base) > UINT32_MAX)
-        seal(h, s, INT64_MAX); /* too far from the tail's base: encode the tail first */
-    if (!s->nraw)
-        s->raw->base = ts;
-    s->raw->dt[s->nraw] = (uint32_t)(ts - s->raw->base);
-    s->raw->v[s->nraw] = v;
-    s->nraw++;
-    s->last_ts = ts;
+    tail_push(s, ts, dbits(v));
     s->have_last = 1;
     if (s->nraw == TSDB_BLOCK_MAX)
         seal(h, s, INT64_MAX); /* cannot fail: the order was checked above */
@@ -327,17 +462,15 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
         struct tsdb__head_series *s = refs[k];
         /*
          * A batch touches thousands of series, each in its own cache lines:
-         * fetch the series a few ahead, and the tail slots of those nearer.
+         * fetch the series a few ahead, and the tail ends of those nearer.
          * (The hot loop of appends; measured with bench/tsdb_bench.c.)
          */
         if (k + 16 < n)
             __builtin_prefetch(refs[k + 16], 1);
         if (k + 8 < n) {
             const struct tsdb__head_series *f = refs[k + 8];
-            if (f->raw) {
-                __builtin_prefetch(&f->raw->dt[f->nraw], 1);
-                __builtin_prefetch(&f->raw->v[f->nraw], 1);
-            }
+            if (f->tail)
+                __builtin_prefetch(f->tail + f->tail_len, 1);
         }
         if (s->stripe != held) {
             if (held != STRIPES)
@@ -382,7 +515,7 @@ int tsdb__head_overlaps(struct tsdb__head *h, uint32_t id, int64_t mint, int64_t
         if (s->chunks[k].nsamples)
             first = s->chunks[k].mint;
     if (first == INT64_MAX && s->nraw)
-        first = s->raw->base;
+        first = s->t0;
     int yes = first != INT64_MAX && first <= maxt && s->last_ts >= mint;
     pthread_mutex_unlock(&h->stripe[s->stripe]);
     return yes;
@@ -417,10 +550,13 @@ long tsdb__head_read(struct tsdb__head *h, uint32_t id, int64_t mint, int64_t ma
             rc = r;
     }
     free(it);
-    for (uint32_t i = 0; i < s->nraw && rc == 0; i++) {
-        int64_t t = tail_ts(s->raw, i);
-        if (t >= mint && t <= maxt)
-            push(out, cap, n++, t, s->raw->v[i]);
+    if (s->nraw && rc == 0 && s->t0 <= maxt && s->last_ts >= mint) {
+        int64_t ts[TSDB_BLOCK_MAX];
+        double v[TSDB_BLOCK_MAX];
+        tail_decode(s, ts, v);
+        for (uint32_t i = 0; i < s->nraw; i++)
+            if (ts[i] >= mint && ts[i] <= maxt)
+                push(out, cap, n++, ts[i], v[i]);
     }
     pthread_mutex_unlock(m);
     return rc < 0 ? rc : (long)n;
@@ -440,9 +576,9 @@ int tsdb__head_visit(struct tsdb__head *h, uint32_t id, tsdb__head_chunk_fn fn,
                 rc = fn(ctx, &s->chunks[k]);
         if (rc == 0 && raw_fn) {
             int64_t ts[TSDB_BLOCK_MAX];
-            if (s->raw)
-                tail_times(s->raw, s->nraw, ts);
-            rc = raw_fn(ctx, s->raw ? ts : NULL, s->raw ? s->raw->v : NULL, s->nraw);
+            double v[TSDB_BLOCK_MAX];
+            tail_decode(s, ts, v);
+            rc = raw_fn(ctx, ts, v, s->nraw);
         }
         pthread_mutex_unlock(&h->stripe[s->stripe]);
     }
@@ -473,7 +609,7 @@ size_t tsdb__head_drop_before(struct tsdb__head *h, int64_t t)
         pthread_mutex_lock(&h->stripe[s->stripe]);
         uint32_t k = 0;
         while (k < s->nchunks && (!s->chunks[k].nsamples || s->chunks[k].maxt < t)) {
-            freed += s->chunks[k].cap;
+            freed += tsdb__chunk_bytes(&s->chunks[k]);
             tsdb__chunk_release(&s->chunks[k]);
             k++;
         }
@@ -486,10 +622,11 @@ size_t tsdb__head_drop_before(struct tsdb__head *h, int64_t t)
             s->chunks = NULL;
             s->cap = 0;
         }
-        if (!s->nraw && s->raw) {
-            free(s->raw);
-            s->raw = NULL;
-            freed += sizeof(struct raw_tail);
+        if (!s->nraw && s->tail) {
+            freed += s->tail_cap;
+            free(s->tail);
+            s->tail = NULL;
+            s->tail_cap = 0;
         }
         pthread_mutex_unlock(&h->stripe[s->stripe]);
     }
@@ -530,8 +667,8 @@ void tsdb__head_range(struct tsdb__head *h, int64_t *oldest, int64_t *newest)
         pthread_mutex_lock(&h->stripe[s->stripe]);
         if (s->nchunks && s->chunks[0].nsamples && s->chunks[0].mint < lo)
             lo = s->chunks[0].mint;
-        else if (!s->nchunks && s->nraw && s->raw->base < lo)
-            lo = s->raw->base;
+        else if (!s->nchunks && s->nraw && s->t0 < lo)
+            lo = s->t0;
         if ((s->nchunks || s->nraw) && s->last_ts > hi)
             hi = s->last_ts;
         pthread_mutex_unlock(&h->stripe[s->stripe]);
@@ -580,7 +717,7 @@ void tsdb__head_renumber(struct tsdb__head *h, const uint32_t *newid, uint32_t n
         }
         struct tsdb__head_series *d = slab_get(h);
         *d = *s;
-        d->stripe = (to / 16) % STRIPES; /* as tsdb__head_ref assigns it */
+        d->stripe = (uint8_t)((to / 16) % STRIPES); /* as tsdb__head_ref assigns it */
         h->series[to] = d;
     }
     for (size_t i = 0; i < noslabs; i++)
@@ -608,9 +745,9 @@ size_t tsdb__head_bytes(struct tsdb__head *h)
         if (!s)
             continue;
         pthread_mutex_lock(&h->stripe[s->stripe]);
-        total += sizeof(*s) + s->cap * sizeof(*s->chunks) + (s->raw ? sizeof(*s->raw) : 0);
+        total += sizeof(*s) + s->cap * sizeof(*s->chunks) + s->tail_cap;
         for (size_t k = 0; k < s->nchunks; k++)
-            total += s->chunks[k].cap;
+            total += tsdb__chunk_bytes(&s->chunks[k]);
         pthread_mutex_unlock(&h->stripe[s->stripe]);
     }
     pthread_rwlock_unlock(&h->grow);

@@ -86,6 +86,66 @@ static void test_long_gaps(void **state)
     tsdb__head_free(h);
 }
 
+/*
+ * The tail is encoded sample by sample (time as a delta of deltas, value as
+ * an XOR of bytes): every bit pattern and step must come back exactly, read
+ * after every append, so partial tails are decoded at each length and at
+ * each position against the end of the tail's buffer.
+ */
+static void test_tail_exact(void **state)
+{
+    (void)state;
+    static const uint64_t special[] = {
+        0x7ff0000000000002ull, /* Prometheus' stale marker */
+        0x7ff8000000000000ull, /* NaN */
+        0xfff8000000000001ull, /* a NaN with sign and payload */
+        0x7ff0000000000000ull, /* +Inf */
+        0xfff0000000000000ull, /* -Inf */
+        0x8000000000000000ull, /* -0 */
+        0,
+        1, /* the smallest subnormal */
+        0xffffffffffffffffull,
+        0x00ff00000000ff00ull,
+    };
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 4; round++) {
+        struct tsdb__head *h = tsdb__head_new(0);
+        enum { N = 3 * TSDB_BLOCK_MAX + 7 };
+        int64_t ts[N];
+        uint64_t bits[N];
+        int64_t t = round == 3 ? INT64_MIN / 2 : 1700000000000ll;
+        for (size_t i = 0; i < N; i++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            /* Steps: steady, jittered, and jumps of up to 2^40 ms. */
+            int64_t step = (r >> 60) < 8    ? 1000
+                           : (r >> 60) < 12 ? 1 + (int64_t)(r % 5000)
+                                            : (int64_t)(r >> 24);
+            t += step;
+            ts[i] = t;
+            if (round == 0)
+                bits[i] = special[r % (sizeof(special) / sizeof(special[0]))];
+            else if (round == 1)
+                bits[i] = r; /* random bit patterns */
+            else {
+                double v = (double)(i / 3) * 0.25;
+                memcpy(&bits[i], &v, 8); /* a counter that holds its value for 3 samples */
+            }
+            double v;
+            memcpy(&v, &bits[i], 8);
+            assert_int_equal(tsdb__head_append(h, 1, ts[i], v), 0);
+            struct tsdb_sample *out = NULL;
+            size_t cap = 0;
+            assert_int_equal(tsdb__head_read(h, 1, INT64_MIN, INT64_MAX, &out, &cap), (long)i + 1);
+            for (size_t k = 0; k <= i; k++) {
+                assert_int_equal(out[k].ts, ts[k]);
+                assert_memory_equal(&out[k].v, &bits[k], 8);
+            }
+            free(out);
+        }
+        tsdb__head_free(h);
+    }
+}
+
 static void test_windows(void **state)
 {
     (void)state;
@@ -315,6 +375,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_gaps),
+        cmocka_unit_test(test_tail_exact),
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_negative_timestamps),
         cmocka_unit_test(test_cut_and_reload),
