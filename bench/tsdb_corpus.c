@@ -1020,10 +1020,15 @@ static int cmd_head(struct corpus *c, long ticks, const char *job, const char *i
     size_t heap1 = heap_in_use();
     long rss1 = rss_bytes();
     uint32_t series = tsdb_series_count(db);
+    struct tsdb_memory m;
+    tsdb_memory(db, &m);
     printf("ticks=%ld series=%u samples=%llu heap_bytes=%zu heap_per_series=%.0f "
-           "rss_bytes=%ld rss_per_series=%.0f\n",
+           "rss_bytes=%ld rss_per_series=%.0f per_series_index=%.0f head=%.0f shapes=%.0f "
+           "wal=%.0f\n",
            t, series, (unsigned long long)st.accepted, heap1 - heap0,
-           (double)(heap1 - heap0) / series, rss1 - rss0, (double)(rss1 - rss0) / series);
+           (double)(heap1 - heap0) / series, rss1 - rss0, (double)(rss1 - rss0) / series,
+           (double)m.index / series, (double)m.head / series, (double)m.shapes / series,
+           (double)m.wal / series);
     tsdb_close(db);
     metric_buf_release(&b);
     char cmd[128];

@@ -1258,7 +1258,7 @@ int tsdb__block_decode_from(struct tsdb__block_ctx *ctx, const uint8_t *in, size
 void tsdb__chunk_init(struct tsdb__chunk *c)
 {
     memset(c, 0, sizeof(*c));
-    c->cap = 64;
+    c->cap = 56; /* a 64-byte allocation */
     c->buf = xmalloc(c->cap);
     c->buf[0] = TSDB_CHUNK_VERSION;
     tsdb__put32(c->buf + 1, 0);
@@ -1320,7 +1320,7 @@ int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v
         size_t cap = c->cap + c->cap / 4;
         if (cap < c->len + used)
             cap = c->len + used;
-        cap = (cap + 15) & ~(size_t)15;
+        cap = ((cap + 7) & ~(size_t)15) + 8; /* what glibc's malloc hands out: 16k + 8 */
         c->buf = xrealloc(c->buf, cap);
         c->cap = (uint32_t)cap;
     }

@@ -98,6 +98,8 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
 size_t tsdb__shape_order(const struct tsdb__shape *s, struct tsdb__head_series *const **refs,
                          const uint32_t **order, const struct tsdb__sid **ids);
 void tsdb__shapes_release(struct tsdb *db);
+/* Bytes the producers' shapes hold (caller holds db->append). */
+size_t tsdb__shapes_bytes(const struct tsdb *db);
 
 struct tsdb {
     char *dir;
@@ -107,7 +109,7 @@ struct tsdb {
     struct tsdb__wal *wal;
 
     pthread_mutex_t append;
-    uint8_t *rec; /* scratch for WAL payloads (under append) */
+    uint8_t *rec; /* scratch for WAL series records (under append) */
     size_t rec_cap;
     /* Each producer's last batch and its series ids (shape.c), under append. */
     struct tsdb__shape *shapes[TSDB__SHAPES];

@@ -100,6 +100,24 @@ void tsdb__shapes_release(struct tsdb *db)
     }
 }
 
+size_t tsdb__shapes_bytes(const struct tsdb *db)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < TSDB__SHAPES; i++) {
+        const struct tsdb__shape *s = db->shapes[i];
+        if (!s)
+            continue;
+        const struct metric_buf *l = &s->last;
+        total += sizeof(*s) + l->arena_cap + l->fams_cap * sizeof(*l->fams) +
+                 l->samples_cap * sizeof(*l->samples);
+        total += (s->ids_cap + s->next_cap) * sizeof(*s->ids) + s->fresh_cap +
+                 s->by_name_cap * sizeof(*s->by_name) + s->samples_by_cap * sizeof(*s->samples_by);
+        total += s->refs_cap * sizeof(*s->refs) + s->order_cap * sizeof(*s->order) +
+                 s->pairs_cap * sizeof(*s->pairs);
+    }
+    return total;
+}
+
 /* The arena span of run f: its name, help and samples' label strings. */
 static void span(const struct metric_buf *b, size_t f, size_t *lo, size_t *hi)
 {
@@ -347,6 +365,10 @@ static void stripe_order(struct tsdb *db, struct tsdb__shape *s, size_t n)
         s->order[at] = s->pairs[k].i;
     }
     s->norder = m;
+    /* Scratch of a changed batch only: not kept per series between changes. */
+    free(s->pairs);
+    s->pairs = NULL;
+    s->pairs_cap = 0;
 }
 
 struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
@@ -399,12 +421,12 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
     }
     s->limit = *limit;
     s->invalid = *invalid;
-    /* The batch's ids become the last batch's. */
-    s->next_ids = s->ids;
+    /* The batch's ids become the last batch's; the old ones go (see pairs). */
+    free(s->ids);
     s->ids = ids;
-    size_t c = s->ids_cap;
     s->ids_cap = s->next_cap;
-    s->next_cap = c;
+    s->next_ids = NULL;
+    s->next_cap = 0;
     keep(s, b);
     stripe_order(db, s, n);
     return s;

@@ -176,11 +176,16 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
     if (m)
         tsdb__head_append_run(db->head, refs, order, m, b->ts_ms, &b->samples[0].value,
                               sizeof(b->samples[0]), db->res);
-    /* One SAMPLES record for the batch: i64 ts | u32 n | n x (u32 id, u64 bits). */
-    size_t need = 12 + 12 * m;
-    if (need > db->rec_cap)
-        db->rec = grown(db->rec, &db->rec_cap, need, 1);
-    uint8_t *p = db->rec + 12;
+    /*
+     * One SAMPLES record for the batch, i64 ts | u32 n | n x (u32 id, u64
+     * bits), written straight into the log's buffer. Disk full: memory
+     * only; a checkpoint persists it once space returns.
+     */
+    int blocked = atomic_load(&db->blocked), rc = blocked ? -1 : 0;
+    uint8_t *rec = blocked || !m ? NULL : tsdb__wal_reserve(db->wal, 12 + 12 * m);
+    if (!rec && !blocked && m)
+        log_error("tsdb: a batch of %zu samples is over the log's record cap; not logged", m);
+    uint8_t *p = rec ? rec + 12 : NULL;
     uint32_t count = 0;
     for (size_t k = 0; k < m; k++) {
         if (db->res[k]) {
@@ -190,21 +195,24 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
                 mine.too_old++;
             continue;
         }
+        count++;
+        if (!p)
+            continue;
         uint32_t i = order[k];
         uint64_t bits;
         memcpy(&bits, &b->samples[i].value, 8);
         tsdb__put32(p, ids[i].id);
         tsdb__put64(p + 4, bits);
         p += 12;
-        count++;
     }
     mine.accepted = count;
-    tsdb__put64(db->rec, (uint64_t)b->ts_ms);
-    tsdb__put32(db->rec + 8, count);
-    /* Disk full: memory only; a checkpoint persists it once space returns. */
-    int blocked = atomic_load(&db->blocked), rc = blocked ? -1 : 0;
-    if (!blocked && count)
-        tsdb__wal_append(db->wal, TSDB__REC_SAMPLES, db->rec, (size_t)(p - db->rec));
+    if (rec && count) {
+        tsdb__put64(rec, (uint64_t)b->ts_ms);
+        tsdb__put32(rec + 8, count);
+        tsdb__wal_commit(db->wal, TSDB__REC_SAMPLES, (size_t)(p - rec));
+    } else if (rec) {
+        tsdb__wal_cancel(db->wal);
+    }
     pthread_mutex_unlock(&db->append);
 
     /*
@@ -247,8 +255,28 @@ int tsdb_sync(struct tsdb *db)
 
 /* -------------------------------------------------------- self-metrics */
 
+void tsdb_memory(struct tsdb *db, struct tsdb_memory *m)
+{
+    struct tsdb__index_stats st;
+    tsdb__index_stats(db->idx, &st);
+    m->index = st.bytes;
+    m->head = tsdb__head_bytes(db->head);
+    m->wal = tsdb__wal_bytes(db->wal);
+    pthread_mutex_lock(&db->append);
+    m->shapes = tsdb__shapes_bytes(db);
+    pthread_mutex_unlock(&db->append);
+}
+
 void tsdb_expose(struct tsdb *db, struct metric_buf *b)
 {
+    struct tsdb_memory mem;
+    tsdb_memory(db, &mem);
+    metric_fam(b, "sitrep_tsdb_memory_bytes",
+               "Bytes the store has allocated, by part (index, head, shapes, wal).", METRIC_GAUGE);
+    metric_add1(b, (double)mem.index, "part", "index");
+    metric_add1(b, (double)mem.head, "part", "head");
+    metric_add1(b, (double)mem.shapes, "part", "shapes");
+    metric_add1(b, (double)mem.wal, "part", "wal");
     metric_fam(b, "sitrep_tsdb_series", "Series in the store's index.", METRIC_GAUGE);
     metric_add0(b, tsdb__index_series_count(db->idx));
     metric_fam(b, "sitrep_tsdb_head_bytes", "Bytes of samples held in memory.", METRIC_GAUGE);

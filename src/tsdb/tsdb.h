@@ -169,6 +169,18 @@ int tsdb_metadata(struct tsdb *db, const char *metric, tsdb_meta_fn fn, void *ct
 /* Series in the store's index (head and blocks loaded since open). */
 uint32_t tsdb_series_count(struct tsdb *db);
 
+/*
+ * Where the store's memory goes: bytes allocated (capacities, without the
+ * allocator's own overhead), for self-metrics and benchmarks.
+ */
+struct tsdb_memory {
+    size_t index;  /* label index: strings, postings, each series' labels */
+    size_t head;   /* samples in memory: series, tails, open chunks */
+    size_t shapes; /* producers' last batches and their series ids */
+    size_t wal;    /* write-ahead log buffers and record scratch */
+};
+void tsdb_memory(struct tsdb *db, struct tsdb_memory *m);
+
 /* The store's self-metrics (sitrep_tsdb_*) into b. */
 void tsdb_expose(struct tsdb *db, struct metric_buf *b);
 

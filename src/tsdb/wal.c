@@ -46,6 +46,20 @@ struct tsdb__wal {
     size_t len, cap;
 };
 
+size_t tsdb__wal_bytes(struct tsdb__wal *w)
+{
+    pthread_mutex_lock(&w->buf_mu);
+    size_t n = sizeof(*w) + w->cap;
+    pthread_mutex_unlock(&w->buf_mu);
+    pthread_mutex_lock(&w->io_mu);
+    n += w->wcap;
+    pthread_mutex_unlock(&w->io_mu);
+    return n;
+}
+
+/* Write buffers up to this size are kept whatever a flush wrote. */
+#define WAL_KEEP_BYTES ((size_t)64 << 10)
+
 /* CRC of a record: header bytes 2..7 (type, flags, length), then the payload. */
 static uint32_t rec_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
 {
@@ -171,27 +185,45 @@ void tsdb__wal_close(struct tsdb__wal *w)
     free(w);
 }
 
-int tsdb__wal_append(struct tsdb__wal *w, uint8_t type, const void *payload, size_t len)
+uint8_t *tsdb__wal_reserve(struct tsdb__wal *w, size_t cap)
 {
-    if (len > TSDB_WAL_MAX_RECORD) {
+    if (cap > TSDB_WAL_MAX_RECORD) {
         errno = EMSGSIZE;
-        return -1;
+        return NULL;
     }
     pthread_mutex_lock(&w->buf_mu);
     void *p = w->buf;
-    util_grow(&p, &w->cap, w->len + TSDB_WAL_HEADER + len, 1);
+    util_grow(&p, &w->cap, w->len + TSDB_WAL_HEADER + cap, 1);
     w->buf = p;
+    return w->buf + w->len + TSDB_WAL_HEADER;
+}
+
+void tsdb__wal_commit(struct tsdb__wal *w, uint8_t type, size_t len)
+{
     uint8_t *h = w->buf + w->len;
     h[0] = REC_MAGIC0;
     h[1] = REC_MAGIC1;
     h[2] = type;
     h[3] = 0;
     tsdb__put32(h + 4, (uint32_t)len);
-    if (len)
-        memcpy(h + TSDB_WAL_HEADER, payload, len);
     tsdb__put32(h + 8, rec_crc(h, h + TSDB_WAL_HEADER, len));
     w->len += TSDB_WAL_HEADER + len;
     pthread_mutex_unlock(&w->buf_mu);
+}
+
+void tsdb__wal_cancel(struct tsdb__wal *w)
+{
+    pthread_mutex_unlock(&w->buf_mu);
+}
+
+int tsdb__wal_append(struct tsdb__wal *w, uint8_t type, const void *payload, size_t len)
+{
+    uint8_t *p = tsdb__wal_reserve(w, len);
+    if (!p)
+        return -1;
+    if (len)
+        memcpy(p, payload, len);
+    tsdb__wal_commit(w, type, len);
     return 0;
 }
 
@@ -276,6 +308,16 @@ static int flush_locked(struct tsdb__wal *w)
         if (write_all(w, w->wbuf + off, end - off) < 0)
             goto fail;
         off = end;
+    }
+    /*
+     * A burst (the first batch names every series; a replay's checkpoint)
+     * must not keep its buffer for good: one four times what this flush
+     * wrote goes, and the next take swaps in the other one.
+     */
+    if (w->wcap > WAL_KEEP_BYTES && w->wcap / 4 > w->wlen) {
+        free(w->wbuf);
+        w->wbuf = NULL;
+        w->wcap = 0;
     }
     w->wlen = 0;
     return 0;

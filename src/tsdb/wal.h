@@ -45,11 +45,24 @@ void tsdb__wal_close(struct tsdb__wal *w);
  */
 int tsdb__wal_append(struct tsdb__wal *w, uint8_t type, const void *payload, size_t len);
 /*
+ * The same without a copy: reserve room for a payload of up to cap bytes and
+ * get where it goes, write it, then tsdb__wal_commit() it with its length
+ * (at most cap) or tsdb__wal_cancel() it. Other appends and flushes wait in
+ * between, so keep it short. Returns NULL (nothing held) if cap is over the
+ * record cap.
+ */
+uint8_t *tsdb__wal_reserve(struct tsdb__wal *w, size_t cap);
+void tsdb__wal_commit(struct tsdb__wal *w, uint8_t type, size_t len);
+void tsdb__wal_cancel(struct tsdb__wal *w);
+/*
  * Write the buffered records. On failure (disk full, I/O error) the segment
  * is cut back to its last complete record, the records stay buffered for the
  * next try, and -1 is returned with errno set.
  */
 int tsdb__wal_flush(struct tsdb__wal *w);
+
+/* Bytes the log's buffers hold. */
+size_t tsdb__wal_bytes(struct tsdb__wal *w);
 /* Flush, then fdatasync the segment. Returns 0 or -1 (errno set). */
 int tsdb__wal_sync(struct tsdb__wal *w);
 /*

@@ -289,6 +289,70 @@ static void test_limits(void **state)
     tu_rmrf(dir);
 }
 
+/* Types and lengths of replayed records, for records too large to keep. */
+struct lens {
+    uint8_t type[8];
+    size_t len[8];
+    size_t n;
+};
+
+static int collect_len(void *ctx, uint32_t seg, uint8_t type, const uint8_t *p, size_t len)
+{
+    (void)seg;
+    (void)p;
+    struct lens *l = ctx;
+    assert_true(l->n < ARRAY_SIZE(l->len));
+    l->type[l->n] = type;
+    l->len[l->n++] = len;
+    return 0;
+}
+
+/*
+ * A record written in place: a cancelled reservation leaves nothing, a
+ * committed one only its length; a burst's buffers are given back once
+ * later flushes are small (the first batch names every series).
+ */
+static void test_reserve_and_shrink(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("wal");
+    struct tsdb__wal *w = open_wal(dir, 0);
+    assert_null(tsdb__wal_reserve(w, TSDB_WAL_MAX_RECORD + 1));
+    uint8_t *p = tsdb__wal_reserve(w, 100);
+    assert_non_null(p);
+    memset(p, 0xaa, 100);
+    tsdb__wal_cancel(w);
+    assert_int_equal(tsdb__wal_pending(w), 0);
+    p = tsdb__wal_reserve(w, 100);
+    memcpy(p, "abc", 3);
+    tsdb__wal_commit(w, 7, 3);
+    assert_int_equal(tsdb__wal_pending(w), TSDB_WAL_HEADER + 3);
+
+    size_t big = (size_t)4 << 20;
+    uint8_t *burst = xcalloc(1, big);
+    assert_int_equal(tsdb__wal_append(w, 8, burst, big), 0);
+    free(burst);
+    assert_int_equal(tsdb__wal_flush(w), 0);
+    assert_true(tsdb__wal_bytes(w) >= big);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(tsdb__wal_append(w, 9, "small", 5), 0);
+        assert_int_equal(tsdb__wal_flush(w), 0);
+    }
+    assert_true(tsdb__wal_bytes(w) < big / 4);
+    tsdb__wal_close(w);
+
+    struct tsdb__wal_stats st;
+    struct lens l = {0};
+    assert_int_equal(tsdb__wal_replay(dir, collect_len, &l, &st), 0);
+    assert_int_equal(l.n, 5);
+    assert_int_equal(l.type[0], 7);
+    assert_int_equal(l.len[0], 3);
+    assert_int_equal(l.len[1], big);
+    assert_int_equal(l.type[4], 9);
+    assert_int_equal(st.corrupt_ranges + st.torn_tail, 0);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -300,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_not_a_segment),
         cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_reserve_and_shrink),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
