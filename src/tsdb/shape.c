@@ -63,6 +63,22 @@ static void grow_to(void *pp, size_t *cap, size_t n, size_t elem)
     util_grow(pp, cap, n ? n : 1, elem);
 }
 
+/*
+ * Make *pp hold exactly n elements unless it holds n with at most an eighth
+ * to spare: for what a shape keeps per series until the batch changes
+ * (doubling would leave up to half of it unused for good).
+ */
+static void fit(void *pp, size_t *cap, size_t n, size_t elem)
+{
+    if (!n)
+        n = 1;
+    if (*cap >= n && *cap - n <= n / 8)
+        return;
+    void **p = pp;
+    *p = xrealloc(*p, n * elem);
+    *cap = n;
+}
+
 /* The shape slot of producer src: its own, a free one, or the shared last. */
 static struct tsdb__shape *slot(struct tsdb *db, const char *src)
 {
@@ -292,9 +308,9 @@ static uint64_t name_hash(const struct metric_buf *b, size_t f)
 static void keep(struct tsdb__shape *s, const struct metric_buf *b)
 {
     struct metric_buf *l = &s->last;
-    grow_to(&l->arena, &l->arena_cap, b->arena_len, 1);
-    grow_to(&l->fams, &l->fams_cap, b->nfams, sizeof(*b->fams));
-    grow_to(&l->samples, &l->samples_cap, b->nsamples, sizeof(*b->samples));
+    fit(&l->arena, &l->arena_cap, b->arena_len, 1);
+    fit(&l->fams, &l->fams_cap, b->nfams, sizeof(*b->fams));
+    fit(&l->samples, &l->samples_cap, b->nsamples, sizeof(*b->samples));
     memcpy(l->arena, b->arena, b->arena_len);
     memcpy(l->fams, b->fams, b->nfams * sizeof(*b->fams));
     memcpy(l->samples, b->samples, b->nsamples * sizeof(*b->samples));
@@ -343,8 +359,8 @@ static long find_by_name(const struct tsdb__shape *s, const struct metric_buf *b
 static void stripe_order(struct tsdb *db, struct tsdb__shape *s, size_t n)
 {
     grow_to(&s->pairs, &s->pairs_cap, n, sizeof(*s->pairs));
-    grow_to(&s->refs, &s->refs_cap, n, sizeof(*s->refs));
-    grow_to(&s->order, &s->order_cap, n, sizeof(*s->order));
+    fit(&s->refs, &s->refs_cap, n, sizeof(*s->refs));
+    fit(&s->order, &s->order_cap, n, sizeof(*s->order));
     size_t m = 0, count[65] = {0};
     /* order holds the accepted ids for the one head lookup, then the sort. */
     for (size_t i = 0; i < n; i++)
@@ -383,7 +399,7 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
         *invalid = s->invalid;
         return s;
     }
-    grow_to(&s->next_ids, &s->next_cap, n, sizeof(*s->next_ids));
+    fit(&s->next_ids, &s->next_cap, n, sizeof(*s->next_ids));
     grow_to(&s->fresh, &s->fresh_cap, b->nfams, 1);
     struct tsdb__sid *ids = s->next_ids;
     int whole = b->nfams == old->nfams && n == old->nsamples;

@@ -342,6 +342,50 @@ static void test_shape_runs(void **state)
     tu_rmrf(dir);
 }
 
+/*
+ * What the store keeps per series stays in proportion: the first batch,
+ * which names every series, leaves no log buffer of its size behind; the
+ * head holds samples well under their raw 12 bytes; the producer's shape
+ * keeps its last batch without doubling's slack.
+ */
+static void test_memory_bounded(void **state)
+{
+    (void)state;
+    enum { NS = 3000, NT = 200 };
+    char *dir = tu_tmpdir("tsdb");
+    struct tsdb *db = open_db(dir, NS + 10);
+    struct metric_buf b;
+    metric_buf_init(&b);
+    struct tsdb_memory first = {0}, m;
+    for (int t = 0; t < NT; t++) {
+        metric_buf_reset(&b, T0 + t * 1000ll);
+        metric_fam(&b, "app_requests_total", "Requests.", METRIC_COUNTER);
+        for (int i = 0; i < NS; i++) {
+            char path[128];
+            snprintf(path, sizeof(path), "/api/v1/tenants/%04d/projects/resources/items/detail", i);
+            metric_add1(&b, (double)(t * (i % 7 + 1)), "path", path);
+        }
+        assert_int_equal(tsdb_append_batch(db, "test", &b, NULL), 0);
+        if (t == 0)
+            tsdb_memory(db, &first);
+    }
+    tsdb_memory(db, &m);
+    size_t record = 12 + 12 * (size_t)NS + 64;
+    /* The burst (series records with every label) went; two buffers of a batch remain. */
+    assert_true(first.wal > (size_t)NS * 60);
+    assert_true(m.wal < first.wal / 2);
+    assert_true(m.wal <= 2 * ((size_t)64 << 10) + 4 * record);
+    /* Samples in memory compressed: under a third of 12 raw bytes each, plus 128 a series. */
+    assert_true(m.head < (size_t)NS * (128 + NT * 12 / 3));
+    /* The shape: the batch's bytes and ids, within an eighth. */
+    size_t kept = b.arena_len + b.nsamples * (sizeof(*b.samples) + 8 + 8 + 4) + 4096;
+    assert_true(m.shapes <= kept + kept / 8);
+    assert_true(m.index > 0);
+    metric_buf_release(&b);
+    tsdb_close(db);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -349,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_and_reopen), cmocka_unit_test(test_unclean_stop),
         cmocka_unit_test(test_series_limit),          cmocka_unit_test(test_selector_errors),
         cmocka_unit_test(test_shape_changes),         cmocka_unit_test(test_shape_runs),
+        cmocka_unit_test(test_memory_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
