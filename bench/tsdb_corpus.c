@@ -791,6 +791,8 @@ static int cmd_load(struct corpus *c, const char *dir)
         }
     }
     double append_cpu = cpu_now() - c0 - gen;
+    /* Before the flush: once every window is in blocks, the store forgets the series. */
+    uint32_t series = tsdb_series_count(db);
     double f0 = cpu_now();
     /*
      * A failed pass is reported, not fatal: the raw tier may be complete
@@ -801,7 +803,6 @@ static int cmd_load(struct corpus *c, const char *dir)
     if (!flush_ok)
         fprintf(stderr, "tsdb_corpus: tsdb_maintain(FLUSH) failed (see the log above)\n");
     double flush_cpu = cpu_now() - f0, wall = wall_now() - w0;
-    uint32_t series = tsdb_series_count(db);
     tsdb_close(db);
     metric_buf_release(&b);
     char path[4096];
