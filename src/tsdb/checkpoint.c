@@ -3,7 +3,8 @@
  *
  * Records (payloads, little-endian):
  *   SERIES  (1): u32 id | u16 n | n x (u16 len, name bytes, u16 len, value bytes)
- *   SAMPLES (2): i64 ts | u32 n | n x (u32 id, u64 value bits)
+ *   SAMPLES (2): i64 ts | u32 n | n x (u32 id, u64 value bits)  (older runs)
+ *   PACKED  (5): i64 ts | u32 n | n packed samples (packed.h)     (appends)
  *   RAW     (3): u32 id | u32 n | n x (i64 ts, u64 value bits)   (checkpoints)
  *   CHUNK   (4): u32 id | an encoded chunk's bytes                (checkpoints)
  *
@@ -23,6 +24,7 @@
 #include "tsdb/chunk.h"
 #include "tsdb/db.h"
 #include "tsdb/le.h"
+#include "tsdb/packed.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -171,6 +173,25 @@ static int replay_samples(struct replay *r, const uint8_t *p, size_t len)
     return 0;
 }
 
+static int replay_packed(struct replay *r, const uint8_t *p, size_t len)
+{
+    if (len < 12)
+        return -1;
+    int64_t ts = (int64_t)tsdb__get64(p);
+    size_t n = (size_t)tsdb__get32(p + 8);
+    const uint8_t *at = p + 12, *end = p + len;
+    uint32_t prev = 0, wid;
+    uint64_t bits;
+    for (size_t i = 0; i < n; i++) {
+        if (tsdb__packed_get(&at, end, &prev, &wid, &bits) < 0)
+            return -1; /* the samples before it stay: each was intact */
+        uint32_t id = mapped(r, wid);
+        if (id != UINT32_MAX)
+            add(r, id, ts, bits);
+    }
+    return at == end ? 0 : -1;
+}
+
 static int replay_raw(struct replay *r, const uint8_t *p, size_t len)
 {
     if (len < 8)
@@ -230,6 +251,7 @@ static int on_record(void *ctx, uint32_t seg, uint8_t type, const uint8_t *p, si
         return 0;
     int rc = type == TSDB__REC_SERIES    ? replay_series(r, p, len)
              : type == TSDB__REC_SAMPLES ? replay_samples(r, p, len)
+             : type == TSDB__REC_PACKED  ? replay_packed(r, p, len)
              : type == TSDB__REC_RAW     ? replay_raw(r, p, len)
              : type == TSDB__REC_CHUNK   ? replay_chunk(r, p, len)
                                          : -1;

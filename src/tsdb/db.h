@@ -35,7 +35,13 @@
 enum { TSDB__TIER_RAW, TSDB__TIER_1M, TSDB__TIER_1H, TSDB__TIERS };
 
 /* WAL and checkpoint record types (payload layouts: checkpoint.c). */
-enum { TSDB__REC_SERIES = 1, TSDB__REC_SAMPLES = 2, TSDB__REC_RAW = 3, TSDB__REC_CHUNK = 4 };
+enum {
+    TSDB__REC_SERIES = 1,
+    TSDB__REC_SAMPLES = 2, /* written before PACKED; still replayed */
+    TSDB__REC_RAW = 3,
+    TSDB__REC_CHUNK = 4,
+    TSDB__REC_PACKED = 5,
+};
 
 /* An open block, shared by the block list and the queries using it. */
 struct tsdb__bref {

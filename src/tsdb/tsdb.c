@@ -7,6 +7,7 @@
 #include "tsdb/chunk.h"
 #include "tsdb/db.h"
 #include "tsdb/le.h"
+#include "tsdb/packed.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -177,16 +178,16 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
         tsdb__head_append_run(db->head, refs, order, m, b->ts_ms, &b->samples[0].value,
                               sizeof(b->samples[0]), db->res);
     /*
-     * One SAMPLES record for the batch, i64 ts | u32 n | n x (u32 id, u64
-     * bits), written straight into the log's buffer. Disk full: memory
+     * One PACKED record for the batch, i64 ts | u32 n | n packed samples
+     * (packed.h), written straight into the log's buffer. Disk full: memory
      * only; a checkpoint persists it once space returns.
      */
     int blocked = atomic_load(&db->blocked), rc = blocked ? -1 : 0;
-    uint8_t *rec = blocked || !m ? NULL : tsdb__wal_reserve(db->wal, 12 + 12 * m);
+    uint8_t *rec = blocked || !m ? NULL : tsdb__wal_reserve(db->wal, 12 + TSDB__PACKED_MAX * m);
     if (!rec && !blocked && m)
         log_error("tsdb: a batch of %zu samples is over the log's record cap; not logged", m);
     uint8_t *p = rec ? rec + 12 : NULL;
-    uint32_t count = 0;
+    uint32_t count = 0, prev_id = 0;
     for (size_t k = 0; k < m; k++) {
         if (db->res[k]) {
             if (db->res[k] == 1)
@@ -199,17 +200,13 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
         if (!p)
             continue;
         uint32_t i = order[k];
-        uint64_t bits;
-        memcpy(&bits, &b->samples[i].value, 8);
-        tsdb__put32(p, ids[i].id);
-        tsdb__put64(p + 4, bits);
-        p += 12;
+        p = tsdb__packed_put(p, &prev_id, ids[i].id, b->samples[i].value);
     }
     mine.accepted = count;
     if (rec && count) {
         tsdb__put64(rec, (uint64_t)b->ts_ms);
         tsdb__put32(rec + 8, count);
-        tsdb__wal_commit(db->wal, TSDB__REC_SAMPLES, (size_t)(p - rec));
+        tsdb__wal_commit(db->wal, TSDB__REC_PACKED, (size_t)(p - rec));
     } else if (rec) {
         tsdb__wal_cancel(db->wal);
     }

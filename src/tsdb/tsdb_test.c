@@ -5,6 +5,7 @@
  * counted (out of order, series cap) and selector errors reported.
  */
 #include "testutil.h"
+#include "tsdb/packed.h"
 #include "tsdb/tsdb.h"
 #include "util/log.h"
 
@@ -370,7 +371,7 @@ static void test_memory_bounded(void **state)
             tsdb_memory(db, &first);
     }
     tsdb_memory(db, &m);
-    size_t record = 12 + 12 * (size_t)NS + 64;
+    size_t record = 12 + TSDB__PACKED_MAX * (size_t)NS + 64;
     /* The burst (series records with every label) went; two buffers of a batch remain. */
     assert_true(first.wal > (size_t)NS * 60);
     assert_true(m.wal < first.wal / 2);

@@ -1,0 +1,196 @@
+/*
+ * packed_test.c: the WAL's packed sample encoding (packed.h): every value
+ * comes back bit for bit (ints, fractions, NaN payloads, the stale marker,
+ * +-Inf, -0.0, denormals, the edges of the int range), ids in any order
+ * including the extremes, no sample over TSDB__PACKED_MAX bytes, and a
+ * truncated or malformed input is refused without reading past its end.
+ */
+#include "testutil.h"
+#include "tsdb/packed.h"
+
+#include <math.h>
+
+#define N 4096
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static double from_bits(uint64_t b)
+{
+    double v;
+    memcpy(&v, &b, 8);
+    return v;
+}
+
+/* Values that sit on every branch and edge of the int test. */
+static double edge(size_t i)
+{
+    static const uint64_t bits[] = {
+        0x7ff0000000000002ull, /* stale marker */
+        0x7ff8000000000001ull, /* a quiet NaN with a payload */
+        0xfff0000000000001ull, /* a negative signalling NaN */
+        0x7ff0000000000000ull, /* +Inf */
+        0xfff0000000000000ull, /* -Inf */
+        0x8000000000000000ull, /* -0.0 */
+        0x0000000000000000ull, /* +0.0 */
+        0x0000000000000001ull, /* smallest denormal */
+        0x8000000000000001ull,
+    };
+    static const double vals[] = {
+        9007199254740992.0,
+        -9007199254740992.0,
+        9007199254740994.0,
+        -9007199254740994.0,
+        9007199254740991.0,
+        1e300,
+        -1e300,
+        0.5,
+        -0.5,
+        1.0,
+        -1.0,
+        4503599627370495.5,
+        18446744073709551616.0,
+        9223372036854775807.0,
+        -9223372036854775808.0,
+        123456789.0,
+    };
+    size_t nb = ARRAY_SIZE(bits);
+    return i < nb ? from_bits(bits[i]) : vals[(i - nb) % ARRAY_SIZE(vals)];
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    static uint32_t ids[N];
+    static uint64_t want[N];
+    static uint8_t buf[N * TSDB__PACKED_MAX];
+    for (int round = 0; round < 8; round++) {
+        uint8_t *p = buf;
+        uint32_t prev = 0;
+        for (size_t i = 0; i < N; i++) {
+            switch (round % 4) {
+            case 0:
+                ids[i] = (uint32_t)i;
+                break; /* ascending */
+            case 1:
+                ids[i] = (uint32_t)next();
+                break; /* anywhere */
+            case 2:
+                ids[i] = i % 2 ? UINT32_MAX : 0;
+                break; /* the extremes */
+            default:
+                ids[i] = (uint32_t)(N - i) * 1009u;
+                break; /* descending */
+            }
+            double v;
+            switch ((i + (size_t)round) % 5) {
+            case 0:
+                v = edge(i / 5);
+                break;
+            case 1:
+                v = (double)(int64_t)(next() >> (next() % 64));
+                break; /* ints of every size */
+            case 2:
+                v = -(double)(next() >> 11);
+                break;
+            case 3:
+                v = from_bits(next());
+                break; /* any bits at all */
+            default:
+                v = (double)(next() % 100000) / 100.0;
+                break; /* decimals */
+            }
+            memcpy(&want[i], &v, 8);
+            uint8_t *q = tsdb__packed_put(p, &prev, ids[i], v);
+            assert_true(q > p && q - p <= TSDB__PACKED_MAX);
+            p = q;
+        }
+        const uint8_t *r = buf, *end = p;
+        prev = 0;
+        for (size_t i = 0; i < N; i++) {
+            uint32_t id;
+            uint64_t bits;
+            assert_int_equal(tsdb__packed_get(&r, end, &prev, &id, &bits), 0);
+            assert_int_equal(id, ids[i]);
+            if (bits != want[i])
+                fail_msg("round %d sample %zu: %016llx came back as %016llx", round, i,
+                         (unsigned long long)want[i], (unsigned long long)bits);
+        }
+        assert_ptr_equal(r, end);
+    }
+}
+
+/* Counters pack small: the reason for the format. */
+static void test_counters_are_small(void **state)
+{
+    (void)state;
+    uint8_t buf[N * TSDB__PACKED_MAX], *p = buf;
+    uint32_t prev = 0;
+    for (uint32_t i = 0; i < N; i++)
+        p = tsdb__packed_put(p, &prev, i, (double)(i * 37u));
+    /* id step 1: one byte; values below 2^20: at most three. */
+    assert_true((size_t)(p - buf) <= (size_t)N * 4);
+}
+
+/* Every prefix of a sample is refused, and so is an id outside 32 bits or an
+ * int outside 2^53, without reading past the end. */
+static void test_truncated_and_malformed(void **state)
+{
+    (void)state;
+    const double vals[] = {1.0, 0.25, 9007199254740992.0, NAN};
+    for (size_t k = 0; k < ARRAY_SIZE(vals); k++) {
+        uint8_t buf[TSDB__PACKED_MAX];
+        uint32_t prev = 0;
+        size_t len = (size_t)(tsdb__packed_put(buf, &prev, 3000000000u, vals[k]) - buf);
+        for (size_t cut = 0; cut < len; cut++) {
+            /* A heap copy of exactly cut bytes: ASan catches any read past it. */
+            uint8_t *copy = malloc(cut ? cut : 1);
+            memcpy(copy, buf, cut);
+            const uint8_t *r = copy;
+            uint32_t id;
+            uint64_t bits;
+            prev = 0;
+            assert_int_equal(tsdb__packed_get(&r, copy + cut, &prev, &id, &bits), -1);
+            free(copy);
+        }
+    }
+    /* An id below zero: a step of -1 (zigzag 1) from 0, then 8 value bytes. */
+    uint8_t neg[9] = {1u << 1};
+    const uint8_t *r = neg;
+    uint32_t prev = 0, id;
+    uint64_t bits;
+    assert_int_equal(tsdb__packed_get(&r, neg + sizeof(neg), &prev, &id, &bits), -1);
+    neg[0] = 2u << 1; /* a step of +1 is fine */
+    r = neg;
+    assert_int_equal(tsdb__packed_get(&r, neg + sizeof(neg), &prev, &id, &bits), 0);
+    assert_int_equal(id, 1);
+    /* An int of 2^53 + 1 (zigzag 2^54 + 2): not one the writer makes. */
+    uint8_t big[12], *q = big;
+    q += tsdb__put_uvarint(q, 1);
+    q += tsdb__put_uvarint(q, (1ull << 54) + 2);
+    r = big;
+    prev = 0;
+    assert_int_equal(tsdb__packed_get(&r, q, &prev, &id, &bits), -1);
+    /* A varint of 11 bytes. */
+    uint8_t longv[11];
+    memset(longv, 0x80, sizeof(longv));
+    r = longv;
+    assert_int_equal(tsdb__packed_get(&r, longv + sizeof(longv), &prev, &id, &bits), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_counters_are_small),
+        cmocka_unit_test(test_truncated_and_malformed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
