@@ -70,7 +70,7 @@ static void test_round_trip(void **state)
     (void)state;
     static uint32_t ids[N];
     static uint64_t want[N];
-    static uint8_t buf[N * TSDB__PACKED_MAX];
+    static uint8_t buf[N * TSDB__PACKED_MAX + TSDB__PACKED_SLACK];
     for (int round = 0; round < 8; round++) {
         uint8_t *p = buf;
         uint32_t prev = 0;
@@ -117,8 +117,9 @@ static void test_round_trip(void **state)
         for (size_t i = 0; i < N; i++) {
             uint32_t id;
             uint64_t bits;
-            assert_int_equal(tsdb__packed_get(&r, end, &prev, &id, &bits), 0);
-            assert_int_equal(id, ids[i]);
+            if (tsdb__packed_get(&r, end, &prev, &id, &bits) != 0 || id != ids[i])
+                fail_msg("round %d sample %zu (id %u, %016llx) did not come back", round, i, ids[i],
+                         (unsigned long long)want[i]);
             if (bits != want[i])
                 fail_msg("round %d sample %zu: %016llx came back as %016llx", round, i,
                          (unsigned long long)want[i], (unsigned long long)bits);
@@ -131,11 +132,11 @@ static void test_round_trip(void **state)
 static void test_counters_are_small(void **state)
 {
     (void)state;
-    uint8_t buf[N * TSDB__PACKED_MAX], *p = buf;
+    uint8_t buf[N * TSDB__PACKED_MAX + TSDB__PACKED_SLACK], *p = buf;
     uint32_t prev = 0;
     for (uint32_t i = 0; i < N; i++)
         p = tsdb__packed_put(p, &prev, i, (double)(i * 37u));
-    /* id step 1: one byte; values below 2^20: at most three. */
+    /* id step 1 in the header; values below 2^20 (zigzag 2^21): three bytes. */
     assert_true((size_t)(p - buf) <= (size_t)N * 4);
 }
 
@@ -146,7 +147,7 @@ static void test_truncated_and_malformed(void **state)
     (void)state;
     const double vals[] = {1.0, 0.25, 9007199254740992.0, NAN};
     for (size_t k = 0; k < ARRAY_SIZE(vals); k++) {
-        uint8_t buf[TSDB__PACKED_MAX];
+        uint8_t buf[TSDB__PACKED_MAX + TSDB__PACKED_SLACK];
         uint32_t prev = 0;
         size_t len = (size_t)(tsdb__packed_put(buf, &prev, 3000000000u, vals[k]) - buf);
         for (size_t cut = 0; cut < len; cut++) {
@@ -161,26 +162,30 @@ static void test_truncated_and_malformed(void **state)
             free(copy);
         }
     }
-    /* An id below zero: a step of -1 (zigzag 1) from 0, then 8 value bytes. */
-    uint8_t neg[9] = {1u << 1};
+    /* An id below zero: a step of -1 (zigzag 1) from 0, value 0. */
+    uint8_t neg[2] = {0x00, 0x01};
     const uint8_t *r = neg;
     uint32_t prev = 0, id;
     uint64_t bits;
     assert_int_equal(tsdb__packed_get(&r, neg + sizeof(neg), &prev, &id, &bits), -1);
-    neg[0] = 2u << 1; /* a step of +1 is fine */
+    neg[1] = 0x02; /* a step of +1 is fine */
     r = neg;
     assert_int_equal(tsdb__packed_get(&r, neg + sizeof(neg), &prev, &id, &bits), 0);
     assert_int_equal(id, 1);
+    assert_true(r == neg + 2 && bits == 0);
     /* An int of 2^53 + 1 (zigzag 2^54 + 2): not one the writer makes. */
-    uint8_t big[12], *q = big;
-    q += tsdb__put_uvarint(q, 1);
-    q += tsdb__put_uvarint(q, (1ull << 54) + 2);
+    uint8_t big[9] = {0x18};
+    tsdb__put64(big + 1, (1ull << 54) + 2);
     r = big;
     prev = 0;
-    assert_int_equal(tsdb__packed_get(&r, q, &prev, &id, &bits), -1);
-    /* A varint of 11 bytes. */
-    uint8_t longv[11];
+    assert_int_equal(tsdb__packed_get(&r, big + sizeof(big), &prev, &id, &bits), -1);
+    /* An unused value length, and an id varint of 11 bytes. */
+    uint8_t unused[9] = {0x1a};
+    r = unused;
+    assert_int_equal(tsdb__packed_get(&r, unused + sizeof(unused), &prev, &id, &bits), -1);
+    uint8_t longv[12];
     memset(longv, 0x80, sizeof(longv));
+    longv[0] = 0;
     r = longv;
     assert_int_equal(tsdb__packed_get(&r, longv + sizeof(longv), &prev, &id, &bits), -1);
 }

@@ -183,7 +183,9 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
      * only; a checkpoint persists it once space returns.
      */
     int blocked = atomic_load(&db->blocked), rc = blocked ? -1 : 0;
-    uint8_t *rec = blocked || !m ? NULL : tsdb__wal_reserve(db->wal, 12 + TSDB__PACKED_MAX * m);
+    uint8_t *rec = blocked || !m
+                       ? NULL
+                       : tsdb__wal_reserve(db->wal, 12 + TSDB__PACKED_MAX * m + TSDB__PACKED_SLACK);
     if (!rec && !blocked && m)
         log_error("tsdb: a batch of %zu samples is over the log's record cap; not logged", m);
     uint8_t *p = rec ? rec + 12 : NULL;
