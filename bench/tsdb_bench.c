@@ -128,6 +128,7 @@ int main(int argc, char **argv)
         metric_fam(&b, ss[i].name, "", METRIC_COUNTER);
         metric_add(&b, 0, ss[i].n, ss[i].l);
     }
+    metric_buf_keep_shape(&b);                 /* and says so, as promtool appends by ref */
     double *rate = xmalloc(n * sizeof(*rate)); /* per-series counter step */
     for (size_t i = 0; i < n; i++)
         rate[i] = (double)(i % 97 + 1);

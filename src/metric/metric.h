@@ -51,6 +51,8 @@ struct metric_buf {
     struct metric_sample *samples;
     size_t nsamples, samples_cap;
     int64_t ts_ms; /* when the batch was taken (ms since epoch); 0 if unset */
+    /* Nonzero: metric_buf_keep_shape()'s stamp, voided by any change below. */
+    uint64_t shape_stamp;
 };
 
 void metric_buf_init(struct metric_buf *b);
@@ -59,6 +61,16 @@ void metric_buf_release(struct metric_buf *b);
 void metric_buf_reset(struct metric_buf *b, int64_t ts_ms);
 /* Swap two buffers' contents (cheap: pointers only). */
 void metric_buf_swap(struct metric_buf *a, struct metric_buf *b);
+
+/*
+ * Promise that b will next be sent with the same families, samples and
+ * labels, only ts_ms and the samples' values changed: the store then skips
+ * comparing the batch with the last one it got from the same producer (a
+ * memcmp of every label byte). Every metric_* call that changes b (reset,
+ * fam, add, rollback) voids the promise; writing b's fields other than
+ * ts_ms and samples[].value directly after the call breaks it.
+ */
+void metric_buf_keep_shape(struct metric_buf *b);
 
 /* A position in a batch, to drop what a failing producer emitted after it. */
 struct metric_mark {

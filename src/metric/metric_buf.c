@@ -7,6 +7,7 @@
 #include "util/util.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ void metric_buf_release(struct metric_buf *b)
 
 void metric_buf_reset(struct metric_buf *b, int64_t ts_ms)
 {
+    b->shape_stamp = 0;
     b->arena_len = 0;
     b->nfams = 0;
     b->nsamples = 0;
@@ -38,6 +40,13 @@ void metric_buf_swap(struct metric_buf *a, struct metric_buf *b)
     *b = t;
 }
 
+void metric_buf_keep_shape(struct metric_buf *b)
+{
+    /* Unique in the process: a stamp names one shape of one buffer. */
+    static _Atomic uint64_t last;
+    b->shape_stamp = atomic_fetch_add(&last, 1) + 1;
+}
+
 void metric_buf_mark(const struct metric_buf *b, struct metric_mark *m)
 {
     m->nfams = b->nfams;
@@ -48,6 +57,7 @@ void metric_buf_mark(const struct metric_buf *b, struct metric_mark *m)
 
 void metric_buf_rollback(struct metric_buf *b, const struct metric_mark *m)
 {
+    b->shape_stamp = 0;
     b->nfams = m->nfams;
     b->nsamples = m->nsamples;
     b->arena_len = m->arena_len;
@@ -70,6 +80,7 @@ static uint32_t arena_put(struct metric_buf *b, const char *s, size_t n)
 void metric_fam(struct metric_buf *b, const char *name, const char *help, enum metric_type type)
 {
     assert(metric_name_valid(name));
+    b->shape_stamp = 0;
     void *p = b->fams;
     util_grow(&p, &b->fams_cap, b->nfams + 1, sizeof(*b->fams));
     b->fams = p;
@@ -86,6 +97,7 @@ void metric_add(struct metric_buf *b, double value, size_t nlabels,
 {
     assert(b->nfams > 0);
     assert(nlabels <= METRIC_MAX_LABELS);
+    b->shape_stamp = 0;
     void *p = b->samples;
     util_grow(&p, &b->samples_cap, b->nsamples + 1, sizeof(*b->samples));
     b->samples = p;

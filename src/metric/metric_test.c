@@ -151,12 +151,50 @@ static void test_rollback(void **state)
     metric_buf_release(&b);
 }
 
+/* A kept shape's stamp is unique, and every change through the API voids it. */
+static void test_keep_shape(void **state)
+{
+    (void)state;
+    struct metric_buf b, c;
+    metric_buf_init(&b);
+    metric_buf_init(&c);
+    metric_buf_reset(&b, 0);
+    metric_fam(&b, "m", "M.", METRIC_GAUGE);
+    metric_add0(&b, 1);
+    assert_true(b.shape_stamp == 0);
+    metric_buf_keep_shape(&b);
+    metric_buf_keep_shape(&c);
+    assert_true(b.shape_stamp != 0 && c.shape_stamp != 0 && b.shape_stamp != c.shape_stamp);
+    uint64_t first = b.shape_stamp;
+    metric_buf_keep_shape(&b);
+    assert_true(b.shape_stamp != first);
+    b.samples[0].value = 2; /* a value is not the shape */
+    b.ts_ms = 1000;
+    assert_true(b.shape_stamp != 0);
+    struct metric_mark m;
+    metric_buf_mark(&b, &m);
+    metric_add0(&b, 3);
+    assert_true(b.shape_stamp == 0);
+    metric_buf_keep_shape(&b);
+    metric_fam(&b, "n", "N.", METRIC_GAUGE);
+    assert_true(b.shape_stamp == 0);
+    metric_buf_keep_shape(&b);
+    metric_buf_rollback(&b, &m);
+    assert_true(b.shape_stamp == 0);
+    metric_buf_keep_shape(&b);
+    metric_buf_reset(&b, 0);
+    assert_true(b.shape_stamp == 0);
+    metric_buf_release(&b);
+    metric_buf_release(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_value), cmocka_unit_test(test_names),
         cmocka_unit_test(test_expose),       cmocka_unit_test(test_expose_cap),
         cmocka_unit_test(test_steady_state), cmocka_unit_test(test_rollback),
+        cmocka_unit_test(test_keep_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,9 @@
  * order, looking a few runs ahead; past that, by name through a hash of the
  * last batch's runs, so runs that appeared, vanished or moved cost only their
  * own lookups. Only runs that did not match go to the index and to the
- * metadata table.
+ * metadata table. A producer that keeps its batch and only sets new values
+ * can say so (metric_buf_keep_shape): a batch with the same stamp as the
+ * last one is that batch, with no comparison at all.
  *
  * Everything here runs under db->append.
  */
@@ -56,6 +58,7 @@ struct tsdb__shape {
     } * pairs;
     size_t norder, refs_cap, order_cap, pairs_cap;
     uint64_t limit, invalid; /* last's samples refused by the series cap, invalid */
+    uint64_t stamp;          /* last's shape_stamp (0: none) */
 };
 
 static void grow_to(void *pp, size_t *cap, size_t n, size_t elem)
@@ -394,7 +397,9 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
     struct tsdb__shape *s = slot(db, src);
     const struct metric_buf *old = &s->last;
     size_t n = b->nsamples;
-    if (same_batch(b, old)) {
+    /* The producer's promise (metric_buf_keep_shape), else the bytes. */
+    if ((b->shape_stamp && b->shape_stamp == s->stamp) || same_batch(b, old)) {
+        s->stamp = b->shape_stamp;
         *limit = s->limit;
         *invalid = s->invalid;
         return s;
@@ -425,6 +430,7 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
     if (whole) {
         /* Every run where it was: the batch is the last one byte for byte
          * (the runs cover the arena), so all that was kept still holds. */
+        s->stamp = b->shape_stamp;
         *limit = s->limit;
         *invalid = s->invalid;
         return s;
@@ -444,6 +450,7 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
     s->next_ids = NULL;
     s->next_cap = 0;
     keep(s, b);
+    s->stamp = b->shape_stamp;
     stripe_order(db, s, n);
     return s;
 }

@@ -265,6 +265,59 @@ static void expect_series(struct tsdb *db, const char *v, double value, double n
 }
 
 /*
+ * A producer that keeps its batch (metric_buf_keep_shape) and only sets the
+ * values: every value lands in its series; a change through the API voids
+ * the promise, so a series added later is found, and a second buffer with
+ * the same shape under the same source is compared, not trusted.
+ */
+static void test_kept_shape(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("tsdb");
+    struct tsdb *db = open_db(dir, 0);
+    struct metric_buf b, o;
+    metric_buf_init(&b);
+    metric_buf_init(&o);
+    struct tsdb_append_stats st = {0};
+    metric_buf_reset(&b, 0);
+    metric_fam(&b, "m", "M.", METRIC_GAUGE);
+    metric_add1(&b, 0, "a", "x");
+    metric_add1(&b, 0, "a", "y");
+    metric_buf_keep_shape(&b);
+    for (int t = 0; t < 30; t++) {
+        b.ts_ms = T0 + t * 1000ll;
+        b.samples[0].value = 1;
+        b.samples[1].value = 2;
+        if (t == 10) {
+            metric_add1(&b, 3, "a", "z"); /* voids the stamp */
+            assert_true(b.shape_stamp == 0);
+            metric_buf_keep_shape(&b);
+        }
+        if (t >= 10)
+            b.samples[2].value = 3;
+        assert_int_equal(tsdb_append_batch(db, "test", &b, &st), 0);
+        if (t == 20) {
+            /* Another buffer, same source, the two first series swapped. */
+            metric_buf_reset(&o, T0 + t * 1000ll + 500);
+            metric_fam(&o, "m", "M.", METRIC_GAUGE);
+            metric_add1(&o, 2, "a", "y");
+            metric_add1(&o, 1, "a", "x");
+            metric_add1(&o, 3, "a", "z");
+            metric_buf_keep_shape(&o);
+            assert_int_equal(tsdb_append_batch(db, "test", &o, &st), 0);
+        }
+    }
+    assert_int_equal(st.accepted, 30 * 2 + 20 + 3);
+    expect_series(db, "x", 1, 31);
+    expect_series(db, "y", 2, 31);
+    expect_series(db, "z", 3, 21);
+    metric_buf_release(&b);
+    metric_buf_release(&o);
+    tsdb_close(db);
+    tu_rmrf(dir);
+}
+
+/*
  * Producers' batches change run by run (a top-N family), interleave with
  * other producers', and may hold the same bytes split differently into
  * samples: ids are reused only for runs that are the same, so every value
@@ -394,7 +447,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_and_reopen), cmocka_unit_test(test_unclean_stop),
         cmocka_unit_test(test_series_limit),          cmocka_unit_test(test_selector_errors),
         cmocka_unit_test(test_shape_changes),         cmocka_unit_test(test_shape_runs),
-        cmocka_unit_test(test_memory_bounded),
+        cmocka_unit_test(test_memory_bounded),        cmocka_unit_test(test_kept_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
