@@ -12,6 +12,7 @@
  * empty, so series that stopped reporting cost little.
  */
 #include "tsdb/head.h"
+#include "tsdb/packed.h"
 #include "tsdb/chunk.h"
 #include "util/util.h"
 
@@ -457,9 +458,11 @@ int tsdb__head_append(struct tsdb__head *h, uint32_t id, int64_t ts, double v)
 
 size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *const *refs,
                              const uint32_t *idx, size_t n, int64_t ts, const void *vbase,
-                             size_t vstride, uint8_t *res)
+                             size_t vstride, uint8_t *res, struct tsdb__head_log *log)
 {
     size_t ok = 0;
+    uint8_t *lp = log ? log->p : NULL;
+    uint32_t prev = log ? log->prev : 0;
     unsigned held = STRIPES;
     for (size_t k = 0; k < n; k++) {
         struct tsdb__head_series *s = refs[k];
@@ -474,6 +477,14 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
             const struct tsdb__head_series *f = refs[k + 8];
             if (f->tail)
                 __builtin_prefetch(f->tail + f->tail_len, 1);
+            /* A tail this sample fills is decoded whole (seal): fetch it all,
+             * and the open chunk the block goes to. */
+            if (f->nraw == TSDB_BLOCK_MAX - 1) {
+                for (unsigned off = 0; off < f->tail_len; off += 64)
+                    __builtin_prefetch(f->tail + off, 0);
+                if (f->nchunks)
+                    __builtin_prefetch(&f->chunks[f->nchunks - 1], 1);
+            }
         }
         if (s->stripe != held) {
             if (held != STRIPES)
@@ -484,11 +495,21 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
         double v;
         memcpy(&v, (const char *)vbase + (size_t)idx[k] * vstride, sizeof(v));
         /* Read under the lock: a cut moves it, then seals each series under its lock. */
-        res[k] = (uint8_t)put(h, s, ts, v, tsdb__head_min_valid(h));
-        ok += res[k] == 0;
+        int r = put(h, s, ts, v, tsdb__head_min_valid(h));
+        res[k] = (uint8_t)r;
+        ok += r == 0;
+        if (lp && r == 0) {
+            uint32_t id;
+            memcpy(&id, (const char *)log->ids + (size_t)idx[k] * log->id_stride, sizeof(id));
+            lp = tsdb__packed_put(lp, &prev, id, v);
+        }
     }
     if (held != STRIPES)
         pthread_mutex_unlock(&h->stripe[held]);
+    if (log) {
+        log->p = lp;
+        log->prev = prev;
+    }
     if (ok)
         note_range(h, ts, ts);
     return ok;

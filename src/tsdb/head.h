@@ -63,11 +63,25 @@ int tsdb__head_append(struct tsdb__head *h, uint32_t id, int64_t ts, double v);
  * value k is the double at vbase + idx[k] * vstride bytes. Consecutive refs
  * of the same stripe share one lock (callers order refs by
  * tsdb__head_stripe for speed). res[k] gets 0, or 1 (out of order) or 2
- * (too old). Returns the number accepted.
+ * (too old). Returns the number accepted. log (may be NULL): see below.
  */
+struct tsdb__head_log;
 size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *const *refs,
                              const uint32_t *idx, size_t n, int64_t ts, const void *vbase,
-                             size_t vstride, uint8_t *res);
+                             size_t vstride, uint8_t *res, struct tsdb__head_log *log);
+/*
+ * The log entries of an append run (packed.h), written in the same walk
+ * over the batch as the samples: each accepted sample k is packed at p with
+ * the id at ids + idx[k] * id_stride (a uint32_t), after prev. A NULL log
+ * or p writes nothing. The caller makes room for TSDB__PACKED_MAX bytes a
+ * sample plus TSDB__PACKED_SLACK.
+ */
+struct tsdb__head_log {
+    uint8_t *p;
+    uint32_t prev;
+    const void *ids;
+    size_t id_stride;
+};
 /* The lock stripe of a series (for ordering a batch). */
 unsigned tsdb__head_stripe(const struct tsdb__head_series *s);
 

@@ -174,13 +174,11 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
     const struct tsdb__sid *ids;
     size_t m = tsdb__shape_order(sh, &refs, &order, &ids);
     db->res = grown(db->res, &db->res_cap, m, 1);
-    if (m)
-        tsdb__head_append_run(db->head, refs, order, m, b->ts_ms, &b->samples[0].value,
-                              sizeof(b->samples[0]), db->res);
     /*
      * One PACKED record for the batch, i64 ts | u32 n | n packed samples
-     * (packed.h), written straight into the log's buffer. Disk full: memory
-     * only; a checkpoint persists it once space returns.
+     * (packed.h), written straight into the log's buffer by the head as it
+     * appends each sample. Disk full: memory only; a checkpoint persists it
+     * once space returns.
      */
     int blocked = atomic_load(&db->blocked), rc = blocked ? -1 : 0;
     uint8_t *rec = blocked || !m
@@ -188,27 +186,22 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
                        : tsdb__wal_reserve(db->wal, 12 + TSDB__PACKED_MAX * m + TSDB__PACKED_SLACK);
     if (!rec && !blocked && m)
         log_error("tsdb: a batch of %zu samples is over the log's record cap; not logged", m);
-    uint8_t *p = rec ? rec + 12 : NULL;
-    uint32_t count = 0, prev_id = 0;
-    for (size_t k = 0; k < m; k++) {
-        if (db->res[k]) {
-            if (db->res[k] == 1)
-                mine.out_of_order++;
-            else
-                mine.too_old++;
-            continue;
-        }
-        count++;
-        if (!p)
-            continue;
-        uint32_t i = order[k];
-        p = tsdb__packed_put(p, &prev_id, ids[i].id, b->samples[i].value);
+    struct tsdb__head_log lg = {rec ? rec + 12 : NULL, 0, NULL, sizeof(ids[0])};
+    size_t count = 0;
+    if (m) {
+        lg.ids = &ids[0].id;
+        count = tsdb__head_append_run(db->head, refs, order, m, b->ts_ms, &b->samples[0].value,
+                                      sizeof(b->samples[0]), db->res, &lg);
+    }
+    for (size_t k = 0; count < m && k < m; k++) {
+        mine.out_of_order += db->res[k] == 1;
+        mine.too_old += db->res[k] == 2;
     }
     mine.accepted = count;
     if (rec && count) {
         tsdb__put64(rec, (uint64_t)b->ts_ms);
-        tsdb__put32(rec + 8, count);
-        tsdb__wal_commit(db->wal, TSDB__REC_PACKED, (size_t)(p - rec));
+        tsdb__put32(rec + 8, (uint32_t)count);
+        tsdb__wal_commit(db->wal, TSDB__REC_PACKED, (size_t)(lg.p - rec));
     } else if (rec) {
         tsdb__wal_cancel(db->wal);
     }
