@@ -668,34 +668,31 @@ static void plan_dec(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_
 static void plan_values(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_t m,
                         struct vplan *best, struct seq *tmp)
 {
-    size_t i = 0;
-    while (i < m && vb[i] == prev)
-        i++;
-    if (i == m) {
+    /* One pass: values that change (from prev on), and those that differ
+     * from the first (SAME and CONST blocks). */
+    uint64_t changes = m && vb[0] != prev, differ = 0;
+    for (size_t i = 1; i < m; i++) {
+        changes += vb[i] != vb[i - 1];
+        differ += vb[i] != vb[0];
+    }
+    if (!changes) {
         best->method = TSDB__V_SAME;
         best->bits = 0;
         return;
     }
-    best->method = TSDB__V_RAW;
-    best->bits = 64 * (uint64_t)m;
-
-    i = 1;
-    while (i < m && vb[i] == vb[0])
-        i++;
-    if (i == m) {
+    if (!differ) {
         best->method = TSDB__V_CONST;
         best->bits = xor1_bits(vb[0], prev);
         return; /* nothing else beats one value for the whole block */
     }
+    best->method = TSDB__V_RAW;
+    best->bits = 64 * (uint64_t)m;
 
     /*
      * XOR costs at least 1 bit per unchanged value and 3 per changed one; a
      * decimal coding under that bound wins without running XOR's estimate
      * (counters and most gauges: the common case on the append path).
      */
-    uint64_t changes = vb[0] != prev;
-    for (i = 1; i < m; i++)
-        changes += vb[i] != vb[i - 1];
     uint64_t xor_floor = m + 2 * changes;
     plan_dec(prev, last_dec, vb, m, best, tmp);
     if (best->method != TSDB__V_RAW && best->bits < xor_floor)
@@ -806,20 +803,23 @@ struct tplan {
 static void plan_times(const struct tsdb__block_ctx *c, const int64_t *ts, size_t m,
                        struct tplan *best, struct seq *tmp)
 {
-    uint64_t t[TSDB_BLOCK_MAX];
-    uint64_t vbits = 0, prev = (uint64_t)c->ts;
-    int same = 1;
-    for (size_t i = 0; i < m; i++) {
-        t[i] = (uint64_t)ts[i];
-        uint64_t d = t[i] - prev;
-        prev = t[i];
-        same &= d == (uint64_t)c->delta;
-        vbits += uvar_bits(zz(d));
-    }
-    if (same) {
+    /* A steady step first: most blocks, and it needs nothing else. */
+    size_t i = 0;
+    uint64_t prev = (uint64_t)c->ts;
+    while (i < m && (uint64_t)ts[i] - prev == (uint64_t)c->delta)
+        prev = (uint64_t)ts[i++];
+    if (i == m) {
         best->method = TSDB__TS_SAME;
         best->bits = 0;
         return;
+    }
+    uint64_t t[TSDB_BLOCK_MAX];
+    uint64_t vbits = 0;
+    prev = (uint64_t)c->ts;
+    for (i = 0; i < m; i++) {
+        t[i] = (uint64_t)ts[i];
+        vbits += uvar_bits(zz(t[i] - prev));
+        prev = t[i];
     }
     best->method = TSDB__TS_VARINT;
     best->bits = vbits;
