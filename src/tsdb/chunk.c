@@ -436,21 +436,13 @@ static void eg_plan(const uint64_t *s, size_t m, struct pack *best)
     eg_offer(best, 1, ref, g, u, m, eg_pick(hist, bmax, m), bits);
 }
 
-static void pack_plan(const uint64_t *s, size_t m, struct pack *p)
+/* pack_plan for m >= 1 values whose least and greatest (as int64) are
+ * known: the callers find them in the pass that makes the values. */
+static void pack_plan_range(const uint64_t *s, size_t m, int64_t mn, int64_t mx, struct pack *p)
 {
     p->mode = 0;
-    p->ref = 0;
     p->g = 1;
     p->w = 0;
-    p->bits = 0;
-    if (!m)
-        return;
-    int64_t mn = as_i64(s[0]), mx = mn;
-    for (size_t i = 1; i < m; i++) {
-        int64_t x = as_i64(s[i]);
-        mn = x < mn ? x : mn;
-        mx = x > mx ? x : mx;
-    }
     p->ref = (uint64_t)mn;
     uint64_t range = (uint64_t)mx - (uint64_t)mn;
     if (range) {
@@ -470,6 +462,21 @@ static void pack_plan(const uint64_t *s, size_t m, struct pack *p)
         if (m >= 16)
             sparse_plan(s, m, p); /* ...unless nearly all of them are one value */
     }
+}
+
+static void pack_plan(const uint64_t *s, size_t m, struct pack *p)
+{
+    if (!m) {
+        *p = (struct pack){.g = 1};
+        return;
+    }
+    int64_t mn = as_i64(s[0]), mx = mn;
+    for (size_t i = 1; i < m; i++) {
+        int64_t x = as_i64(s[i]);
+        mn = x < mn ? x : mn;
+        mx = x > mx ? x : mx;
+    }
+    pack_plan_range(s, m, mn, mx, p);
 }
 
 static void put_pack(struct tsdb__bitw *w, const uint64_t *s, size_t m, const struct pack *p)
@@ -533,20 +540,31 @@ struct seq {
 static void seq_plan(const uint64_t *x, size_t m, uint64_t base, int order, struct seq *q)
 {
     q->order = order;
-    uint64_t prev = base, prevd = 0;
-    for (size_t i = 0; i < m; i++) {
+    if (m == 0 || (order == 2 && m == 1)) {
+        pack_plan(q->d, 0, &q->p);
+        q->d[0] = m ? x[0] - base : 0;
+        q->bits = m ? uvar_bits(zz(q->d[0])) : 0;
+        return;
+    }
+    /* The values the pack codes and their least and greatest, in one pass. */
+    q->d[0] = x[0] - base;
+    size_t from = order == 1 ? 0 : 1;
+    uint64_t prev = x[0], prevd = q->d[0];
+    int64_t mn = INT64_MAX, mx = INT64_MIN;
+    if (order == 1)
+        mn = mx = as_i64(q->d[0]);
+    for (size_t i = 1; i < m; i++) {
         uint64_t d = x[i] - prev;
         prev = x[i];
-        q->d[i] = order == 1 || i == 0 ? d : d - prevd;
+        uint64_t e = order == 1 ? d : d - prevd;
         prevd = d;
+        q->d[i] = e;
+        int64_t se = as_i64(e);
+        mn = se < mn ? se : mn;
+        mx = se > mx ? se : mx;
     }
-    if (order == 1 || m == 0) {
-        pack_plan(q->d, m, &q->p);
-        q->bits = q->p.bits;
-    } else {
-        pack_plan(q->d + 1, m - 1, &q->p);
-        q->bits = uvar_bits(zz(q->d[0])) + q->p.bits;
-    }
+    pack_plan_range(q->d + from, m - from, mn, mx, &q->p);
+    q->bits = (order == 1 ? 0 : uvar_bits(zz(q->d[0]))) + q->p.bits;
 }
 
 /*
@@ -717,14 +735,13 @@ static inline unsigned dec_param_bits(unsigned last_dec, unsigned code)
 static void plan_dec(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_t m,
                      struct vplan *best, struct seq *tmp)
 {
-    size_t i;
     int64_t xi[TSDB_BLOCK_MAX];
     unsigned k, mode;
     if (!dec_find(vb, m, &k, &mode, xi))
         return;
-    uint64_t xs[TSDB_BLOCK_MAX];
-    for (i = 0; i < m; i++)
-        xs[i] = (uint64_t)xi[i];
+    /* The same integers as the unsigned words the sequence codes (an
+     * object may be read through the unsigned type of its signed type). */
+    const uint64_t *xs = (const uint64_t *)xi;
     /*
      * Code against prev when it converts at this scale (it usually does),
      * else from an explicit first integer. Trying the explicit form as well
@@ -854,15 +871,16 @@ size_t tsdb__block_encode(struct tsdb__block_ctx *ctx, const int64_t *ts, const 
 {
     if (n < 1 || n > TSDB_BLOCK_MAX)
         return 0;
-    if (ctx->valid && ts[0] <= ctx->ts)
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if (ts[i] <= ts[i - 1])
-            return 0;
-
+    /* The order check and the values' bits in one pass, without branches. */
     uint64_t vb[TSDB_BLOCK_MAX];
-    for (size_t i = 0; i < n; i++)
+    int bad = ctx->valid && ts[0] <= ctx->ts;
+    vb[0] = dbits(v[0]);
+    for (size_t i = 1; i < n; i++) {
+        bad |= ts[i] <= ts[i - 1];
         vb[i] = dbits(v[i]);
+    }
+    if (bad)
+        return 0;
 
     struct tsdb__block_ctx c = *ctx;
     uint64_t bits = n == TSDB_BLOCK_MAX ? 0 : uvar_bits(n - 1);
