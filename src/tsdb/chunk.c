@@ -635,37 +635,31 @@ struct vplan {
 };
 
 /*
+ * What one pass over a block's m samples (after the first of a chunk) finds
+ * for the planners: tsdb__block_encode makes it with the order check, so
+ * the planners need no pass of their own for the common verdicts.
+ */
+struct scan {
+    int steady;                 /* every step is the context's step: TS_SAME */
+    uint64_t changes;           /* values unlike the one before (the first: the context's) */
+    uint64_t differ;            /* values unlike the first */
+    int ints;                   /* every value is an integer (scale 0, see dec_find) */
+    int64_t xi[TSDB_BLOCK_MAX]; /* the values as integers, when ints */
+};
+
+/*
  * Find the smallest decimal scale k (and mode) at which every value is an
- * exact integer; fill xi. Returns 0 if there is none.
+ * exact integer, past the scan's scale 0; fill xi. Returns 0 if there is
+ * none.
  */
 static int dec_find(const uint64_t *vb, size_t m, unsigned *k_out, unsigned *mode_out, int64_t *xi)
 {
-    /*
-     * Scale 0 first, without dec_int's multiply and divide (both by 1, so
-     * exact): integral doubles are most values (counters) and the verdict
-     * is dec_int's, bit for bit (-0.0 and non-integers fail both ways).
-     */
-    size_t n0 = 0;
-    while (n0 < m) {
-        double v = bitsd(vb[n0]);
-        if (!(v >= -0x1p53 && v <= 0x1p53))
-            break;
-        int64_t x = (int64_t)v;
-        if (dbits((double)x) != vb[n0])
-            break;
-        xi[n0++] = x;
-    }
-    if (n0 == m) {
-        *k_out = 0;
-        *mode_out = DEC_DIV;
-        return 1;
-    }
     for (unsigned k = 0; k < 8; k++) {
         for (unsigned mode = 0; mode < DEC_MODES; mode++) {
             if (mode == DEC_MUL && k == 0)
                 continue; /* the same as DEC_DIV */
             if (k == 0 && mode == DEC_DIV)
-                continue; /* done above */
+                continue; /* the scan's verdict */
             size_t i = 0;
             while (i < m && dec_int(bitsd(vb[i]), k, mode, &xi[i]))
                 i++;
@@ -680,19 +674,13 @@ static int dec_find(const uint64_t *vb, size_t m, unsigned *k_out, unsigned *mod
 }
 
 static void plan_dec(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_t m,
-                     struct vplan *best, struct seq *tmp);
+                     const struct scan *sc, struct vplan *best, struct seq *tmp);
 
 /* Plan m values against prev; last_dec is the context's (struct tsdb__block_ctx dec). */
 static void plan_values(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_t m,
-                        struct vplan *best, struct seq *tmp)
+                        const struct scan *sc, struct vplan *best, struct seq *tmp)
 {
-    /* One pass: values that change (from prev on), and those that differ
-     * from the first (SAME and CONST blocks). */
-    uint64_t changes = m && vb[0] != prev, differ = 0;
-    for (size_t i = 1; i < m; i++) {
-        changes += vb[i] != vb[i - 1];
-        differ += vb[i] != vb[0];
-    }
+    uint64_t changes = sc->changes, differ = sc->differ;
     if (!changes) {
         best->method = TSDB__V_SAME;
         best->bits = 0;
@@ -712,7 +700,7 @@ static void plan_values(uint64_t prev, unsigned last_dec, const uint64_t *vb, si
      * (counters and most gauges: the common case on the append path).
      */
     uint64_t xor_floor = m + 2 * changes;
-    plan_dec(prev, last_dec, vb, m, best, tmp);
+    plan_dec(prev, last_dec, vb, m, sc, best, tmp);
     if (best->method != TSDB__V_RAW && best->bits < xor_floor)
         return;
     uint64_t xb = xor_run(NULL, prev, vb, m);
@@ -733,12 +721,19 @@ static inline unsigned dec_param_bits(unsigned last_dec, unsigned code)
 
 /* The best decimal coding if it beats best (RAW on entry). */
 static void plan_dec(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_t m,
-                     struct vplan *best, struct seq *tmp)
+                     const struct scan *sc, struct vplan *best, struct seq *tmp)
 {
-    int64_t xi[TSDB_BLOCK_MAX];
+    int64_t xi_buf[TSDB_BLOCK_MAX];
+    const int64_t *xi = sc->xi;
     unsigned k, mode;
-    if (!dec_find(vb, m, &k, &mode, xi))
-        return;
+    if (!sc->ints) {
+        if (!dec_find(vb, m, &k, &mode, xi_buf))
+            return;
+        xi = xi_buf;
+    } else {
+        k = 0;
+        mode = DEC_DIV;
+    }
     /* The same integers as the unsigned words the sequence codes (an
      * object may be read through the unsigned type of its signed type). */
     const uint64_t *xs = (const uint64_t *)xi;
@@ -818,22 +813,16 @@ struct tplan {
 };
 
 static void plan_times(const struct tsdb__block_ctx *c, const int64_t *ts, size_t m,
-                       struct tplan *best, struct seq *tmp)
+                       const struct scan *sc, struct tplan *best, struct seq *tmp)
 {
-    /* A steady step first: most blocks, and it needs nothing else. */
-    size_t i = 0;
-    uint64_t prev = (uint64_t)c->ts;
-    while (i < m && (uint64_t)ts[i] - prev == (uint64_t)c->delta)
-        prev = (uint64_t)ts[i++];
-    if (i == m) {
+    if (sc->steady) { /* most blocks, and it needs nothing else */
         best->method = TSDB__TS_SAME;
         best->bits = 0;
         return;
     }
     uint64_t t[TSDB_BLOCK_MAX];
-    uint64_t vbits = 0;
-    prev = (uint64_t)c->ts;
-    for (i = 0; i < m; i++) {
+    uint64_t vbits = 0, prev = (uint64_t)c->ts;
+    for (size_t i = 0; i < m; i++) {
         t[i] = (uint64_t)ts[i];
         vbits += uvar_bits(zz(t[i] - prev));
         prev = t[i];
@@ -871,22 +860,11 @@ size_t tsdb__block_encode(struct tsdb__block_ctx *ctx, const int64_t *ts, const 
 {
     if (n < 1 || n > TSDB_BLOCK_MAX)
         return 0;
-    /* The order check and the values' bits in one pass, without branches. */
-    uint64_t vb[TSDB_BLOCK_MAX];
-    int bad = ctx->valid && ts[0] <= ctx->ts;
-    vb[0] = dbits(v[0]);
-    for (size_t i = 1; i < n; i++) {
-        bad |= ts[i] <= ts[i - 1];
-        vb[i] = dbits(v[i]);
-    }
-    if (bad)
-        return 0;
-
     struct tsdb__block_ctx c = *ctx;
-    uint64_t bits = n == TSDB_BLOCK_MAX ? 0 : uvar_bits(n - 1);
+    uint64_t vb[TSDB_BLOCK_MAX];
+    vb[0] = dbits(v[0]);
     size_t first = 0;
     if (!c.valid) {
-        bits += uvar_bits(zz((uint64_t)ts[0])) + xor1_bits(vb[0], 0);
         c.ts = ts[0];
         c.delta = 0;
         c.v = vb[0];
@@ -894,13 +872,49 @@ size_t tsdb__block_encode(struct tsdb__block_ctx *ctx, const int64_t *ts, const 
     }
     size_t m = n - first;
 
+    /*
+     * One pass, without branches: the order check, the values' bits, and
+     * what the planners would each loop over the block for (struct scan).
+     */
+    struct scan sc;
+    int bad = ctx->valid && ts[0] <= ctx->ts;
+    int steady = 1, ints = 1;
+    uint64_t changes = 0, differ = 0, tprev = (uint64_t)c.ts, vprev = c.v;
+    const uint64_t vfirst = first < n ? dbits(v[first]) : 0;
+    for (size_t i = first; i < n; i++) {
+        bad |= i && ts[i] <= ts[i - 1];
+        uint64_t b = dbits(v[i]);
+        vb[i] = b;
+        steady &= (uint64_t)ts[i] - tprev == (uint64_t)c.delta;
+        tprev = (uint64_t)ts[i];
+        changes += b != vprev;
+        differ += b != vfirst;
+        vprev = b;
+        /* Scale 0 of dec_find, without dec_int's multiply and divide (both
+         * by 1, so exact): the verdict is dec_int's, bit for bit. */
+        double d = v[i];
+        int in = d >= -0x1p53 && d <= 0x1p53; /* also not NaN */
+        int64_t x = (int64_t)(in ? d : 0.0);
+        ints &= in & (dbits((double)x) == b);
+        sc.xi[i - first] = x;
+    }
+    if (bad)
+        return 0;
+    sc.steady = steady;
+    sc.changes = changes;
+    sc.differ = differ;
+    sc.ints = ints;
+
+    uint64_t bits = n == TSDB_BLOCK_MAX ? 0 : uvar_bits(n - 1);
+    if (first)
+        bits += uvar_bits(zz((uint64_t)ts[0])) + xor1_bits(vb[0], 0);
     struct {
         struct tplan t;
         struct vplan v;
         struct seq tmp;
     } pl;
-    plan_times(&c, ts + first, m, &pl.t, &pl.tmp);
-    plan_values(c.v, ctx->dec, vb + first, m, &pl.v, &pl.tmp);
+    plan_times(&c, ts + first, m, &sc, &pl.t, &pl.tmp);
+    plan_values(c.v, ctx->dec, vb + first, m, &sc, &pl.v, &pl.tmp);
     unsigned hdr =
         (unsigned)pl.t.method | (unsigned)pl.v.method << 2 | (n == TSDB_BLOCK_MAX ? FULL_BIT : 0);
     int same = ctx->valid && hdr == ctx->hdr;
