@@ -4,7 +4,9 @@
  * line: the format `promtool tsdb bench write` reads), so both tools ingest
  * the same series. Each scrape appends one sample to every series at a 1 s
  * step; values are counters growing by a per-series step, like scraped data.
- * Usage: tsdb_bench LABELS.jsonl [metrics [scrapes]]
+ * Usage: tsdb_bench LABELS.jsonl [metrics [scrapes [DIR]]]
+ * DIR (created, then left for the caller to delete, as promtool leaves its
+ * --out): the store's directory; without it a temporary one, deleted.
  * Prints samples, CPU seconds, samples per CPU-second, and the process's
  * RSS growth per series from just before the first append (the store's
  * memory: index, head, shape cache, WAL buffers; not the producer's batch).
@@ -13,9 +15,11 @@
 #include "util/log.h"
 #include "util/util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,7 +89,7 @@ static long rss_kib(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: tsdb_bench LABELS.jsonl [metrics [scrapes]]\n");
+        fprintf(stderr, "usage: tsdb_bench LABELS.jsonl [metrics [scrapes [DIR]]]\n");
         return 2;
     }
     size_t want = argc > 2 ? (size_t)atol(argv[2]) : 10000;
@@ -104,9 +108,12 @@ int main(int argc, char **argv)
             n++;
     fclose(f);
 
-    char dir[] = "/tmp/sitrep-tsdb-bench-XXXXXX";
-    if (!mkdtemp(dir))
+    char tmp[] = "/tmp/sitrep-tsdb-bench-XXXXXX";
+    const char *dir = argc > 4 ? argv[4] : mkdtemp(tmp);
+    if (!dir || (argc > 4 && mkdir(dir, 0755) < 0 && errno != EEXIST)) {
+        perror(argc > 4 ? argv[4] : tmp);
         return 1;
+    }
     struct tsdb *db;
     char err[256];
     struct tsdb_opts o = {.dir = dir, .max_series = (uint32_t)n + 1};
@@ -151,7 +158,7 @@ int main(int argc, char **argv)
     tsdb_close(db);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
+    if (argc <= 4 && system(cmd) != 0)
         return 1;
     metric_buf_release(&b);
     free(rate);

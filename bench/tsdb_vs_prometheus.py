@@ -270,7 +270,12 @@ class Bench:
         for r in range(self.a.runs):
             for side in (("sitrep", "prom") if r % 2 == 0 else ("prom", "sitrep")):
                 if side == "sitrep":
-                    out, cpu, _ = run([os.path.join(self.a.build, "tsdb_bench"), labels, str(n), str(scrapes)])
+                    # The store's directory is deleted here, outside the
+                    # measured process, as promtool's --out is below.
+                    store = self.path("sitrep-bench")
+                    out, cpu, _ = run([os.path.join(self.a.build, "tsdb_bench"), labels, str(n), str(scrapes),
+                                       store])
+                    shutil.rmtree(store)
                     s = kv(out)
                     ours.append(s["samples"] / cpu)
                     own_loop.append(s["samples_per_cpu_s"])
