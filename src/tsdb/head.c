@@ -135,6 +135,25 @@ static inline size_t tail_encode(struct tsdb__head_series *s, int64_t ts, uint64
     return (size_t)(p - out);
 }
 
+/* Copy n <= 24 bytes with fixed-size moves (overlapping where n is between
+ * their sizes): a compiler turns a loop into a memcpy call. */
+static inline void copy_small(uint8_t *to, const uint8_t *from, size_t n)
+{
+    if (n >= 8) {
+        memcpy(to, from, 8);
+        if (n > 16)
+            memcpy(to + 8, from + 8, 8);
+        memcpy(to + n - 8, from + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(to, from, 4);
+        memcpy(to + n - 4, from + n - 4, 4);
+    } else if (n) {
+        to[0] = from[0];
+        to[n / 2] = from[n / 2];
+        to[n - 1] = from[n - 1];
+    }
+}
+
 /* Encode (ts, bits) at the end of the tail (ts after s->last_ts; not full). */
 static inline void tail_push(struct tsdb__head_series *s, int64_t ts, uint64_t bits)
 {
@@ -144,11 +163,16 @@ static inline void tail_push(struct tsdb__head_series *s, int64_t ts, uint64_t b
         s->tail_len = (uint16_t)(s->tail_len + tail_encode(s, ts, bits, s->tail + s->tail_len));
         return;
     }
+    /*
+     * The last bytes of a buffer sized to the last block: every block's last
+     * few samples come here. At most TAIL_SAMPLE_MAX bytes: a few moves,
+     * not a memcpy call.
+     */
     uint8_t buf[ROOM];
     size_t n = tail_encode(s, ts, bits, buf);
     if (s->tail_len + n > s->tail_cap)
         tail_reserve(s, s->tail_len + n);
-    memcpy(s->tail + s->tail_len, buf, n);
+    copy_small(s->tail + s->tail_len, buf, n);
     s->tail_len = (uint16_t)(s->tail_len + n);
 }
 
