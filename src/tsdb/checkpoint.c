@@ -180,10 +180,11 @@ static int replay_packed(struct replay *r, const uint8_t *p, size_t len)
     int64_t ts = (int64_t)tsdb__get64(p);
     size_t n = (size_t)tsdb__get32(p + 8);
     const uint8_t *at = p + 12, *end = p + len;
-    uint32_t prev = 0, wid;
+    struct tsdb__packed st = {0, 0};
+    uint32_t wid;
     uint64_t bits;
     for (size_t i = 0; i < n; i++) {
-        if (tsdb__packed_get(&at, end, &prev, &wid, &bits) < 0)
+        if (tsdb__packed_get(&at, end, &st, &wid, &bits) < 0)
             return -1; /* the samples before it stay: each was intact */
         uint32_t id = mapped(r, wid);
         if (id != UINT32_MAX)

@@ -486,7 +486,7 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
 {
     size_t ok = 0;
     uint8_t *lp = log ? log->p : NULL;
-    uint32_t prev = log ? log->prev : 0;
+    struct tsdb__packed st = log ? log->st : (struct tsdb__packed){0, 0};
     unsigned held = STRIPES;
     for (size_t k = 0; k < n; k++) {
         struct tsdb__head_series *s = refs[k];
@@ -525,14 +525,14 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
         if (lp && r == 0) {
             uint32_t id;
             memcpy(&id, (const char *)log->ids + (size_t)idx[k] * log->id_stride, sizeof(id));
-            lp = tsdb__packed_put(lp, &prev, id, v);
+            lp = tsdb__packed_put(lp, &st, id, v);
         }
     }
     if (held != STRIPES)
         pthread_mutex_unlock(&h->stripe[held]);
     if (log) {
         log->p = lp;
-        log->prev = prev;
+        log->st = st;
     }
     if (ok)
         note_range(h, ts, ts);

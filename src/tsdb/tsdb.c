@@ -186,7 +186,7 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
                        : tsdb__wal_reserve(db->wal, 12 + TSDB__PACKED_MAX * m + TSDB__PACKED_SLACK);
     if (!rec && !blocked && m)
         log_error("tsdb: a batch of %zu samples is over the log's record cap; not logged", m);
-    struct tsdb__head_log lg = {rec ? rec + 12 : NULL, 0, NULL, sizeof(ids[0])};
+    struct tsdb__head_log lg = {rec ? rec + 12 : NULL, {0, 0}, NULL, sizeof(ids[0])};
     size_t count = 0;
     if (m) {
         lg.ids = &ids[0].id;
