@@ -12,7 +12,6 @@
  * empty, so series that stopped reporting cost little.
  */
 #include "tsdb/head.h"
-#include "tsdb/packed.h"
 #include "tsdb/chunk.h"
 #include "util/util.h"
 
@@ -24,6 +23,7 @@
 #include <string.h>
 
 #define STRIPES     64
+#define STRIPE_IDS  1024 /* consecutive ids per stripe: see tsdb__head_ref */
 #define SLAB_SERIES 256
 
 /*
@@ -361,7 +361,7 @@ struct tsdb__head_series *tsdb__head_ref(struct tsdb__head *h, uint32_t id)
          * front to back. (Runs of 16 made the walk stride across the batch:
          * 4-6% slower appends, bench/tsdb_bench.c.)
          */
-        s->stripe = (uint8_t)((id / 1024) % STRIPES);
+        s->stripe = (uint8_t)((id / STRIPE_IDS) % STRIPES);
         h->series[id] = s;
     }
     s = h->series[id];
@@ -765,7 +765,7 @@ void tsdb__head_renumber(struct tsdb__head *h, const uint32_t *newid, uint32_t n
         }
         struct tsdb__head_series *d = slab_get(h);
         *d = *s;
-        d->stripe = (uint8_t)((to / 1024) % STRIPES); /* as tsdb__head_ref assigns it */
+        d->stripe = (uint8_t)((to / STRIPE_IDS) % STRIPES); /* as tsdb__head_ref assigns it */
         h->series[to] = d;
     }
     for (size_t i = 0; i < noslabs; i++)
