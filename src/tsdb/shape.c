@@ -42,9 +42,17 @@ struct tsdb__shape {
     size_t ids_cap, next_cap;
     uint8_t *fresh; /* per run of the batch: looked up, not reused */
     size_t fresh_cap;
-    /* last's runs by name: open addressing, run index + 1 (0: empty). */
-    uint32_t *by_name;
-    size_t by_name_cap, by_name_mask;
+    /*
+     * last's runs by name: open addressing, one slot per name holding its
+     * first and last run (index + 1; 0: empty); same_next chains each run
+     * to the next of its name. (One slot per run made a name repeated by
+     * thousands of runs one long cluster: quadratic to build.)
+     */
+    struct name_slot {
+        uint32_t first, last;
+    } * by_name;
+    uint32_t *same_next; /* per run of last: the next run of its name + 1 */
+    size_t by_name_cap, by_name_mask, same_next_cap;
     /* Scratch: one last-batch run's samples by label bytes (lookup_run). */
     uint32_t *samples_by;
     size_t samples_by_cap;
@@ -110,6 +118,7 @@ void tsdb__shapes_release(struct tsdb *db)
         free(s->next_ids);
         free(s->fresh);
         free(s->by_name);
+        free(s->same_next);
         free(s->samples_by);
         free(s->refs);
         free(s->order);
@@ -130,7 +139,8 @@ size_t tsdb__shapes_bytes(const struct tsdb *db)
         total += sizeof(*s) + l->arena_cap + l->fams_cap * sizeof(*l->fams) +
                  l->samples_cap * sizeof(*l->samples);
         total += (s->ids_cap + s->next_cap) * sizeof(*s->ids) + s->fresh_cap +
-                 s->by_name_cap * sizeof(*s->by_name) + s->samples_by_cap * sizeof(*s->samples_by);
+                 s->by_name_cap * sizeof(*s->by_name) + s->same_next_cap * sizeof(*s->same_next) +
+                 s->samples_by_cap * sizeof(*s->samples_by);
         total += s->refs_cap * sizeof(*s->refs) + s->order_cap * sizeof(*s->order) +
                  s->pairs_cap * sizeof(*s->pairs);
     }
@@ -307,6 +317,13 @@ static uint64_t name_hash(const struct metric_buf *b, size_t f)
     return tsdb__hash_bytes(name, strlen(name));
 }
 
+/* Whether runs f and g of b have the same name. */
+static int name_eq(const struct metric_buf *b, size_t f, size_t g)
+{
+    return b->fams[f].name == b->fams[g].name ||
+           strcmp(metric_str(b, b->fams[f].name), metric_str(b, b->fams[g].name)) == 0;
+}
+
 /* Copy b into s->last (strings, runs, sample layout) and index its runs. */
 static void keep(struct tsdb__shape *s, const struct metric_buf *b)
 {
@@ -326,11 +343,22 @@ static void keep(struct tsdb__shape *s, const struct metric_buf *b)
     grow_to(&s->by_name, &s->by_name_cap, size, sizeof(*s->by_name));
     memset(s->by_name, 0, size * sizeof(*s->by_name));
     s->by_name_mask = size - 1;
+    fit(&s->same_next, &s->same_next_cap, b->nfams, sizeof(*s->same_next));
+    struct name_slot *last_slot = NULL;
     for (size_t f = 0; f < b->nfams; f++) {
-        size_t h = name_hash(b, f) & s->by_name_mask;
-        while (s->by_name[h])
-            h = (h + 1) & s->by_name_mask;
-        s->by_name[h] = (uint32_t)f + 1;
+        s->same_next[f] = 0;
+        /* Runs of one name are usually adjacent: no probe for those. */
+        if (!last_slot || !name_eq(l, f, f - 1)) {
+            size_t h = name_hash(b, f) & s->by_name_mask;
+            while (s->by_name[h].first && !name_eq(l, s->by_name[h].first - 1, f))
+                h = (h + 1) & s->by_name_mask;
+            last_slot = &s->by_name[h];
+        }
+        if (last_slot->first)
+            s->same_next[last_slot->last - 1] = (uint32_t)f + 1;
+        else
+            last_slot->first = (uint32_t)f + 1;
+        last_slot->last = (uint32_t)f + 1;
     }
 }
 
@@ -344,16 +372,15 @@ static long find_by_name(const struct tsdb__shape *s, const struct metric_buf *b
         return -1;
     const char *name = metric_str(b, b->fams[f].name);
     size_t h = name_hash(b, f) & s->by_name_mask;
-    for (int tried = 0; s->by_name[h] && tried < SAME_NAME_MAX; h = (h + 1) & s->by_name_mask) {
-        size_t g = s->by_name[h] - 1;
-        if (strcmp(metric_str(&s->last, s->last.fams[g].name), name) != 0)
-            continue;
-        if (*named < 0)
-            *named = (long)g;
-        tried++;
-        if (same_run(b, f, &s->last, g))
-            return (long)g;
-    }
+    while (s->by_name[h].first &&
+           strcmp(metric_str(&s->last, s->last.fams[s->by_name[h].first - 1].name), name) != 0)
+        h = (h + 1) & s->by_name_mask;
+    uint32_t g1 = s->by_name[h].first;
+    if (g1)
+        *named = (long)g1 - 1;
+    for (int tried = 0; g1 && tried < SAME_NAME_MAX; tried++, g1 = s->same_next[g1 - 1])
+        if (same_run(b, f, &s->last, g1 - 1))
+            return (long)g1 - 1;
     return -1;
 }
 

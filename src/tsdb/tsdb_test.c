@@ -397,6 +397,54 @@ static void test_shape_runs(void **state)
 }
 
 /*
+ * A name repeated by many runs (one family per sample, as some exporters
+ * write), interleaved with another name, then the runs in reverse order and
+ * the two names apart: each run's ids are found again by name (or looked
+ * up), so every value lands in its own series and none is created twice.
+ */
+static void test_same_name_runs(void **state)
+{
+    (void)state;
+    enum { RUNS = 300, T = 6 };
+    char *dir = tu_tmpdir("tsdb");
+    struct tsdb *db = open_db(dir, 0);
+    struct metric_buf b;
+    metric_buf_init(&b);
+    struct tsdb_append_stats st = {0};
+    for (int t = 0; t < T; t++) {
+        metric_buf_reset(&b, T0 + t * 1000ll);
+        for (int k = 0; k < RUNS; k++) {
+            int i;
+            const char *name;
+            if (t % 2 == 0) {
+                i = k;
+                name = i % 2 ? "n" : "m";
+            } else { /* all "m" runs, then all "n" runs, each reversed */
+                int j = k < RUNS / 2 ? k : k - RUNS / 2;
+                i = 2 * (RUNS / 2 - 1 - j) + (k >= RUNS / 2);
+                name = k < RUNS / 2 ? "m" : "n";
+            }
+            char v[16];
+            snprintf(v, sizeof(v), "%d", i);
+            metric_fam(&b, name, "", METRIC_GAUGE);
+            metric_add1(&b, 1000 + i, "a", v);
+        }
+        assert_int_equal(tsdb_append_batch(db, "test", &b, &st), 0);
+    }
+    metric_buf_release(&b);
+    assert_int_equal(st.accepted, RUNS * T);
+    assert_int_equal(st.out_of_order, 0);
+    assert_int_equal(tsdb_series_count(db), RUNS);
+    for (int i = 0; i < RUNS; i++) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", i);
+        expect_series(db, v, 1000 + i, T);
+    }
+    tsdb_close(db);
+    tu_rmrf(dir);
+}
+
+/*
  * What the store keeps per series stays in proportion: the first batch,
  * which names every series, leaves no log buffer of its size behind; the
  * head holds samples well under their raw 12 bytes; the producer's shape
@@ -444,10 +492,15 @@ int main(void)
 {
     log_set_level(LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip_and_reopen), cmocka_unit_test(test_unclean_stop),
-        cmocka_unit_test(test_series_limit),          cmocka_unit_test(test_selector_errors),
-        cmocka_unit_test(test_shape_changes),         cmocka_unit_test(test_shape_runs),
-        cmocka_unit_test(test_memory_bounded),        cmocka_unit_test(test_kept_shape),
+        cmocka_unit_test(test_round_trip_and_reopen),
+        cmocka_unit_test(test_unclean_stop),
+        cmocka_unit_test(test_series_limit),
+        cmocka_unit_test(test_selector_errors),
+        cmocka_unit_test(test_shape_changes),
+        cmocka_unit_test(test_shape_runs),
+        cmocka_unit_test(test_same_name_runs),
+        cmocka_unit_test(test_memory_bounded),
+        cmocka_unit_test(test_kept_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
