@@ -5,8 +5,13 @@
  *   SERIES  (1): u32 id | u16 n | n x (u16 len, name bytes, u16 len, value bytes)
  *   SAMPLES (2): i64 ts | u32 n | n x (u32 id, u64 value bits)  (older runs)
  *   PACKED  (5): i64 ts | u32 n | n packed samples (packed.h)     (appends)
- *   RAW     (3): u32 id | u32 n | n x (i64 ts, u64 value bits)   (checkpoints)
+ *   RAW     (3): u32 id | u32 n | n x (i64 ts, u64 value bits)   (older checkpoints)
  *   CHUNK   (4): u32 id | an encoded chunk's bytes                (checkpoints)
+ *   TAIL    (6): u32 id | a chunk of the raw tail's samples       (checkpoints)
+ *
+ * A TAIL record is a one-block chunk: the tail's samples at ~0.5 bytes each
+ * instead of RAW's 16 (most of a checkpoint was tails); replay appends them
+ * one by one, as for RAW, so they stay raw.
  *
  * A checkpoint is a directory checkpoint.N holding WAL-format segments: a
  * SERIES record for every series, then each series' head chunks and raw
@@ -206,6 +211,27 @@ static int replay_raw(struct replay *r, const uint8_t *p, size_t len)
     return 0;
 }
 
+static int replay_tail(struct replay *r, const uint8_t *p, size_t len)
+{
+    if (len < 4)
+        return -1;
+    uint32_t id = mapped(r, (uint32_t)tsdb__get32(p));
+    if (id == UINT32_MAX)
+        return 0;
+    struct tsdb__chunk_iter *it = xmalloc(sizeof(*it));
+    int rc = tsdb__chunk_iter_init(it, p + 4, len - 4, INT64_MIN, INT64_MAX);
+    int64_t t;
+    double v;
+    if (rc == 0)
+        while ((rc = tsdb__chunk_iter_next(it, &t, &v)) > 0) {
+            uint64_t bits;
+            memcpy(&bits, &v, 8);
+            add(r, id, t, bits); /* the samples before a damaged one stay */
+        }
+    free(it);
+    return rc < 0 ? -1 : 0;
+}
+
 static int replay_chunk(struct replay *r, const uint8_t *p, size_t len)
 {
     if (len < 4)
@@ -255,6 +281,7 @@ static int on_record(void *ctx, uint32_t seg, uint8_t type, const uint8_t *p, si
              : type == TSDB__REC_PACKED  ? replay_packed(r, p, len)
              : type == TSDB__REC_RAW     ? replay_raw(r, p, len)
              : type == TSDB__REC_CHUNK   ? replay_chunk(r, p, len)
+             : type == TSDB__REC_TAIL    ? replay_tail(r, p, len)
                                          : -1;
     if (rc < 0)
         r->bad++;
@@ -358,6 +385,18 @@ static int put_raw(void *ctx, const int64_t *ts, const double *v, size_t n)
     struct writer *wr = ctx;
     if (!n)
         return 0;
+    /* A tail is at most one block, strictly increasing: a TAIL record. */
+    struct tsdb__chunk c;
+    tsdb__chunk_init(&c);
+    if (tsdb__chunk_append(&c, ts, v, n) == 0) {
+        size_t len = 4 + c.len;
+        uint8_t *p = room(&wr->buf, &wr->cap, len);
+        tsdb__put32(p, wr->id);
+        memcpy(p + 4, c.buf, c.len);
+        tsdb__chunk_release(&c);
+        return tsdb__wal_append(wr->w, TSDB__REC_TAIL, p, len);
+    }
+    tsdb__chunk_release(&c);
     uint8_t *p = room(&wr->buf, &wr->cap, 8 + 16 * n);
     tsdb__put32(p, wr->id);
     tsdb__put32(p + 4, (uint32_t)n);

@@ -41,6 +41,7 @@ enum {
     TSDB__REC_RAW = 3,
     TSDB__REC_CHUNK = 4,
     TSDB__REC_PACKED = 5,
+    TSDB__REC_TAIL = 6,
 };
 
 /* An open block, shared by the block list and the queries using it. */
