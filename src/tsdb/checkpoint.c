@@ -211,6 +211,24 @@ static int replay_raw(struct replay *r, const uint8_t *p, size_t len)
     return 0;
 }
 
+/* Append the samples of chunk bytes p[0..len) at or after mint one by one
+ * (those before a damaged block stay); 0 or a chunk error. */
+static int add_each(struct replay *r, uint32_t id, const uint8_t *p, size_t len, int64_t mint)
+{
+    struct tsdb__chunk_iter *it = xmalloc(sizeof(*it));
+    int rc = tsdb__chunk_iter_init(it, p, len, mint, INT64_MAX);
+    int64_t t;
+    double v;
+    if (rc == 0)
+        while ((rc = tsdb__chunk_iter_next(it, &t, &v)) > 0) {
+            uint64_t bits;
+            memcpy(&bits, &v, 8);
+            add(r, id, t, bits);
+        }
+    free(it);
+    return rc;
+}
+
 static int replay_tail(struct replay *r, const uint8_t *p, size_t len)
 {
     if (len < 4)
@@ -218,18 +236,7 @@ static int replay_tail(struct replay *r, const uint8_t *p, size_t len)
     uint32_t id = mapped(r, (uint32_t)tsdb__get32(p));
     if (id == UINT32_MAX)
         return 0;
-    struct tsdb__chunk_iter *it = xmalloc(sizeof(*it));
-    int rc = tsdb__chunk_iter_init(it, p + 4, len - 4, INT64_MIN, INT64_MAX);
-    int64_t t;
-    double v;
-    if (rc == 0)
-        while ((rc = tsdb__chunk_iter_next(it, &t, &v)) > 0) {
-            uint64_t bits;
-            memcpy(&bits, &v, 8);
-            add(r, id, t, bits); /* the samples before a damaged one stay */
-        }
-    free(it);
-    return rc < 0 ? -1 : 0;
+    return add_each(r, id, p + 4, len - 4, INT64_MIN) < 0 ? -1 : 0;
 }
 
 static int replay_chunk(struct replay *r, const uint8_t *p, size_t len)
@@ -259,13 +266,7 @@ static int replay_chunk(struct replay *r, const uint8_t *p, size_t len)
             r->samples += n;
     } else if (rc == 0 && n) {
         /* Straddles the cut (the block span changed): sample by sample. */
-        rc = tsdb__chunk_iter_init(it, p + 4, len - 4, min_valid, INT64_MAX);
-        if (rc == 0)
-            while ((rc = tsdb__chunk_iter_next(it, &t, &v)) > 0) {
-                uint64_t bits;
-                memcpy(&bits, &v, 8);
-                add(r, id, t, bits);
-            }
+        rc = add_each(r, id, p + 4, len - 4, min_valid);
     }
     free(it);
     return rc < 0 ? -1 : 0;
