@@ -1332,9 +1332,6 @@ int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v
         return TSDB__EINVAL;
     if (c->nsamples && ts[0] <= c->maxt)
         return TSDB__EORDER;
-    for (size_t i = 1; i < n; i++)
-        if (ts[i] <= ts[i - 1])
-            return TSDB__EORDER;
     size_t room = TSDB_BLOCK_BOUND(n);
     if (room > TSDB_CHUNK_MAX_BYTES - c->len)
         room = TSDB_CHUNK_MAX_BYTES - c->len;
@@ -1346,8 +1343,13 @@ int tsdb__chunk_append(struct tsdb__chunk *c, const int64_t *ts, const double *v
     uint8_t scratch[TSDB_BLOCK_BOUND(TSDB_BLOCK_MAX)];
     struct tsdb__block_ctx ctx = tsdb__chunk_ctx(c);
     size_t used = tsdb__block_encode(&ctx, ts, v, n, scratch, room);
-    if (!used)
-        return TSDB__EFULL; /* n and order were checked: only room is left */
+    if (!used) {
+        /* The encoder refuses both disorder and too little room: which? */
+        for (size_t i = 1; i < n; i++)
+            if (ts[i] <= ts[i - 1])
+                return TSDB__EORDER;
+        return TSDB__EFULL;
+    }
     if (c->len + used > c->cap) {
         size_t cap = c->cap + c->cap / 4;
         if (cap < c->len + used)

@@ -431,14 +431,19 @@ static int seal(struct tsdb__head *h, struct tsdb__head_series *s, int64_t t)
     double v[TSDB_BLOCK_MAX];
     tail_decode(s, ts, v);
     uint32_t i = 0, end = 0, n = s->nraw;
-    while (end < n && ts[end] < t)
-        end++;
+    if (n && ts[n - 1] < t)
+        end = n; /* the usual case (a full tail): no walk */
+    else
+        while (end < n && ts[end] < t)
+            end++;
     int rc = 0;
     while (i < end && rc == 0) {
         /* The window's end, once: no division per sample (hot: every 64). */
         int64_t w = tsdb__head_window(h, ts[i]);
         int64_t wend = w > INT64_MAX - h->span ? INT64_MAX : w + h->span;
         uint32_t j = i + 1;
+        if (ts[end - 1] < wend)
+            j = end; /* all in one window: no walk */
         while (j < end && ts[j] < wend)
             j++;
         rc = seal_run(h, s, ts + i, v + i, j - i);
