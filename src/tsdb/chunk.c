@@ -631,8 +631,15 @@ struct vplan {
     uint64_t bits;
     unsigned k, mode, explicit_base;
     int64_t x0;
-    struct seq seq;
+    struct seq *seq;   /* the winning sequence: one of buf */
+    struct seq buf[2]; /* a candidate goes in the one seq is not (no copies) */
 };
+
+/* Where the next candidate sequence goes: the buffer the winner is not in. */
+static inline struct seq *spare(struct seq *buf, const struct seq *won)
+{
+    return won == &buf[0] ? &buf[1] : &buf[0];
+}
 
 /*
  * What one pass over a block's m samples (after the first of a chunk) finds
@@ -674,11 +681,11 @@ static int dec_find(const uint64_t *vb, size_t m, unsigned *k_out, unsigned *mod
 }
 
 static void plan_dec(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_t m,
-                     const struct scan *sc, struct vplan *best, struct seq *tmp);
+                     const struct scan *sc, struct vplan *best);
 
 /* Plan m values against prev; last_dec is the context's (struct tsdb__block_ctx dec). */
 static void plan_values(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_t m,
-                        const struct scan *sc, struct vplan *best, struct seq *tmp)
+                        const struct scan *sc, struct vplan *best)
 {
     uint64_t changes = sc->changes, differ = sc->differ;
     if (!changes) {
@@ -700,7 +707,7 @@ static void plan_values(uint64_t prev, unsigned last_dec, const uint64_t *vb, si
      * (counters and most gauges: the common case on the append path).
      */
     uint64_t xor_floor = m + 2 * changes;
-    plan_dec(prev, last_dec, vb, m, sc, best, tmp);
+    plan_dec(prev, last_dec, vb, m, sc, best);
     if (best->method != TSDB__V_RAW && best->bits < xor_floor)
         return;
     uint64_t xb = xor_run(NULL, prev, vb, m);
@@ -721,7 +728,7 @@ static inline unsigned dec_param_bits(unsigned last_dec, unsigned code)
 
 /* The best decimal coding if it beats best (RAW on entry). */
 static void plan_dec(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_t m,
-                     const struct scan *sc, struct vplan *best, struct seq *tmp)
+                     const struct scan *sc, struct vplan *best)
 {
     int64_t xi_buf[TSDB_BLOCK_MAX];
     const int64_t *xi = sc->xi;
@@ -753,6 +760,7 @@ static void plan_dec(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_
         if (order == 2 && best->method == TSDB__V_DEC &&
             head + seq2_floor(sx, sm, sbase) >= best->bits)
             break;
+        struct seq *tmp = spare(best->buf, best->seq);
         seq_plan(sx, sm, sbase, order, tmp);
         if (head + tmp->bits < best->bits) {
             best->method = order == 1 ? TSDB__V_DEC : TSDB__V_DEC_DOD;
@@ -761,7 +769,7 @@ static void plan_dec(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_
             best->mode = mode;
             best->explicit_base = expl;
             best->x0 = xi[0];
-            best->seq = *tmp;
+            best->seq = tmp;
         }
     }
 }
@@ -789,9 +797,9 @@ static void put_values(struct tsdb__bitw *w, uint64_t prev, unsigned last_dec, c
         tsdb__bitw_put(w, p->explicit_base, 1);
         if (p->explicit_base) {
             put_uvar(w, zz((uint64_t)p->x0));
-            put_seq(w, m - 1, &p->seq);
+            put_seq(w, m - 1, p->seq);
         } else {
-            put_seq(w, m, &p->seq);
+            put_seq(w, m, p->seq);
         }
         break;
     }
@@ -809,11 +817,11 @@ static void put_values(struct tsdb__bitw *w, uint64_t prev, unsigned last_dec, c
 struct tplan {
     int method;
     uint64_t bits;
-    struct seq seq;
+    struct seq *seq, buf[2]; /* as in struct vplan */
 };
 
 static void plan_times(const struct tsdb__block_ctx *c, const int64_t *ts, size_t m,
-                       const struct scan *sc, struct tplan *best, struct seq *tmp)
+                       const struct scan *sc, struct tplan *best)
 {
     if (sc->steady) { /* most blocks, and it needs nothing else */
         best->method = TSDB__TS_SAME;
@@ -832,11 +840,12 @@ static void plan_times(const struct tsdb__block_ctx *c, const int64_t *ts, size_
     for (int order = 1; order <= 2; order++) {
         if (order == 2 && seq2_floor(t, m, (uint64_t)c->ts) > best->bits)
             break; /* order 2 cannot reach best, even on a tie */
+        struct seq *tmp = spare(best->buf, best->seq);
         seq_plan(t, m, (uint64_t)c->ts, order, tmp);
         if (tmp->bits <= best->bits) {
             best->method = order == 1 ? TSDB__TS_DELTA : TSDB__TS_DOD;
             best->bits = tmp->bits;
-            best->seq = *tmp;
+            best->seq = tmp;
         }
     }
 }
@@ -845,7 +854,7 @@ static void put_times(struct tsdb__bitw *w, const struct tsdb__block_ctx *c, con
                       size_t m, const struct tplan *p)
 {
     if (p->method == TSDB__TS_DELTA || p->method == TSDB__TS_DOD) {
-        put_seq(w, m, &p->seq);
+        put_seq(w, m, p->seq);
     } else if (p->method == TSDB__TS_VARINT) {
         uint64_t prev = (uint64_t)c->ts;
         for (size_t i = 0; i < m; i++) {
@@ -911,10 +920,10 @@ size_t tsdb__block_encode(struct tsdb__block_ctx *ctx, const int64_t *ts, const 
     struct {
         struct tplan t;
         struct vplan v;
-        struct seq tmp;
     } pl;
-    plan_times(&c, ts + first, m, &sc, &pl.t, &pl.tmp);
-    plan_values(c.v, ctx->dec, vb + first, m, &sc, &pl.v, &pl.tmp);
+    pl.t.seq = pl.v.seq = NULL;
+    plan_times(&c, ts + first, m, &sc, &pl.t);
+    plan_values(c.v, ctx->dec, vb + first, m, &sc, &pl.v);
     unsigned hdr =
         (unsigned)pl.t.method | (unsigned)pl.v.method << 2 | (n == TSDB_BLOCK_MAX ? FULL_BIT : 0);
     int same = ctx->valid && hdr == ctx->hdr;
