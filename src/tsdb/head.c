@@ -194,22 +194,21 @@ static void tail_decode(const struct tsdb__head_series *s, int64_t *ts, double *
             }
             delta += (u >> 1) ^ (0 - (u & 1));
         }
-        if (i)
-            t += delta;
+        t += delta; /* 0 at the first sample: its tag always has TAIL_SAME_STEP */
         unsigned len = tag & 15, lz = (tag >> 4) & 7;
         if (len) {
             uint64_t m = 0;
             if (p <= word_end) {
-                memcpy(&m, p, 8); /* within the buffer: one load, then mask */
+                memcpy(&m, p, 8); /* within the buffer: one load */
                 m = le64toh(m);
-                if (len < 8)
-                    m &= ((uint64_t)1 << (8 * len)) - 1;
             } else {
                 for (unsigned k = 0; k < len; k++)
                     m |= (uint64_t)p[k] << (8 * k);
             }
             p += len;
-            bits ^= m << (8 * (8 - lz - len));
+            /* The len low bytes to the top (dropping the rest), then down to
+             * where lz leading zero bytes put them: two shifts, no mask. */
+            bits ^= (m << (64 - 8 * len)) >> (8 * lz);
         }
         ts[i] = (int64_t)t;
         v[i] = bitsd(bits);
