@@ -537,7 +537,8 @@ struct seq {
     uint64_t bits;
 };
 
-static void seq_plan(const uint64_t *x, size_t m, uint64_t base, int order, struct seq *q)
+static inline __attribute__((always_inline)) void
+seq_plan_as(const uint64_t *x, size_t m, uint64_t base, int order, struct seq *q)
 {
     q->order = order;
     if (m == 0 || (order == 2 && m == 1)) {
@@ -565,6 +566,15 @@ static void seq_plan(const uint64_t *x, size_t m, uint64_t base, int order, stru
     }
     pack_plan_range(q->d + from, m - from, mn, mx, &q->p);
     q->bits = (order == 1 ? 0 : uvar_bits(zz(q->d[0]))) + q->p.bits;
+}
+
+/* seq_plan_as compiled once per order: the loop's choice is a constant. */
+static void seq_plan(const uint64_t *x, size_t m, uint64_t base, int order, struct seq *q)
+{
+    if (order == 1)
+        seq_plan_as(x, m, base, 1, q);
+    else
+        seq_plan_as(x, m, base, 2, q);
 }
 
 /*
@@ -649,7 +659,7 @@ static inline struct seq *spare(struct seq *buf, const struct seq *won)
 struct scan {
     int steady;                 /* every step is the context's step: TS_SAME */
     uint64_t changes;           /* values unlike the one before (the first: the context's) */
-    uint64_t differ;            /* values unlike the first */
+    int varies;                 /* some value is unlike the first */
     int ints;                   /* every value is an integer (scale 0, see dec_find) */
     int64_t xi[TSDB_BLOCK_MAX]; /* the values as integers, when ints */
 };
@@ -687,13 +697,13 @@ static void plan_dec(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_
 static void plan_values(uint64_t prev, unsigned last_dec, const uint64_t *vb, size_t m,
                         const struct scan *sc, struct vplan *best)
 {
-    uint64_t changes = sc->changes, differ = sc->differ;
+    uint64_t changes = sc->changes;
     if (!changes) {
         best->method = TSDB__V_SAME;
         best->bits = 0;
         return;
     }
-    if (!differ) {
+    if (!sc->varies) {
         best->method = TSDB__V_CONST;
         best->bits = xor1_bits(vb[0], prev);
         return; /* nothing else beats one value for the whole block */
@@ -886,23 +896,23 @@ size_t tsdb__block_encode(struct tsdb__block_ctx *ctx, const int64_t *ts, const 
      * what the planners would each loop over the block for (struct scan).
      */
     struct scan sc;
-    int bad = ctx->valid && ts[0] <= ctx->ts;
-    int steady = 1, ints = 1;
-    uint64_t changes = 0, differ = 0, tprev = (uint64_t)c.ts, vprev = c.v;
-    const uint64_t vfirst = first < n ? dbits(v[first]) : 0;
+    int bad = 0, steady = 1, ints = 1;
+    /* tprev starts at the context's time: the first sample is checked
+     * against it (a chunk's first block has c.ts = ts[0] and starts at 1). */
+    int64_t tprev = c.ts;
+    uint64_t changes = 0, vprev = c.v;
     for (size_t i = first; i < n; i++) {
-        bad |= i && ts[i] <= ts[i - 1];
+        bad |= ts[i] <= tprev;
         uint64_t b = dbits(v[i]);
         vb[i] = b;
-        steady &= (uint64_t)ts[i] - tprev == (uint64_t)c.delta;
-        tprev = (uint64_t)ts[i];
+        steady &= (uint64_t)ts[i] - (uint64_t)tprev == (uint64_t)c.delta;
+        tprev = ts[i];
         changes += b != vprev;
-        differ += b != vfirst;
         vprev = b;
         /* Scale 0 of dec_find, without dec_int's multiply and divide (both
          * by 1, so exact): the verdict is dec_int's, bit for bit. */
         double d = v[i];
-        int in = d >= -0x1p53 && d <= 0x1p53; /* also not NaN */
+        int in = __builtin_fabs(d) <= 0x1p53; /* also not NaN */
         int64_t x = (int64_t)(in ? d : 0.0);
         ints &= in & (dbits((double)x) == b);
         sc.xi[i - first] = x;
@@ -911,7 +921,9 @@ size_t tsdb__block_encode(struct tsdb__block_ctx *ctx, const int64_t *ts, const 
         return 0;
     sc.steady = steady;
     sc.changes = changes;
-    sc.differ = differ;
+    /* Every value is the first one unless neighbours differ past it: no
+     * change, or one at the first (against the context's value). */
+    sc.varies = !(changes == 0 || (changes == 1 && first < n && vb[first] != c.v));
     sc.ints = ints;
 
     uint64_t bits = n == TSDB_BLOCK_MAX ? 0 : uvar_bits(n - 1);

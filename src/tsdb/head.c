@@ -489,8 +489,15 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
                              size_t vstride, uint8_t *res, struct tsdb__head_log *log)
 {
     size_t ok = 0;
+    /*
+     * The log's fields in locals: stores through the byte pointers (res,
+     * the log entries, the tails) may alias anything, so fields read through
+     * log would be loaded again after each.
+     */
     uint8_t *lp = log ? log->p : NULL;
     struct tsdb__packed st = log ? log->st : (struct tsdb__packed){0, 0};
+    const char *ids = log ? log->ids : NULL;
+    size_t id_stride = log ? log->id_stride : 0;
     unsigned held = STRIPES;
     for (size_t k = 0; k < n; k++) {
         struct tsdb__head_series *s = refs[k];
@@ -528,7 +535,7 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
         ok += r == 0;
         if (lp && r == 0) {
             uint32_t id;
-            memcpy(&id, (const char *)log->ids + (size_t)idx[k] * log->id_stride, sizeof(id));
+            memcpy(&id, ids + (size_t)idx[k] * id_stride, sizeof(id));
             lp = tsdb__packed_put(lp, &st, id, v);
         }
     }
