@@ -34,13 +34,12 @@ struct tsdb__head_series {
     struct tsdb__chunk *chunks; /* oldest first; the last one is open */
     uint8_t *tail;              /* the encoded tail (NULL until the first sample) */
     int64_t t0;                 /* the tail's first timestamp (if nraw) */
-    int64_t last_ts;            /* the series' last timestamp (if have_last) */
+    int64_t last_ts;            /* the series' last timestamp (INT64_MIN before any) */
     int64_t last_delta;         /* last_ts minus the tail sample before it */
     uint64_t last_v;            /* bits of the tail's last value */
     uint32_t nchunks, cap;
     uint16_t tail_len, tail_cap; /* bytes used and allocated */
     uint8_t nraw;                /* samples in the tail (at most TSDB_BLOCK_MAX) */
-    uint8_t have_last;
     uint8_t stripe;
 };
 
@@ -352,6 +351,7 @@ struct tsdb__head_series *tsdb__head_ref(struct tsdb__head *h, uint32_t id)
     }
     if (!h->series[id]) {
         s = slab_get(h);
+        s->last_ts = INT64_MIN;
         /*
          * Runs of 1,024 consecutive ids share a stripe: a producer's series
          * get ids in its batch's order when first seen, so its batch sorted
@@ -463,10 +463,9 @@ static int put(struct tsdb__head *h, struct tsdb__head_series *s, int64_t ts, do
 {
     if (ts < min_valid)
         return 2;
-    if (s->have_last && ts <= s->last_ts)
+    if (ts <= s->last_ts) /* INT64_MIN is refused: that is "no sample yet" */
         return 1;
     tail_push(s, ts, dbits(v));
-    s->have_last = 1;
     if (s->nraw == TSDB_BLOCK_MAX)
         seal(h, s, INT64_MAX); /* cannot fail: the order was checked above */
     return 0;
@@ -484,70 +483,105 @@ int tsdb__head_append(struct tsdb__head *h, uint32_t id, int64_t ts, double v)
     return rc == 0 ? 0 : rc == 1 ? TSDB__EORDER : TSDB__EOLD;
 }
 
+/* The state of one walk over a batch (tsdb__head_append_run), in locals. */
+struct walk {
+    struct tsdb__head *h;
+    struct tsdb__head_series *const *refs;
+    const uint32_t *idx;
+    const char *vbase, *ids;
+    size_t vstride, id_stride, ok;
+    int64_t ts;
+    uint8_t *res, *lp;
+    struct tsdb__packed st;
+    unsigned held;
+};
+
+/*
+ * A batch touches thousands of series, each in its own cache lines: fetch
+ * the series 16 ahead, and the tail end of the one 8 ahead. (The hot loop
+ * of appends; measured with bench/tsdb_bench.c.)
+ */
+static inline __attribute__((always_inline)) void fetch_ahead(struct tsdb__head_series *const *refs,
+                                                              size_t at16, size_t at8)
+{
+    __builtin_prefetch(refs[at16], 1);
+    const struct tsdb__head_series *f = refs[at8];
+    if (f->tail)
+        __builtin_prefetch(f->tail + f->tail_len, 1);
+    /* A tail this sample fills is decoded whole (seal): fetch it all, and
+     * the open chunk the block goes to. */
+    if (f->nraw == TSDB_BLOCK_MAX - 1) {
+        for (unsigned off = 0; off < f->tail_len; off += 64)
+            __builtin_prefetch(f->tail + off, 0);
+        if (f->nchunks)
+            __builtin_prefetch(&f->chunks[f->nchunks - 1], 1);
+    }
+}
+
+/* Append sample k of the walk, and its log entry. */
+static inline __attribute__((always_inline)) void walk_one(struct walk *w, size_t k)
+{
+    struct tsdb__head_series *s = w->refs[k];
+    if (s->stripe != w->held) {
+        if (w->held != STRIPES)
+            pthread_mutex_unlock(&w->h->stripe[w->held]);
+        w->held = s->stripe;
+        pthread_mutex_lock(&w->h->stripe[w->held]);
+    }
+    double v;
+    memcpy(&v, w->vbase + (size_t)w->idx[k] * w->vstride, sizeof(v));
+    /* Read under the lock: a cut moves it, then seals each series under its lock. */
+    int r = put(w->h, s, w->ts, v, tsdb__head_min_valid(w->h));
+    w->res[k] = (uint8_t)r;
+    w->ok += r == 0;
+    if (w->lp && r == 0) {
+        uint32_t id;
+        memcpy(&id, w->ids + (size_t)w->idx[k] * w->id_stride, sizeof(id));
+        w->lp = tsdb__packed_put(w->lp, &w->st, id, v);
+    }
+}
+
 size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *const *refs,
                              const uint32_t *idx, size_t n, int64_t ts, const void *vbase,
                              size_t vstride, uint8_t *res, struct tsdb__head_log *log)
 {
-    size_t ok = 0;
     /*
      * The log's fields in locals: stores through the byte pointers (res,
      * the log entries, the tails) may alias anything, so fields read through
      * log would be loaded again after each.
      */
-    uint8_t *lp = log ? log->p : NULL;
-    struct tsdb__packed st = log ? log->st : (struct tsdb__packed){0, 0};
-    const char *ids = log ? log->ids : NULL;
-    size_t id_stride = log ? log->id_stride : 0;
-    unsigned held = STRIPES;
-    for (size_t k = 0; k < n; k++) {
-        struct tsdb__head_series *s = refs[k];
-        /*
-         * A batch touches thousands of series, each in its own cache lines:
-         * fetch the series a few ahead, and the tail ends of those nearer.
-         * (The hot loop of appends; measured with bench/tsdb_bench.c.)
-         */
-        if (k + 16 < n)
-            __builtin_prefetch(refs[k + 16], 1);
-        if (k + 8 < n) {
-            const struct tsdb__head_series *f = refs[k + 8];
-            if (f->tail)
-                __builtin_prefetch(f->tail + f->tail_len, 1);
-            /* A tail this sample fills is decoded whole (seal): fetch it all,
-             * and the open chunk the block goes to. */
-            if (f->nraw == TSDB_BLOCK_MAX - 1) {
-                for (unsigned off = 0; off < f->tail_len; off += 64)
-                    __builtin_prefetch(f->tail + off, 0);
-                if (f->nchunks)
-                    __builtin_prefetch(&f->chunks[f->nchunks - 1], 1);
-            }
-        }
-        if (s->stripe != held) {
-            if (held != STRIPES)
-                pthread_mutex_unlock(&h->stripe[held]);
-            held = s->stripe;
-            pthread_mutex_lock(&h->stripe[held]);
-        }
-        double v;
-        memcpy(&v, (const char *)vbase + (size_t)idx[k] * vstride, sizeof(v));
-        /* Read under the lock: a cut moves it, then seals each series under its lock. */
-        int r = put(h, s, ts, v, tsdb__head_min_valid(h));
-        res[k] = (uint8_t)r;
-        ok += r == 0;
-        if (lp && r == 0) {
-            uint32_t id;
-            memcpy(&id, ids + (size_t)idx[k] * id_stride, sizeof(id));
-            lp = tsdb__packed_put(lp, &st, id, v);
-        }
+    struct walk w = {.h = h,
+                     .refs = refs,
+                     .idx = idx,
+                     .vbase = vbase,
+                     .ids = log ? log->ids : NULL,
+                     .vstride = vstride,
+                     .id_stride = log ? log->id_stride : 0,
+                     .ts = ts,
+                     .res = res,
+                     .lp = log ? log->p : NULL,
+                     .st = log ? log->st : (struct tsdb__packed){0, 0},
+                     .held = STRIPES};
+    /* The bulk without bounds on the fetches ahead, then the last 16. */
+    size_t k = 0;
+    for (; k + 16 < n; k++) {
+        fetch_ahead(refs, k + 16, k + 8);
+        walk_one(&w, k);
     }
-    if (held != STRIPES)
-        pthread_mutex_unlock(&h->stripe[held]);
+    for (; k < n; k++) {
+        if (k + 8 < n)
+            fetch_ahead(refs, n - 1, k + 8);
+        walk_one(&w, k);
+    }
+    if (w.held != STRIPES)
+        pthread_mutex_unlock(&h->stripe[w.held]);
     if (log) {
-        log->p = lp;
-        log->st = st;
+        log->p = w.lp;
+        log->st = w.st;
     }
-    if (ok)
+    if (w.ok)
         note_range(h, ts, ts);
-    return ok;
+    return w.ok;
 }
 
 static void push(struct tsdb_sample **out, size_t *cap, size_t n, int64_t ts, double v)
@@ -701,13 +735,12 @@ int tsdb__head_load_chunk(struct tsdb__head *h, uint32_t id, const uint8_t *buf,
         return rc;
     struct tsdb__head_series *s = tsdb__head_ref(h, id);
     pthread_mutex_lock(&h->stripe[s->stripe]);
-    if ((s->have_last && c.mint <= s->last_ts) || s->nraw) {
+    if (c.mint <= s->last_ts || s->nraw) {
         rc = TSDB__EORDER;
         tsdb__chunk_release(&c);
     } else {
         *add_chunk(s) = c;
         s->last_ts = c.maxt;
-        s->have_last = 1;
     }
     pthread_mutex_unlock(&h->stripe[s->stripe]);
     if (rc == 0)
