@@ -896,27 +896,41 @@ size_t tsdb__block_encode(struct tsdb__block_ctx *ctx, const int64_t *ts, const 
      * what the planners would each loop over the block for (struct scan).
      */
     struct scan sc;
-    int bad = 0, steady = 1, ints = 1;
-    /* tprev starts at the context's time: the first sample is checked
-     * against it (a chunk's first block has c.ts = ts[0] and starts at 1). */
+    /*
+     * tprev starts at the context's time: the first sample is checked
+     * against it (a chunk's first block has c.ts = ts[0] and starts at 1).
+     * Differences are ORed, not compared per sample: a step unlike the
+     * context's, a value that is no integer (out of range or NaN converts
+     * to 0, whose bits are not the value's).
+     */
     int64_t tprev = c.ts;
-    uint64_t changes = 0, vprev = c.v;
+    uint64_t changes = 0, vprev = c.v, stepdiff = 0, intdiff = 0;
     for (size_t i = first; i < n; i++) {
-        bad |= ts[i] <= tprev;
         uint64_t b = dbits(v[i]);
         vb[i] = b;
-        steady &= (uint64_t)ts[i] - (uint64_t)tprev == (uint64_t)c.delta;
+        stepdiff |= ((uint64_t)ts[i] - (uint64_t)tprev) ^ (uint64_t)c.delta;
         tprev = ts[i];
         changes += b != vprev;
         vprev = b;
         /* Scale 0 of dec_find, without dec_int's multiply and divide (both
          * by 1, so exact): the verdict is dec_int's, bit for bit. */
         double d = v[i];
-        int in = __builtin_fabs(d) <= 0x1p53; /* also not NaN */
-        int64_t x = (int64_t)(in ? d : 0.0);
-        ints &= in & (dbits((double)x) == b);
+        int64_t x = (int64_t)(__builtin_fabs(d) <= 0x1p53 ? d : 0.0);
+        intdiff |= dbits((double)x) ^ b;
         sc.xi[i - first] = x;
     }
+    int steady = stepdiff == 0, ints = intdiff == 0;
+    /*
+     * Order. Steady, the times are c.ts + k * c.delta (k = 1..n - first)
+     * modulo 2^64: increasing if the step is positive and the last does
+     * not pass INT64_MAX. Otherwise, look.
+     */
+    int bad = 0;
+    if (steady && first < n)
+        bad = c.delta <= 0 ||
+              (uint64_t)c.delta > ((uint64_t)INT64_MAX - (uint64_t)c.ts) / (n - first);
+    for (size_t i = first; !steady && i < n && !bad; i++)
+        bad = ts[i] <= (i > first ? ts[i - 1] : c.ts);
     if (bad)
         return 0;
     sc.steady = steady;

@@ -802,6 +802,28 @@ static void test_chunk_append_errors(void **state)
     assert_int_equal(tsdb__chunk_append(&c, bad, v, 2), TSDB__EORDER);
     assert_int_equal(c.len, len);
     assert_int_equal(c.nsamples, 10);
+    /*
+     * Steps all equal to the last one (the encoder's steady case) are in
+     * order only while they are positive and do not wrap past INT64_MAX:
+     * a steady block of zero steps, and one whose steps are the context's
+     * but whose last time wraps, are refused; one that ends at INT64_MAX
+     * exactly is taken.
+     */
+    int64_t same[3] = {T0 + 10000, T0 + 10000, T0 + 10000};
+    assert_int_equal(tsdb__chunk_append(&c, same, v, 3), TSDB__EORDER);
+    tsdb__chunk_release(&c);
+    int64_t step = INT64_MAX / 4; /* INT64_MAX = 4 * step + 3 */
+    int64_t edge[2] = {3, step + 3};
+    tsdb__chunk_init(&c);
+    assert_int_equal(tsdb__chunk_append(&c, edge, v, 2), 0); /* the context's step is step */
+    int64_t wrap[4];
+    for (int i = 0; i < 4; i++)
+        wrap[i] = (int64_t)((uint64_t)edge[1] + (uint64_t)(i + 1) * (uint64_t)step);
+    assert_true(wrap[2] == INT64_MAX && wrap[3] < wrap[2]); /* the fourth wraps */
+    assert_int_equal(tsdb__chunk_append(&c, wrap, v, 4), TSDB__EORDER);
+    assert_int_equal(c.nsamples, 2);
+    assert_int_equal(tsdb__chunk_append(&c, wrap, v, 3), 0);
+    assert_int_equal(c.maxt, INT64_MAX);
     tsdb__chunk_release(&c);
 
     /* Fill with incompressible samples until the chunk refuses. */
