@@ -100,10 +100,10 @@ struct tsdb__sid {
 struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
                                         const struct metric_buf *b, uint64_t *limit,
                                         uint64_t *invalid);
-/* The accepted samples ordered by head stripe (refs, their sample indexes)
- * and every sample's series; returns how many were accepted. */
+/* The accepted samples ordered by head stripe (refs, their sample indexes
+ * and their series ids, in that order); returns how many were accepted. */
 size_t tsdb__shape_order(const struct tsdb__shape *s, struct tsdb__head_series *const **refs,
-                         const uint32_t **order, const struct tsdb__sid **ids);
+                         const uint32_t **order, const uint32_t **ids);
 void tsdb__shapes_release(struct tsdb *db);
 /* Bytes the producers' shapes hold (caller holds db->append). */
 size_t tsdb__shapes_bytes(const struct tsdb *db);

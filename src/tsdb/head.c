@@ -488,8 +488,9 @@ struct walk {
     struct tsdb__head *h;
     struct tsdb__head_series *const *refs;
     const uint32_t *idx;
-    const char *vbase, *ids;
-    size_t vstride, id_stride, ok;
+    const char *vbase;
+    const uint32_t *ids;
+    size_t vstride, ok;
     int64_t ts;
     uint8_t *res, *lp;
     struct tsdb__packed st;
@@ -534,11 +535,8 @@ static inline __attribute__((always_inline)) void walk_one(struct walk *w, size_
     int r = put(w->h, s, w->ts, v, tsdb__head_min_valid(w->h));
     w->res[k] = (uint8_t)r;
     w->ok += r == 0;
-    if (w->lp && r == 0) {
-        uint32_t id;
-        memcpy(&id, w->ids + (size_t)w->idx[k] * w->id_stride, sizeof(id));
-        w->lp = tsdb__packed_put(w->lp, &w->st, id, v);
-    }
+    if (w->lp && r == 0)
+        w->lp = tsdb__packed_put(w->lp, &w->st, w->ids[k], v);
 }
 
 size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *const *refs,
@@ -556,7 +554,6 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
                      .vbase = vbase,
                      .ids = log ? log->ids : NULL,
                      .vstride = vstride,
-                     .id_stride = log ? log->id_stride : 0,
                      .ts = ts,
                      .res = res,
                      .lp = log ? log->p : NULL,

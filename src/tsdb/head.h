@@ -73,15 +73,13 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
 /*
  * The log entries of an append run (packed.h), written in the same walk
  * over the batch as the samples: each accepted sample k is packed at p with
- * the id at ids + idx[k] * id_stride (a uint32_t), after st. A NULL log
- * or p writes nothing. The caller makes room for TSDB__PACKED_MAX bytes a
- * sample plus TSDB__PACKED_SLACK.
+ * the id ids[k], after st. A NULL log or p writes nothing. The caller makes
+ * room for TSDB__PACKED_MAX bytes a sample plus TSDB__PACKED_SLACK.
  */
 struct tsdb__head_log {
     uint8_t *p;
     struct tsdb__packed st;
-    const void *ids;
-    size_t id_stride;
+    const uint32_t *ids;
 };
 /* The lock stripe of a series (for ordering a batch). */
 unsigned tsdb__head_stripe(const struct tsdb__head_series *s);

@@ -60,11 +60,12 @@ struct tsdb__shape {
      * whole batch matches), and the scratch that orders them. */
     struct tsdb__head_series **refs;
     uint32_t *order;
+    uint32_t *oids; /* the series id of each of refs (for the log) */
     struct pair {
         struct tsdb__head_series *ref;
         uint32_t i;
     } * pairs;
-    size_t norder, refs_cap, order_cap, pairs_cap;
+    size_t norder, refs_cap, order_cap, oids_cap, pairs_cap;
     uint64_t limit, invalid; /* last's samples refused by the series cap, invalid */
     uint64_t stamp;          /* last's shape_stamp (0: none) */
 };
@@ -122,6 +123,7 @@ void tsdb__shapes_release(struct tsdb *db)
         free(s->samples_by);
         free(s->refs);
         free(s->order);
+        free(s->oids);
         free(s->pairs);
         free(s);
         db->shapes[i] = NULL;
@@ -142,7 +144,7 @@ size_t tsdb__shapes_bytes(const struct tsdb *db)
                  s->by_name_cap * sizeof(*s->by_name) + s->same_next_cap * sizeof(*s->same_next) +
                  s->samples_by_cap * sizeof(*s->samples_by);
         total += s->refs_cap * sizeof(*s->refs) + s->order_cap * sizeof(*s->order) +
-                 s->pairs_cap * sizeof(*s->pairs);
+                 s->oids_cap * sizeof(*s->oids) + s->pairs_cap * sizeof(*s->pairs);
     }
     return total;
 }
@@ -391,6 +393,7 @@ static void stripe_order(struct tsdb *db, struct tsdb__shape *s, size_t n)
     grow_to(&s->pairs, &s->pairs_cap, n, sizeof(*s->pairs));
     fit(&s->refs, &s->refs_cap, n, sizeof(*s->refs));
     fit(&s->order, &s->order_cap, n, sizeof(*s->order));
+    fit(&s->oids, &s->oids_cap, n, sizeof(*s->oids));
     size_t m = 0, count[65] = {0};
     /* order holds the accepted ids for the one head lookup, then the sort. */
     for (size_t i = 0; i < n; i++)
@@ -409,6 +412,7 @@ static void stripe_order(struct tsdb *db, struct tsdb__shape *s, size_t n)
         size_t at = count[tsdb__head_stripe(s->pairs[k].ref)]++;
         s->refs[at] = s->pairs[k].ref;
         s->order[at] = s->pairs[k].i;
+        s->oids[at] = s->ids[s->pairs[k].i].id;
     }
     s->norder = m;
     /* Scratch of a changed batch only: not kept per series between changes. */
@@ -483,10 +487,10 @@ struct tsdb__shape *tsdb__shape_resolve(struct tsdb *db, const char *src,
 }
 
 size_t tsdb__shape_order(const struct tsdb__shape *s, struct tsdb__head_series *const **refs,
-                         const uint32_t **order, const struct tsdb__sid **ids)
+                         const uint32_t **order, const uint32_t **ids)
 {
     *refs = s->refs;
     *order = s->order;
-    *ids = s->ids;
+    *ids = s->oids;
     return s->norder;
 }

@@ -171,7 +171,7 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
     mine.invalid = invalid;
     struct tsdb__head_series *const *refs;
     const uint32_t *order;
-    const struct tsdb__sid *ids;
+    const uint32_t *ids;
     size_t m = tsdb__shape_order(sh, &refs, &order, &ids);
     db->res = grown(db->res, &db->res_cap, m, 1);
     /*
@@ -186,10 +186,9 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
                        : tsdb__wal_reserve(db->wal, 12 + TSDB__PACKED_MAX * m + TSDB__PACKED_SLACK);
     if (!rec && !blocked && m)
         log_error("tsdb: a batch of %zu samples is over the log's record cap; not logged", m);
-    struct tsdb__head_log lg = {rec ? rec + 12 : NULL, {0, 0}, NULL, sizeof(ids[0])};
+    struct tsdb__head_log lg = {rec ? rec + 12 : NULL, {0, 0}, ids};
     size_t count = 0;
     if (m) {
-        lg.ids = &ids[0].id;
         count = tsdb__head_append_run(db->head, refs, order, m, b->ts_ms, &b->samples[0].value,
                                       sizeof(b->samples[0]), db->res, &lg);
     }
