@@ -120,8 +120,6 @@ struct tsdb {
     size_t rec_cap;
     /* Each producer's last batch and its series ids (shape.c), under append. */
     struct tsdb__shape *shapes[TSDB__SHAPES];
-    uint8_t *res; /* the head's verdict per accepted sample of a batch */
-    size_t res_cap;
     atomic_int wal_broken; /* the last WAL write failed: appends are memory-only */
 
     pthread_mutex_t blocks_mu;

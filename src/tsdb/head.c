@@ -490,9 +490,10 @@ struct walk {
     const uint32_t *idx;
     const char *vbase;
     const uint32_t *ids;
-    size_t vstride, ok;
+    size_t vstride;
     int64_t ts;
-    uint8_t *res, *lp;
+    uint8_t *lp;
+    struct tsdb__head_refused *refused;
     struct tsdb__packed st;
     unsigned held;
 };
@@ -533,16 +534,22 @@ static inline __attribute__((always_inline)) void walk_one(struct walk *w, size_
     memcpy(&v, w->vbase + (size_t)w->idx[k] * w->vstride, sizeof(v));
     /* Read under the lock: a cut moves it, then seals each series under its lock. */
     int r = put(w->h, s, w->ts, v, tsdb__head_min_valid(w->h));
-    w->res[k] = (uint8_t)r;
-    w->ok += r == 0;
-    if (w->lp && r == 0)
-        w->lp = tsdb__packed_put(w->lp, &w->st, w->ids[k], v);
+    if (__builtin_expect(r == 0, 1)) {
+        if (w->lp)
+            w->lp = tsdb__packed_put(w->lp, &w->st, w->ids[k], v);
+    } else if (r == 1) {
+        w->refused->out_of_order++;
+    } else {
+        w->refused->too_old++;
+    }
 }
 
 size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *const *refs,
                              const uint32_t *idx, size_t n, int64_t ts, const void *vbase,
-                             size_t vstride, uint8_t *res, struct tsdb__head_log *log)
+                             size_t vstride, struct tsdb__head_refused *refused,
+                             struct tsdb__head_log *log)
 {
+    uint64_t before = refused->out_of_order + refused->too_old;
     /*
      * The log's fields in locals: stores through the byte pointers (res,
      * the log entries, the tails) may alias anything, so fields read through
@@ -555,7 +562,7 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
                      .ids = log ? log->ids : NULL,
                      .vstride = vstride,
                      .ts = ts,
-                     .res = res,
+                     .refused = refused,
                      .lp = log ? log->p : NULL,
                      .st = log ? log->st : (struct tsdb__packed){0, 0},
                      .held = STRIPES};
@@ -576,9 +583,10 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
         log->p = w.lp;
         log->st = w.st;
     }
-    if (w.ok)
+    size_t ok = n - (size_t)(refused->out_of_order + refused->too_old - before);
+    if (ok)
         note_range(h, ts, ts);
-    return w.ok;
+    return ok;
 }
 
 static void push(struct tsdb_sample **out, size_t *cap, size_t n, int64_t ts, double v)

@@ -63,13 +63,18 @@ int tsdb__head_append(struct tsdb__head *h, uint32_t id, int64_t ts, double v);
  * The batch path: for k in [0, n), append (ts, value k) to refs[k], where
  * value k is the double at vbase + idx[k] * vstride bytes. Consecutive refs
  * of the same stripe share one lock (callers order refs by
- * tsdb__head_stripe for speed). res[k] gets 0, or 1 (out of order) or 2
- * (too old). Returns the number accepted. log (may be NULL): see below.
+ * tsdb__head_stripe for speed). Refused samples are counted into *refused
+ * (which the caller zeroes). Returns the number accepted. log (may be
+ * NULL): see below.
  */
+struct tsdb__head_refused {
+    uint64_t out_of_order, too_old;
+};
 struct tsdb__head_log;
 size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *const *refs,
                              const uint32_t *idx, size_t n, int64_t ts, const void *vbase,
-                             size_t vstride, uint8_t *res, struct tsdb__head_log *log);
+                             size_t vstride, struct tsdb__head_refused *refused,
+                             struct tsdb__head_log *log);
 /*
  * The log entries of an append run (packed.h), written in the same walk
  * over the batch as the samples: each accepted sample k is packed at p with

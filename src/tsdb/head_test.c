@@ -243,28 +243,31 @@ static void test_append_run(void **state)
     struct tsdb__head_series *refs[100];
     uint32_t idx[100];
     double vals[100];
-    uint8_t res[100];
+    struct tsdb__head_refused res = {0, 0};
     for (uint32_t i = 0; i < 100; i++) {
         refs[i] = tsdb__head_ref(h, i * 7);
         idx[i] = i;
         vals[i] = i * 1.5;
     }
     assert_int_equal(
-        tsdb__head_append_run(h, refs, idx, 100, 1000, vals, sizeof(double), res, NULL), 100);
+        tsdb__head_append_run(h, refs, idx, 100, 1000, vals, sizeof(double), &res, NULL), 100);
+    assert_true(res.out_of_order == 0 && res.too_old == 0);
     assert_int_equal(tsdb__head_append(h, 7, 2000, 9), 0);
     /* Series 7 (ref 1) now has ts 2000: the next run at 2000 refuses it only. */
     assert_int_equal(
-        tsdb__head_append_run(h, refs, idx, 100, 2000, vals, sizeof(double), res, NULL), 99);
-    assert_int_equal(res[1], 1);
-    assert_int_equal(res[0], 0);
+        tsdb__head_append_run(h, refs, idx, 100, 2000, vals, sizeof(double), &res, NULL), 99);
+    assert_true(res.out_of_order == 1 && res.too_old == 0);
     tsdb__head_set_min_valid(h, 5000);
     assert_int_equal(
-        tsdb__head_append_run(h, refs, idx, 100, 3000, vals, sizeof(double), res, NULL), 0);
-    assert_int_equal(res[50], 2);
+        tsdb__head_append_run(h, refs, idx, 100, 3000, vals, sizeof(double), &res, NULL), 0);
+    assert_true(res.out_of_order == 1 && res.too_old == 100);
     struct tsdb_sample *out = NULL;
     size_t cap = 0;
     assert_int_equal(tsdb__head_read(h, 14, INT64_MIN, INT64_MAX, &out, &cap), 2);
     assert_true(out[0].v == 3.0 && out[1].ts == 2000);
+    /* The refused one is series 7's: its 2000 is the single sample's 9. */
+    assert_int_equal(tsdb__head_read(h, 7, INT64_MIN, INT64_MAX, &out, &cap), 2);
+    assert_true(out[0].v == 1.5 && out[1].ts == 2000 && out[1].v == 9);
     free(out);
     tsdb__head_free(h);
 }
@@ -281,18 +284,19 @@ static void test_hints(void **state)
     struct tsdb__head_series *refs[2] = {tsdb__head_ref(h, 0), tsdb__head_ref(h, 1)};
     uint32_t idx[2] = {0, 1};
     double vals[2] = {1, 2};
-    uint8_t res[2];
+    struct tsdb__head_refused res = {0, 0};
     for (int64_t t = 500; t <= 3500; t += 500)
-        assert_int_equal(tsdb__head_append_run(h, refs, idx, 2, t, vals, sizeof(double), res, NULL),
-                         2);
+        assert_int_equal(
+            tsdb__head_append_run(h, refs, idx, 2, t, vals, sizeof(double), &res, NULL), 2);
     assert_int_equal(tsdb__head_append(h, 2, 4200, 1), 0);
     tsdb__head_hints(h, &lo, &hi);
     tsdb__head_range(h, &oldest, &newest);
     assert_true(lo == 500 && hi == 4200 && oldest == 500 && newest == 4200);
     /* Refused (too old, out of order): no change. */
     tsdb__head_set_min_valid(h, 2000);
-    assert_int_equal(tsdb__head_append_run(h, refs, idx, 2, 1500, vals, sizeof(double), res, NULL),
+    assert_int_equal(tsdb__head_append_run(h, refs, idx, 2, 1500, vals, sizeof(double), &res, NULL),
                      0);
+    assert_true(res.too_old == 2);
     assert_int_equal(tsdb__head_append(h, 2, 4100, 1), TSDB__EORDER);
     /* A cut drops the old windows: lo stays a lower bound, hi exact. */
     for (uint32_t id = 0; id < 3; id++)

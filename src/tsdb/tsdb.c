@@ -114,7 +114,6 @@ void tsdb_close(struct tsdb *db)
     pthread_rwlock_destroy(&db->epoch);
     free(db->rec);
     tsdb__shapes_release(db);
-    free(db->res);
     free(db->dir);
     free(db);
 }
@@ -125,12 +124,6 @@ uint32_t tsdb_series_count(struct tsdb *db)
 }
 
 /* ------------------------------------------------------------- append */
-
-static void *grown(void *p, size_t *cap, size_t n, size_t elem)
-{
-    util_grow(&p, cap, n ? n : 1, elem);
-    return p;
-}
 
 /* Count refusals per producer (the first 31 names, then "other"). */
 static struct tsdb__source *source(struct tsdb *db, const char *name)
@@ -173,7 +166,6 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
     const uint32_t *order;
     const uint32_t *ids;
     size_t m = tsdb__shape_order(sh, &refs, &order, &ids);
-    db->res = grown(db->res, &db->res_cap, m, 1);
     /*
      * One PACKED record for the batch, i64 ts | u32 n | n packed samples
      * (packed.h), written straight into the log's buffer by the head as it
@@ -188,14 +180,12 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
         log_error("tsdb: a batch of %zu samples is over the log's record cap; not logged", m);
     struct tsdb__head_log lg = {rec ? rec + 12 : NULL, {0, 0}, ids};
     size_t count = 0;
-    if (m) {
+    struct tsdb__head_refused refused = {0, 0};
+    if (m)
         count = tsdb__head_append_run(db->head, refs, order, m, b->ts_ms, &b->samples[0].value,
-                                      sizeof(b->samples[0]), db->res, &lg);
-    }
-    for (size_t k = 0; count < m && k < m; k++) {
-        mine.out_of_order += db->res[k] == 1;
-        mine.too_old += db->res[k] == 2;
-    }
+                                      sizeof(b->samples[0]), &refused, &lg);
+    mine.out_of_order = refused.out_of_order;
+    mine.too_old = refused.too_old;
     mine.accepted = count;
     if (rec && count) {
         tsdb__put64(rec, (uint64_t)b->ts_ms);
