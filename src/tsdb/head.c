@@ -491,7 +491,7 @@ struct walk {
     const char *vbase;
     const uint32_t *ids;
     size_t vstride;
-    int64_t ts;
+    int64_t ts, min_valid;
     uint8_t *lp;
     struct tsdb__head_refused *refused;
     struct tsdb__packed st;
@@ -529,11 +529,13 @@ static inline __attribute__((always_inline)) void walk_one(struct walk *w, size_
             pthread_mutex_unlock(&w->h->stripe[w->held]);
         w->held = s->stripe;
         pthread_mutex_lock(&w->h->stripe[w->held]);
+        /* Read under the lock: a cut moves it, then seals each series
+         * under its lock. Once per lock taken, not per sample. */
+        w->min_valid = tsdb__head_min_valid(w->h);
     }
     double v;
     memcpy(&v, w->vbase + (size_t)w->idx[k] * w->vstride, sizeof(v));
-    /* Read under the lock: a cut moves it, then seals each series under its lock. */
-    int r = put(w->h, s, w->ts, v, tsdb__head_min_valid(w->h));
+    int r = put(w->h, s, w->ts, v, w->min_valid);
     if (__builtin_expect(r == 0, 1)) {
         if (w->lp)
             w->lp = tsdb__packed_put(w->lp, &w->st, w->ids[k], v);
@@ -551,9 +553,9 @@ size_t tsdb__head_append_run(struct tsdb__head *h, struct tsdb__head_series *con
 {
     uint64_t before = refused->out_of_order + refused->too_old;
     /*
-     * The log's fields in locals: stores through the byte pointers (res,
-     * the log entries, the tails) may alias anything, so fields read through
-     * log would be loaded again after each.
+     * The log's fields in locals: stores through the byte pointers (the log
+     * entries, the tails) may alias anything, so fields read through log
+     * would be loaded again after each.
      */
     struct walk w = {.h = h,
                      .refs = refs,
