@@ -91,9 +91,10 @@ static void tail_reserve(struct tsdb__head_series *s, size_t need)
 }
 
 /*
- * Encode (ts, bits) at p, which has room for TAIL_SAMPLE_MAX + 8 bytes (the
- * value is stored as a whole word); returns the bytes it takes. Updates the
- * encoder state, not the tail's length.
+ * Encode (ts, bits) at p, which has room for TAIL_SAMPLE_MAX bytes (the
+ * value is stored as a whole word, at most 1 + 10 bytes in, so within
+ * them); returns the bytes it takes. Updates the encoder state, not the
+ * tail's length.
  */
 static inline size_t tail_encode(struct tsdb__head_series *s, int64_t ts, uint64_t bits,
                                  uint8_t *out)
@@ -156,7 +157,7 @@ static inline void copy_small(uint8_t *to, const uint8_t *from, size_t n)
 /* Encode (ts, bits) at the end of the tail (ts after s->last_ts; not full). */
 static inline void tail_push(struct tsdb__head_series *s, int64_t ts, uint64_t bits)
 {
-    enum { ROOM = TAIL_SAMPLE_MAX + 8 };
+    enum { ROOM = TAIL_SAMPLE_MAX };
     if ((size_t)(s->tail_cap - s->tail_len) >= ROOM) {
         /* The usual case: the buffer keeps its size from one block to the next. */
         s->tail_len = (uint16_t)(s->tail_len + tail_encode(s, ts, bits, s->tail + s->tail_len));
