@@ -176,6 +176,18 @@ static inline void tail_push(struct tsdb__head_series *s, int64_t ts, uint64_t b
     s->tail_len = (uint16_t)(s->tail_len + n);
 }
 
+/*
+ * What a tag says about its value bytes, looked up rather than worked out
+ * per sample: len | (64 - 8 * len) << 8 | 8 * lz << 16 (len 0: no bytes).
+ */
+#define TAIL_D(t)                                                                                  \
+    ((uint32_t)((t)&15) | (uint32_t)((64 - 8 * ((t)&15)) & 63) << 8 |                              \
+     (uint32_t)(8 * (((t) >> 4) & 7)) << 16)
+#define TAIL_D4(t)  TAIL_D(t), TAIL_D((t) + 1), TAIL_D((t) + 2), TAIL_D((t) + 3)
+#define TAIL_D16(t) TAIL_D4(t), TAIL_D4((t) + 4), TAIL_D4((t) + 8), TAIL_D4((t) + 12)
+#define TAIL_D64(t) TAIL_D16(t), TAIL_D16((t) + 16), TAIL_D16((t) + 32), TAIL_D16((t) + 48)
+static const uint32_t tail_dec[128] = {TAIL_D64(0), TAIL_D64(64)};
+
 /* Decode the tail into ts[0..s->nraw) and v[0..s->nraw) (TSDB_BLOCK_MAX each). */
 static void tail_decode(const struct tsdb__head_series *s, int64_t *ts, double *v)
 {
@@ -195,7 +207,8 @@ static void tail_decode(const struct tsdb__head_series *s, int64_t *ts, double *
             delta += (u >> 1) ^ (0 - (u & 1));
         }
         t += delta; /* 0 at the first sample: its tag always has TAIL_SAME_STEP */
-        unsigned len = tag & 15, lz = (tag >> 4) & 7;
+        uint32_t d = tail_dec[tag & 127];
+        unsigned len = d & 15;
         if (len) {
             uint64_t m = 0;
             if (p <= word_end) {
@@ -208,7 +221,7 @@ static void tail_decode(const struct tsdb__head_series *s, int64_t *ts, double *
             p += len;
             /* The len low bytes to the top (dropping the rest), then down to
              * where lz leading zero bytes put them: two shifts, no mask. */
-            bits ^= (m << (64 - 8 * len)) >> (8 * lz);
+            bits ^= (m << ((d >> 8) & 63)) >> (d >> 16);
         }
         ts[i] = (int64_t)t;
         v[i] = bitsd(bits);
@@ -509,8 +522,9 @@ static inline __attribute__((always_inline)) void fetch_ahead(struct tsdb__head_
 {
     __builtin_prefetch(refs[at16], 1);
     const struct tsdb__head_series *f = refs[at8];
-    if (f->tail)
-        __builtin_prefetch(f->tail + f->tail_len, 1);
+    /* Integer arithmetic: a series without a tail yet has NULL there (a
+     * prefetch of it is harmless, a test costs a branch per sample). */
+    __builtin_prefetch((const void *)((uintptr_t)f->tail + f->tail_len), 1);
     /* A tail this sample fills is decoded whole (seal): fetch it all, and
      * the open chunk the block goes to. */
     if (f->nraw == TSDB_BLOCK_MAX - 1) {
