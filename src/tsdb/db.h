@@ -120,7 +120,6 @@ struct tsdb {
     size_t rec_cap;
     /* Each producer's last batch and its series ids (shape.c), under append. */
     struct tsdb__shape *shapes[TSDB__SHAPES];
-    atomic_int wal_broken; /* the last WAL write failed: appends are memory-only */
 
     pthread_mutex_t blocks_mu;
     struct tsdb__bref **blocks[TSDB__TIERS]; /* sorted by mint */
@@ -176,6 +175,14 @@ int tsdb__checkpoint(struct tsdb *db);
  * append; renumbers the rest. Returns how many were forgotten.
  */
 int tsdb__gc(struct tsdb *db, int force);
+
+/*
+ * Stop writing to disk (maint.c): appends go to memory only until free space
+ * is back above the floor. The first caller logs why, whichever path noticed
+ * first (a WAL write, a sync, a block cut or the free-space check); later
+ * callers only count. Thread-safe.
+ */
+void tsdb__stop_writing(struct tsdb *db, const char *why);
 
 /* The background thread (maint.c): started by open if o.background. */
 int tsdb__maint_start(struct tsdb *db, char *err, size_t errlen);

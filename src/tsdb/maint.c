@@ -730,8 +730,9 @@ static void retention(struct tsdb *db)
 
 /* ------------------------------------------------------------- space */
 
-/* Whether free space is above the floor (1), below (0); 1 if unknown. */
-static int space_ok(struct tsdb *db)
+/* Whether free space is above the floor (1), below (0); 1 if unknown. On
+ * 0, why says how far below. */
+static int space_ok(struct tsdb *db, char *why, size_t whylen)
 {
     uint64_t avail, total;
     if (util_fs_space(db->dir, &avail, &total) < 0)
@@ -740,28 +741,37 @@ static int space_ok(struct tsdb *db)
     uint64_t pct = total / 100 * (uint64_t)db->o.min_free_percent;
     if (pct > floor)
         floor = pct;
-    return avail >= floor;
+    if (avail >= floor)
+        return 1;
+    snprintf(why, whylen,
+             "free space is below the floor (%" PRIu64 " bytes free, floor %" PRIu64 ")", avail,
+             floor);
+    return 0;
+}
+
+void tsdb__stop_writing(struct tsdb *db, const char *why)
+{
+    if (!atomic_exchange(&db->blocked, 1))
+        log_error("tsdb: %s: %s; the store stops writing to disk and keeps new samples in "
+                  "memory until it can write again (sitrep_tsdb_writes_blocked)",
+                  db->dir, why);
 }
 
 static void check_space(struct tsdb *db)
 {
-    int ok = space_ok(db);
+    char why[160];
+    int ok = space_ok(db, why, sizeof(why));
     if (!atomic_load(&db->blocked)) {
-        if (!ok) {
-            log_error("tsdb: %s: free space is below the floor; the store stops writing to disk "
-                      "and keeps new samples in memory (sitrep_tsdb_writes_blocked)",
-                      db->dir);
-            atomic_store(&db->blocked, 1);
-        }
+        if (!ok)
+            tsdb__stop_writing(db, why);
         return;
     }
     if (!ok)
         return;
     /* Space is back: resume the WAL, then persist what only memory holds. */
-    atomic_store(&db->wal_broken, 0);
     atomic_store(&db->blocked, 0);
     if (tsdb__checkpoint(db) < 0) {
-        atomic_store(&db->blocked, 1);
+        tsdb__stop_writing(db, "the checkpoint after space returned failed");
         return;
     }
     db->last_checkpoint_ns = util_mono_ns();
@@ -786,14 +796,19 @@ int tsdb_maintain(struct tsdb *db, int flags)
     check_space(db);
     int blocked = atomic_load(&db->blocked);
     if (!blocked && tsdb_sync(db) < 0 && !atomic_load(&db->blocked)) {
-        atomic_store(&db->blocked, 1);
+        char why[160];
+        snprintf(why, sizeof(why), "syncing the WAL failed: %s", strerror(errno));
+        tsdb__stop_writing(db, why);
         blocked = 1;
     }
     int cuts = blocked ? 0 : cut(db, flags);
     if (cuts < 0) {
         rc = -1;
-        if (errno == ENOSPC || errno == EDQUOT)
-            atomic_store(&db->blocked, 1);
+        if (errno == ENOSPC || errno == EDQUOT) {
+            char why[160];
+            snprintf(why, sizeof(why), "cutting a block failed: %s", strerror(errno));
+            tsdb__stop_writing(db, why);
+        }
     } else if (cuts > 0) {
         /* Series whose last samples went to disk now hold nothing here. */
         tsdb__gc(db, 0);

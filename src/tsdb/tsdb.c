@@ -202,13 +202,10 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
      * producers' records.
      */
     if (!blocked && tsdb__wal_flush(db->wal) < 0) {
-        int e = errno;
+        char why[160];
+        snprintf(why, sizeof(why), "writing the WAL failed: %s", strerror(errno));
         atomic_fetch_add(&db->wal_failures, 1);
-        if (!atomic_exchange(&db->wal_broken, 1))
-            log_error("tsdb: %s/wal: write failed: %s; keeping samples in memory until it "
-                      "works again",
-                      db->dir, strerror(e));
-        atomic_store(&db->blocked, 1);
+        tsdb__stop_writing(db, why);
         tsdb__wal_discard(db->wal);
         rc = -1;
     }
