@@ -207,8 +207,10 @@ static void tail_decode(const struct tsdb__head_series *s, int64_t *ts, double *
             delta += (u >> 1) ^ (0 - (u & 1));
         }
         t += delta; /* 0 at the first sample: its tag always has TAIL_SAME_STEP */
+        /* len from the tag itself, not the table: the next tag's address
+         * waits on it, and a load would add its latency per sample. */
+        unsigned len = tag & 15;
         uint32_t d = tail_dec[tag & 127];
-        unsigned len = d & 15;
         if (len) {
             uint64_t m = 0;
             if (p <= word_end) {
