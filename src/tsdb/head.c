@@ -39,12 +39,15 @@ struct tsdb__head_series {
     uint64_t last_v;            /* bits of the tail's last value */
     uint32_t nchunks, cap;
     uint16_t tail_len, tail_cap; /* bytes used and allocated */
+    uint16_t group;              /* where the tail's last group starts */
     uint8_t nraw;                /* samples in the tail (at most TSDB_BLOCK_MAX) */
     uint8_t stripe;
 };
 
 /*
- * The tail. Each sample is one tag byte, then a varint, then value bytes:
+ * The tail. Samples come in groups of TAIL_GROUP: the group's tag bytes
+ * (one a sample, TAIL_GROUP slots reserved when the group starts), then each
+ * sample's payload, a varint and value bytes:
  *
  *   tag bit 7      the step is the same as the previous one (the tail's
  *                  first sample sets it too: its time is s->t0)
@@ -56,14 +59,23 @@ struct tsdb__head_series {
  *                  a byte, low first
  *   [len bytes]    x >> 8 * (8 - lz - len), low byte first
  *
- * A constant at a steady step takes one byte, a counter 2-4. The stream is
- * in memory only (never written or read from outside), so its decoder
- * trusts it.
+ * Tags apart from the payload because decoding is a chain: where a sample's
+ * payload starts depends on the tags before it. With the group's tags in one
+ * word, that chain is an addition a sample and a load a group, where a tag
+ * in front of each payload made it a load a sample (the decode of a full
+ * tail, at every seal, took a fifth of the append path). A constant at a
+ * steady step takes one byte, a counter 2-4. The stream is in memory only
+ * (never written or read from outside), so its decoder trusts it.
  */
-#define TAIL_SAMPLE_MAX 19 /* tag, 10-byte varint, 8 value bytes */
-#define TAIL_SAME_STEP  0x80u
-_Static_assert(TSDB_BLOCK_MAX <= UINT8_MAX && TSDB_BLOCK_MAX * TAIL_SAMPLE_MAX <= UINT16_MAX,
+#define TAIL_GROUP       8
+#define TAIL_PAYLOAD_MAX 18                              /* 10-byte varint, 8 value bytes */
+#define TAIL_SAMPLE_MAX  (TAIL_GROUP + TAIL_PAYLOAD_MAX) /* at most, with a group's tags */
+#define TAIL_SAME_STEP   0x80u
+_Static_assert(TSDB_BLOCK_MAX <= UINT8_MAX &&
+                   TSDB_BLOCK_MAX * (1 + TAIL_PAYLOAD_MAX) + TAIL_GROUP <= UINT16_MAX,
                "the tail's counters are 8 and 16 bits");
+_Static_assert(TAIL_GROUP == 8 && TSDB_BLOCK_MAX % TAIL_GROUP == 0,
+               "a group's tags are one 64-bit word; a full tail is whole groups");
 
 static inline uint64_t dbits(double v)
 {
@@ -91,15 +103,15 @@ static void tail_reserve(struct tsdb__head_series *s, size_t need)
 }
 
 /*
- * Encode (ts, bits) at p, which has room for TAIL_SAMPLE_MAX bytes (the
- * value is stored as a whole word, at most 1 + 10 bytes in, so within
- * them); returns the bytes it takes. Updates the encoder state, not the
- * tail's length.
+ * Encode (ts, bits)'s payload at out, which has room for TAIL_PAYLOAD_MAX
+ * bytes (the value is stored as a whole word, at most 10 bytes in, so within
+ * them); returns the payload's bytes and its tag in *tag. Updates the
+ * encoder state, not the tail's length.
  */
 static inline size_t tail_encode(struct tsdb__head_series *s, int64_t ts, uint64_t bits,
-                                 uint8_t *out)
+                                 uint8_t *out, uint8_t *tagp)
 {
-    uint8_t *p = out + 1;
+    uint8_t *p = out;
     unsigned tag = TAIL_SAME_STEP;
     uint64_t x;
     if (!s->nraw) {
@@ -128,8 +140,7 @@ static inline size_t tail_encode(struct tsdb__head_series *s, int64_t ts, uint64
         p += 8 - lz - tz;
         tag |= lz << 4 | (8 - lz - tz);
     }
-    out[0] = (uint8_t)tag;
-    s->nraw++;
+    *tagp = (uint8_t)tag;
     s->last_ts = ts;
     s->last_v = bits;
     return (size_t)(p - out);
@@ -154,26 +165,45 @@ static inline void copy_small(uint8_t *to, const uint8_t *from, size_t n)
     }
 }
 
-/* Encode (ts, bits) at the end of the tail (ts after s->last_ts; not full). */
-static inline void tail_push(struct tsdb__head_series *s, int64_t ts, uint64_t bits)
+/*
+ * tail_push's way for the last bytes of a buffer sized to the last block:
+ * every block's last few samples come here. At most TAIL_PAYLOAD_MAX bytes:
+ * a few moves, not a memcpy call. Out of line: the hot loop keeps the rest.
+ */
+static __attribute__((noinline)) void tail_push_tight(struct tsdb__head_series *s, int64_t ts,
+                                                      uint64_t bits, unsigned slot, size_t head)
 {
-    enum { ROOM = TAIL_SAMPLE_MAX };
-    if ((size_t)(s->tail_cap - s->tail_len) >= ROOM) {
-        /* The usual case: the buffer keeps its size from one block to the next. */
-        s->tail_len = (uint16_t)(s->tail_len + tail_encode(s, ts, bits, s->tail + s->tail_len));
+    uint8_t buf[TAIL_PAYLOAD_MAX], tag;
+    size_t n = tail_encode(s, ts, bits, buf, &tag);
+    if (s->tail_len + head + n > s->tail_cap)
+        tail_reserve(s, s->tail_len + head + n);
+    if (head)
+        s->group = s->tail_len;
+    copy_small(s->tail + s->tail_len + head, buf, n);
+    s->tail[s->group + slot] = tag;
+    s->tail_len = (uint16_t)(s->tail_len + head + n);
+    s->nraw++;
+}
+
+/* Encode (ts, bits) at the end of the tail (ts after s->last_ts; not full). */
+static inline __attribute__((always_inline)) void tail_push(struct tsdb__head_series *s, int64_t ts,
+                                                            uint64_t bits)
+{
+    unsigned slot = s->nraw % TAIL_GROUP;
+    size_t head = slot ? 0 : TAIL_GROUP; /* a group starts: its tags first */
+    if (__builtin_expect((size_t)(s->tail_cap - s->tail_len) < head + TAIL_PAYLOAD_MAX, 0)) {
+        tail_push_tight(s, ts, bits, slot, head);
         return;
     }
-    /*
-     * The last bytes of a buffer sized to the last block: every block's last
-     * few samples come here. At most TAIL_SAMPLE_MAX bytes: a few moves,
-     * not a memcpy call.
-     */
-    uint8_t buf[ROOM];
-    size_t n = tail_encode(s, ts, bits, buf);
-    if (s->tail_len + n > s->tail_cap)
-        tail_reserve(s, s->tail_len + n);
-    copy_small(s->tail + s->tail_len, buf, n);
-    s->tail_len = (uint16_t)(s->tail_len + n);
+    /* The usual case: the buffer keeps its size from one block to the next. */
+    if (head)
+        s->group = s->tail_len;
+    uint8_t tag;
+    size_t at = s->tail_len + head;
+    size_t n = tail_encode(s, ts, bits, s->tail + at, &tag);
+    s->tail[s->group + slot] = tag;
+    s->tail_len = (uint16_t)(at + n);
+    s->nraw++;
 }
 
 /*
@@ -193,9 +223,15 @@ static void tail_decode(const struct tsdb__head_series *s, int64_t *ts, double *
 {
     const uint8_t *p = s->tail;
     const uint8_t *word_end = s->tail_cap >= 8 ? s->tail + s->tail_cap - 8 : p;
-    uint64_t t = (uint64_t)s->t0, delta = 0, bits = 0;
+    uint64_t t = (uint64_t)s->t0, delta = 0, bits = 0, tags = 0;
     for (uint32_t i = 0; i < s->nraw; i++) {
-        unsigned tag = *p++;
+        if (i % TAIL_GROUP == 0) {
+            memcpy(&tags, p, 8); /* reserved whole when the group started */
+            tags = le64toh(tags);
+            p += TAIL_GROUP;
+        }
+        unsigned tag = (unsigned)tags & 0xff;
+        tags >>= 8;
         if (!(tag & TAIL_SAME_STEP)) {
             uint64_t u = 0;
             for (unsigned sh = 0;; sh += 7) {
@@ -207,8 +243,6 @@ static void tail_decode(const struct tsdb__head_series *s, int64_t *ts, double *
             delta += (u >> 1) ^ (0 - (u & 1));
         }
         t += delta; /* 0 at the first sample: its tag always has TAIL_SAME_STEP */
-        /* len from the tag itself, not the table: the next tag's address
-         * waits on it, and a load would add its latency per sample. */
         unsigned len = tag & 15;
         uint32_t d = tail_dec[tag & 127];
         if (len) {
@@ -236,6 +270,7 @@ static void tail_reset(struct tsdb__head_series *s)
 {
     s->nraw = 0;
     s->tail_len = 0;
+    s->group = 0;
 }
 
 struct tsdb__head {
@@ -474,8 +509,8 @@ static int seal(struct tsdb__head *h, struct tsdb__head_series *s, int64_t t)
 }
 
 /* Append under the series' stripe lock: 0, 1 (out of order) or 2 (too old). */
-static int put(struct tsdb__head *h, struct tsdb__head_series *s, int64_t ts, double v,
-               int64_t min_valid)
+static inline __attribute__((always_inline)) int
+put(struct tsdb__head *h, struct tsdb__head_series *s, int64_t ts, double v, int64_t min_valid)
 {
     if (ts < min_valid)
         return 2;
@@ -527,6 +562,7 @@ static inline __attribute__((always_inline)) void fetch_ahead(struct tsdb__head_
     /* Integer arithmetic: a series without a tail yet has NULL there (a
      * prefetch of it is harmless, a test costs a branch per sample). */
     __builtin_prefetch((const void *)((uintptr_t)f->tail + f->tail_len), 1);
+    __builtin_prefetch((const void *)((uintptr_t)f->tail + f->group), 1); /* its tag's slot */
     /* A tail this sample fills is decoded whole (seal): fetch it all, and
      * the open chunk the block goes to. */
     if (f->nraw == TSDB_BLOCK_MAX - 1) {
