@@ -207,60 +207,57 @@ static inline __attribute__((always_inline)) void tail_push(struct tsdb__head_se
 }
 
 /*
- * What a tag says about its value bytes, looked up rather than worked out
- * per sample: len | (64 - 8 * len) << 8 | 8 * lz << 16 (len 0: no bytes).
+ * What a tag says about where its value bytes go, looked up rather than
+ * worked out per sample: (64 - 8 * len) | 8 * (8 - lz - len) << 8, the
+ * shifts that take the len bytes from the top of a word to their place
+ * (len 0: no bytes; lz + len > 8 never occurs).
  */
 #define TAIL_D(t)                                                                                  \
-    ((uint32_t)((t)&15) | (uint32_t)((64 - 8 * ((t)&15)) & 63) << 8 |                              \
-     (uint32_t)(8 * (((t) >> 4) & 7)) << 16)
+    ((uint16_t)((64 - 8 * ((t)&15)) & 63) |                                                        \
+     (uint16_t)((8 * (8 - (((t) >> 4) & 7) - ((t)&15))) & 63) << 8)
 #define TAIL_D4(t)  TAIL_D(t), TAIL_D((t) + 1), TAIL_D((t) + 2), TAIL_D((t) + 3)
 #define TAIL_D16(t) TAIL_D4(t), TAIL_D4((t) + 4), TAIL_D4((t) + 8), TAIL_D4((t) + 12)
 #define TAIL_D64(t) TAIL_D16(t), TAIL_D16((t) + 16), TAIL_D16((t) + 32), TAIL_D16((t) + 48)
-static const uint32_t tail_dec[128] = {TAIL_D64(0), TAIL_D64(64)};
+static const uint16_t tail_dec[128] = {TAIL_D64(0), TAIL_D64(64)};
 
 /* Decode the tail into ts[0..s->nraw) and v[0..s->nraw) (TSDB_BLOCK_MAX each). */
 static void tail_decode(const struct tsdb__head_series *s, int64_t *ts, double *v)
 {
     const uint8_t *p = s->tail;
-    const uint8_t *word_end = s->tail_cap >= 8 ? s->tail + s->tail_cap - 8 : p;
-    uint64_t t = (uint64_t)s->t0, delta = 0, bits = 0, tags = 0;
-    for (uint32_t i = 0; i < s->nraw; i++) {
-        if (i % TAIL_GROUP == 0) {
-            memcpy(&tags, p, 8); /* reserved whole when the group started */
-            tags = le64toh(tags);
-            p += TAIL_GROUP;
-        }
-        unsigned tag = (unsigned)tags & 0xff;
-        tags >>= 8;
-        if (!(tag & TAIL_SAME_STEP)) {
-            uint64_t u = 0;
-            for (unsigned sh = 0;; sh += 7) {
-                uint8_t b = *p++;
-                u |= (uint64_t)(b & 0x7f) << sh;
-                if (!(b & 0x80))
-                    break;
+    uint64_t t = (uint64_t)s->t0, delta = 0, bits = 0;
+    for (uint32_t g = 0; g < s->nraw; g += TAIL_GROUP) {
+        uint64_t tags;
+        memcpy(&tags, p, 8); /* reserved whole when the group started */
+        tags = le64toh(tags);
+        p += TAIL_GROUP;
+        uint32_t end = s->nraw - g < TAIL_GROUP ? s->nraw : g + TAIL_GROUP;
+        for (uint32_t i = g; i < end; i++, tags >>= 8) {
+            unsigned tag = (unsigned)tags & 0xff;
+            if (!(tag & TAIL_SAME_STEP)) {
+                uint64_t u = 0;
+                for (unsigned sh = 0;; sh += 7) {
+                    uint8_t b = *p++;
+                    u |= (uint64_t)(b & 0x7f) << sh;
+                    if (!(b & 0x80))
+                        break;
+                }
+                delta += (u >> 1) ^ (0 - (u & 1));
             }
-            delta += (u >> 1) ^ (0 - (u & 1));
-        }
-        t += delta; /* 0 at the first sample: its tag always has TAIL_SAME_STEP */
-        unsigned len = tag & 15;
-        uint32_t d = tail_dec[tag & 127];
-        if (len) {
-            uint64_t m = 0;
-            if (p <= word_end) {
-                memcpy(&m, p, 8); /* within the buffer: one load */
+            t += delta; /* 0 at the first sample: its tag always has TAIL_SAME_STEP */
+            unsigned len = tag & 15;
+            unsigned d = tail_dec[tag & 127];
+            if (len) {
+                /* The word that ends with the value's bytes: within the
+                 * buffer, as the group's tags are before them. */
+                uint64_t m;
+                memcpy(&m, p + len - 8, 8);
                 m = le64toh(m);
-            } else {
-                for (unsigned k = 0; k < len; k++)
-                    m |= (uint64_t)p[k] << (8 * k);
+                p += len;
+                bits ^= (m >> (d & 63)) << (d >> 8);
             }
-            p += len;
-            /* The len low bytes to the top (dropping the rest), then down to
-             * where lz leading zero bytes put them: two shifts, no mask. */
-            bits ^= (m << ((d >> 8) & 63)) >> (d >> 16);
+            ts[i] = (int64_t)t;
+            v[i] = bitsd(bits);
         }
-        ts[i] = (int64_t)t;
-        v[i] = bitsd(bits);
     }
     assert(!s->nraw || p == s->tail + s->tail_len);
 }
