@@ -120,6 +120,9 @@ struct tsdb {
     size_t rec_cap;
     /* Each producer's last batch and its series ids (shape.c), under append. */
     struct tsdb__shape *shapes[TSDB__SHAPES];
+    /* Samples a PACKED record holds at most: the record cap's worth (a
+     * bigger batch takes several); tests set it lower. */
+    size_t packed_slice;
 
     pthread_mutex_t blocks_mu;
     struct tsdb__bref **blocks[TSDB__TIERS]; /* sorted by mint */

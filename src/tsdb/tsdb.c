@@ -44,6 +44,7 @@ int tsdb_open(struct tsdb **out, const struct tsdb_opts *opts, char *err, size_t
         return -1;
     }
     struct tsdb *db = xcalloc(1, sizeof(*db));
+    db->packed_slice = (TSDB_WAL_MAX_RECORD - 12 - TSDB__PACKED_SLACK) / TSDB__PACKED_MAX;
     db->dir = xstrdup(opts->dir);
     db->o = *opts;
     db->o.dir = db->dir;
@@ -167,33 +168,35 @@ int tsdb_append_batch(struct tsdb *db, const char *src, const struct metric_buf 
     const uint32_t *ids;
     size_t m = tsdb__shape_order(sh, &refs, &order, &ids);
     /*
-     * One PACKED record for the batch, i64 ts | u32 n | n packed samples
-     * (packed.h), written straight into the log's buffer by the head as it
-     * appends each sample. Disk full: memory only; a checkpoint persists it
-     * once space returns.
+     * A PACKED record, i64 ts | u32 n | n packed samples (packed.h), written
+     * straight into the log's buffer by the head as it appends each sample:
+     * one for the batch, or one per packed_slice samples of a batch too big
+     * for a record. Disk full: memory only; a checkpoint persists it once
+     * space returns.
      */
     int blocked = atomic_load(&db->blocked), rc = blocked ? -1 : 0;
-    uint8_t *rec = blocked || !m
-                       ? NULL
-                       : tsdb__wal_reserve(db->wal, 12 + TSDB__PACKED_MAX * m + TSDB__PACKED_SLACK);
-    if (!rec && !blocked && m)
-        log_error("tsdb: a batch of %zu samples is over the log's record cap; not logged", m);
-    struct tsdb__head_log lg = {rec ? rec + 12 : NULL, {0, 0}, ids};
-    size_t count = 0;
     struct tsdb__head_refused refused = {0, 0};
-    if (m)
-        count = tsdb__head_append_run(db->head, refs, order, m, b->ts_ms, &b->samples[0].value,
-                                      sizeof(b->samples[0]), &refused, &lg);
+    for (size_t off = 0; off < m;) {
+        size_t k = m - off < db->packed_slice ? m - off : db->packed_slice;
+        uint8_t *rec =
+            blocked ? NULL
+                    : tsdb__wal_reserve(db->wal, 12 + TSDB__PACKED_MAX * k + TSDB__PACKED_SLACK);
+        struct tsdb__head_log lg = {rec ? rec + 12 : NULL, {0, 0}, ids + off};
+        size_t got =
+            tsdb__head_append_run(db->head, refs + off, order + off, k, b->ts_ms,
+                                  &b->samples[0].value, sizeof(b->samples[0]), &refused, &lg);
+        if (rec && got) {
+            tsdb__put64(rec, (uint64_t)b->ts_ms);
+            tsdb__put32(rec + 8, (uint32_t)got);
+            tsdb__wal_commit(db->wal, TSDB__REC_PACKED, (size_t)(lg.p - rec));
+        } else if (rec) {
+            tsdb__wal_cancel(db->wal);
+        }
+        mine.accepted += got;
+        off += k;
+    }
     mine.out_of_order = refused.out_of_order;
     mine.too_old = refused.too_old;
-    mine.accepted = count;
-    if (rec && count) {
-        tsdb__put64(rec, (uint64_t)b->ts_ms);
-        tsdb__put32(rec + 8, (uint32_t)count);
-        tsdb__wal_commit(db->wal, TSDB__REC_PACKED, (size_t)(lg.p - rec));
-    } else if (rec) {
-        tsdb__wal_cancel(db->wal);
-    }
     pthread_mutex_unlock(&db->append);
 
     /*
