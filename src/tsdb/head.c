@@ -43,6 +43,7 @@ struct tsdb__head_series {
     uint8_t nraw;                /* samples in the tail (at most TSDB_BLOCK_MAX) */
     uint8_t stripe;
 };
+_Static_assert(sizeof(struct tsdb__head_series) == 64, "a series is one cache line");
 
 /*
  * The tail. Samples come in groups of TAIL_GROUP: the group's tag bytes
